@@ -1,0 +1,124 @@
+"""Turn a SeriesGroup into a Volume: decode every slice to HU and fix irregular geometry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from workstation.config import LIMITS
+from workstation.dicom.decode import stored_values, to_hu
+from workstation.dicom.geometry import StackGeometry, stack_geometry, without_slices
+from workstation.dicom.series import ScanResult, SeriesGroup, scan_job
+from workstation.errors import DicomError, NoSeriesError, SizeLimitError
+from workstation.imaging.resample import choose_slice_spacing, resample_stack
+from workstation.imaging.volume import SeriesMetadata, Volume
+from workstation.jobs import CancelToken, Job, Progress, run_job
+
+_INT16 = np.iinfo(np.int16)
+
+
+def load_series_job(group: SeriesGroup, cancel: CancelToken | None = None) -> Job[Volume]:
+    """Decode the series into a Volume in HU; yields Progress per slice."""
+    cancel = cancel or CancelToken()
+    geometry = stack_geometry(group.slices)
+    first = geometry.slices[0]
+    n, rows, columns = len(geometry.slices), first.rows, first.columns
+    if n * rows * columns > LIMITS.max_volume_voxels:
+        raise SizeLimitError(f"Series of {n}x{rows}x{columns} voxels is larger than this workstation loads")
+
+    integer_rescale = all(float(s.rescale_slope).is_integer() and float(s.rescale_intercept).is_integer()
+                          for s in geometry.slices)
+    stack = np.empty((n, rows, columns), dtype=np.int16 if integer_rescale else np.float32)
+    failures: dict[int, str] = {}
+    for k, header in enumerate(geometry.slices):
+        cancel.check()
+        try:
+            stored = stored_values(header)
+        except DicomError as exc:
+            failures[k] = str(exc)
+            continue
+        if stack.dtype == np.int16 and not _fits_int16(stored, header.rescale_slope, header.rescale_intercept):
+            stack = stack.astype(np.float32)
+        to_hu(stored, header, stack[k])
+        yield Progress(k + 1, n, f"Loading slices ({k + 1}/{n})")
+
+    warnings = list(geometry.warnings)
+    if failures:
+        if len(failures) == n:
+            raise next(iter(_errors_of(group, failures)))
+        for k, reason in sorted(failures.items()):
+            warnings.append(f"Slice {k + 1} of {n} could not be read and was left out: {reason}")
+        keep = [k for k in range(n) if k not in failures]
+        stack = stack[keep]
+        geometry = without_slices(geometry, set(failures))
+    volume = _volume_from_stack(stack, geometry, group, warnings, cancel)
+    yield Progress(n, n, "Loaded")
+    return volume
+
+
+def _errors_of(group: SeriesGroup, failures: dict[int, str]) -> list[DicomError]:
+    return [DicomError(f"No slice of series '{group.description}' could be read; first problem: {reason}")
+            for reason in failures.values()]
+
+
+def _fits_int16(stored: np.ndarray, slope: float, intercept: float) -> bool:
+    low, high = int(stored.min()), int(stored.max())
+    ends = (low * slope + intercept, high * slope + intercept)
+    return _INT16.min <= min(ends) and max(ends) <= _INT16.max
+
+
+def _volume_from_stack(stack: np.ndarray, geometry: StackGeometry, group: SeriesGroup, warnings: list[str],
+                       cancel: CancelToken) -> Volume:
+    row_spacing, column_spacing = geometry.pixel_spacing
+    origin = np.array(geometry.slices[0].position, dtype=float)
+    metadata = SeriesMetadata.from_dict(
+        {**group.metadata, "series_uid": group.key, "study_uid": group.study_key, "uids_derived": group.uids_derived})
+    common = dict(frame_of_reference_uid=str(group.metadata.get("frame_of_reference_uid") or ""), metadata=metadata)
+    if len(geometry.slices) == 1:
+        thickness = metadata.slice_thickness or 1.0
+        warnings.append("Single slice: the slice axis uses the slice thickness as its spacing")
+        return Volume.from_geometry(stack, origin, geometry.row_direction, geometry.column_direction,
+                                    geometry.normal * thickness, (column_spacing, row_spacing),
+                                    warnings=tuple(warnings), **common)
+    if geometry.is_regular_grid and len(warnings) == len(geometry.warnings):
+        return Volume.from_geometry(stack, origin, geometry.row_direction, geometry.column_direction,
+                                    geometry.normal * geometry.nominal_spacing_mm, (column_spacing, row_spacing),
+                                    warnings=tuple(warnings), **common)
+
+    gaps = geometry.gaps_mm
+    if geometry.is_tilted:
+        warnings.append(f"Gantry tilt of {geometry.tilt_degrees:.1f} degrees: slices were shifted onto a regular "
+                        "grid so positions and distances are correct")
+    if not geometry.is_uniform:
+        warnings.append(f"Slice spacing varies from {gaps.min():.2f} to {gaps.max():.2f} mm")
+    for index, missing in geometry.missing_slice_gaps():
+        start, end = geometry.along_normal_mm[index], geometry.along_normal_mm[index + 1]
+        warnings.append(f"{missing} slice(s) missing between {start:.1f} and {end:.1f} mm along the slice axis")
+    spacing = choose_slice_spacing(geometry.along_normal_mm)
+    offsets_index = geometry.in_plane_offset_mm / np.array([column_spacing, row_spacing])
+    grid = resample_stack(stack, geometry.along_normal_mm, offsets_index, spacing, cancel.check)
+    if grid.interpolated_slices:
+        warnings.append(f"Resampled to a regular {spacing:.2f} mm slice grid; {len(grid.interpolated_slices)} "
+                        "slice(s) are interpolated, not measured")
+    shift_columns, shift_rows = grid.origin_shift_index
+    origin = (origin + shift_columns * column_spacing * geometry.row_direction
+              + shift_rows * row_spacing * geometry.column_direction)
+    return Volume.from_geometry(grid.voxels, origin, geometry.row_direction, geometry.column_direction,
+                                geometry.normal * spacing, (column_spacing, row_spacing), warnings=tuple(warnings),
+                                interpolated_slices=grid.interpolated_slices, **common)
+
+
+def scan(paths: list[Path] | tuple[Path, ...]) -> ScanResult:
+    """Synchronous scan of paths into studies and series."""
+    return run_job(scan_job(list(paths)))
+
+
+def load_volume(path: Path, series_index: int = 0) -> Volume:
+    """Load one CT series found at `path` (the largest if there are several)."""
+    result = scan([Path(path)])
+    series = sorted(result.series, key=lambda s: -len(s.slices))
+    if not series:
+        reason = f"; e.g. {result.skipped[0][1]}" if result.skipped else ""
+        raise NoSeriesError(f"No CT series found ({len(result.skipped)} file(s) skipped{reason})", path=str(path))
+    return run_job(load_series_job(series[series_index]))

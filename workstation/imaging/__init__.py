@@ -1,0 +1,1 @@
+"""Volumes, windowing and synthetic phantoms: pure numpy, no DICOM parsing, no Qt."""

@@ -1,0 +1,47 @@
+"""Headless pictures of a Volume: axial, coronal and sagittal planes through a point, as PNG.
+
+Used by the CLI's demo pipeline and by humans checking geometry; no GL or display needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from workstation.imaging.volume import Volume
+from workstation.imaging.windowing import apply_window
+
+
+def orthogonal_planes(volume: Volume, centre_ijk: tuple[int, int, int] | None = None) -> dict[str, np.ndarray]:
+    """Axial, coronal and sagittal HU planes through a voxel (default: the centre), in index order."""
+    k_count, j_count, i_count = volume.shape
+    i, j, k = centre_ijk or (i_count // 2, j_count // 2, k_count // 2)
+    voxels = volume.voxels
+    return {"axial": voxels[k], "coronal": voxels[:, j, :][::-1], "sagittal": voxels[:, :, i][::-1]}
+
+
+def save_overview_png(volume: Volume, path: Path, window: tuple[float, float] = (-600.0, 1500.0),
+                      centre_ijk: tuple[int, int, int] | None = None) -> Path:
+    """Three planes side by side, each scaled to square millimetres so anatomy is not squashed."""
+    sx, sy, sz = volume.spacing_mm
+    planes = orthogonal_planes(volume, centre_ijk)
+    pixel_mm = min(sx, sy)
+    sizes = {"axial": (sx, sy), "coronal": (sx, sz), "sagittal": (sy, sz)}
+    images = []
+    for name, plane in planes.items():
+        width_mm, height_mm = plane.shape[1] * sizes[name][0], plane.shape[0] * sizes[name][1]
+        image = Image.fromarray(apply_window(plane, *window))
+        images.append(image.resize((max(1, round(width_mm / pixel_mm)), max(1, round(height_mm / pixel_mm))),
+                                   Image.BILINEAR))
+    height = max(image.height for image in images)
+    canvas = Image.new("L", (sum(image.width for image in images) + 8 * (len(images) - 1), height))
+    x = 0
+    for image in images:
+        canvas.paste(image, (x, 0))
+        x += image.width + 8
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
