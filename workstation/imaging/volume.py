@@ -148,3 +148,20 @@ class Volume:
     @property
     def nbytes(self) -> int:
         return int(self.voxels.nbytes)
+
+    def summary(self) -> dict[str, Any]:
+        """What `workstation info` prints for a series."""
+        low, high = self.hu_range()
+        meta = self.metadata
+        return {
+            "shape": list(self.shape), "shape_order": "slices, rows, columns",
+            "spacing_mm": [round(v, 6) for v in self.spacing_mm], "spacing_order": "column, row, slice",
+            "affine": self.affine.round(6).tolist(), "orientation": self.orientation_code(),
+            "hu_range": [low, high], "dtype": str(self.voxels.dtype),
+            "identifiers": {"patient_id": meta.patient_id, "patient_name": meta.patient_name,
+                            "study_uid": meta.study_uid, "series_uid": meta.series_uid,
+                            "frame_of_reference_uid": self.frame_of_reference_uid,
+                            "uids_derived": meta.uids_derived},
+            "metadata": meta.to_dict(), "interpolated_slices": list(self.interpolated_slices),
+            "warnings": list(self.warnings),
+        }

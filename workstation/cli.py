@@ -1,0 +1,251 @@
+"""The `workstation` command. Errors reach the user as one sentence; tracebacks go to the log."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from workstation import __version__
+from workstation.config import data_home
+from workstation.errors import WorkstationError
+from workstation.jobs import Job, Progress, run_job
+
+log = logging.getLogger("workstation")
+DEMO_SEED = 7
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    log_file = _setup_logging()
+    command: Callable[[argparse.Namespace], int] = getattr(args, "run", cmd_default)
+    try:
+        return command(args)
+    except WorkstationError as exc:
+        log.error("command failed: %s", exc, exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except Exception:  # the last line of defence: the user gets a sentence, the log gets the traceback
+        log.exception("unexpected error")
+        print(f"error: an unexpected internal error happened; details are in {log_file}", file=sys.stderr)
+        return 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workstation", description="Offline CT review station with local AI.")
+    parser.add_argument("--version", action="version", version=f"workstation {__version__}")
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="generate (once), import and load the bundled demo case headlessly")
+    demo.add_argument("--out", type=Path, help="folder for the outputs (default: DATA/demo-output)")
+    demo.set_defaults(run=cmd_demo)
+
+    imp = commands.add_parser("import", help="copy studies into the local library")
+    imp.add_argument("paths", nargs="+", type=Path)
+    imp.set_defaults(run=cmd_import)
+
+    lst = commands.add_parser("list", help="list the studies in the local library")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(run=cmd_list)
+
+    info = commands.add_parser("info", help="describe the CT series in a path or a library study")
+    info.add_argument("target", help="a file, folder, .zip or DICOMDIR, or a study from 'workstation list'")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(run=cmd_info)
+
+    case = commands.add_parser("demo-case", help="write a synthetic chest CT phantom series and its ground truth")
+    case.add_argument("out", type=Path)
+    case.add_argument("--seed", type=int, default=DEMO_SEED)
+    case.add_argument("--matrix", type=int, default=512, help="rows and columns (default 512)")
+    case.add_argument("--slice-thickness", type=float, help="mm (default: drawn from the seed, 1-2.5)")
+    case.add_argument("--syntax", choices=["explicit", "rle", "jpegls", "j2k"], default="explicit")
+    case.set_defaults(run=cmd_demo_case)
+    return parser
+
+
+def _setup_logging() -> Path:
+    folder = data_home() / "logs"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(folder / "workstation.log", encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    return folder / "workstation.log"
+
+
+def _run_with_progress(job: Job) -> object:
+    interactive = sys.stderr.isatty()
+
+    def show(progress: Progress) -> None:
+        if interactive:
+            print(f"\r{progress.fraction:5.0%} {progress.message[:70]:<70}", end="", file=sys.stderr, flush=True)
+
+    try:
+        return run_job(job, show)
+    finally:
+        if interactive:
+            print(file=sys.stderr)
+
+
+def cmd_default(args: argparse.Namespace) -> int:
+    # The desktop viewer (issue #3) will take this over when a display is present.
+    return cmd_demo(argparse.Namespace(out=None))
+
+
+def ensure_demo_case(home: Path) -> Path:
+    """The demo phantom's DICOM folder, generated from a fixed seed on first use."""
+    from workstation.imaging.phantom import write_demo_case
+
+    folder = home / "demo-case"
+    series = folder / "dicom"
+    if not (folder / "truth.json").is_file():
+        print(f"Generating the demo case (seed {DEMO_SEED}) in {folder} ...", file=sys.stderr)
+        write_demo_case(folder, seed=DEMO_SEED)
+    return series
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from workstation.imaging.snapshot import save_overview_png
+    from workstation.library import StudyLibrary
+
+    home = data_home()
+    series_folder = ensure_demo_case(home)
+    library = StudyLibrary(home)
+    report = _run_with_progress(library.import_job([series_folder]))
+    study = library.find_study(report.studies[0])
+    volume = _load_library_series(library, library.series(study["key"])[0])
+    out = args.out or home / "demo-output"
+    out.mkdir(parents=True, exist_ok=True)
+    truth = json.loads((series_folder.parent / "truth.json").read_text())
+    nodule = truth["nodules"][0]
+    centre = tuple(int(round(v)) for v in volume.patient_to_voxel(nodule["centre_mm"]))
+    picture = save_overview_png(volume, out / "overview.png", centre_ijk=centre)  # type: ignore[arg-type]
+    (out / "info.json").write_text(json.dumps(volume.summary(), indent=1))
+    print(f"Demo study '{study['patient_name']}' is in the library ({data_home()}).")
+    print(f"Volume {volume.shape} voxels, spacing {tuple(round(v, 3) for v in volume.spacing_mm)} mm; "
+          f"{len(truth['nodules'])} ground-truth nodules.")
+    print(f"Outputs: {picture} (axial/coronal/sagittal through nodule 1) and {out / 'info.json'}")
+    return 0
+
+
+def cmd_demo_case(args: argparse.Namespace) -> int:
+    from workstation.imaging.phantom import write_demo_case
+
+    series, truth = write_demo_case(args.out, seed=args.seed, matrix=args.matrix, syntax=args.syntax,
+                                    slice_thickness_mm=args.slice_thickness)
+    count = len(json.loads(truth.read_text())["nodules"])
+    print(f"Wrote the phantom series to {series} and its ground truth ({count} nodules) to {truth}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from workstation.library import StudyLibrary
+
+    library = StudyLibrary(data_home())
+    report = _run_with_progress(library.import_job(args.paths))
+    print(f"Imported {len(report.studies)} study(ies), {len(report.series)} series: "
+          f"{report.files_copied} file(s) copied, {report.files_already_present} already in the library.")
+    for label, reason in report.skipped[:10]:
+        print(f"  skipped {reason}")
+    if len(report.skipped) > 10:
+        print(f"  ... and {len(report.skipped) - 10} more skipped files")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from workstation.library import StudyLibrary
+
+    library = StudyLibrary(data_home())
+    studies = library.studies()
+    if args.json:
+        for study in studies:
+            study["series"] = library.series(study["key"])
+        print(json.dumps(studies, indent=1))
+        return 0
+    if not studies:
+        print("The library is empty; add studies with 'workstation import PATH'.")
+    for number, study in enumerate(studies, 1):
+        print(f"{number:3d}  {study['key'][:24]:<24}  {study['patient_name'] or '-':<24} {study['study_date'] or '-':<9}"
+              f" {study['study_description'] or '-'}  ({study['series_count']} series)")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from workstation.dicom.load import load_series_job, scan
+    from workstation.library import StudyLibrary
+
+    target = Path(args.target)
+    summaries: list[dict] = []
+    skipped: list[tuple[str, str]] = []
+    if target.exists():
+        result = scan([target])
+        skipped = result.skipped
+        for series in result.series:
+            summaries.append(_summary_or_error(lambda s=series: _run_with_progress(load_series_job(s))))
+        if not summaries:
+            reason = f": {skipped[0][1]}" if skipped else ""
+            raise WorkstationError(f"No CT series found in {target} ({len(skipped)} file(s) skipped{reason})")
+    else:
+        library = StudyLibrary(data_home())
+        study = library.find_study(args.target)
+        for row in library.series(study["key"]):
+            summaries.append(_summary_or_error(lambda r=row: _load_library_series(library, r)))
+    if args.json:
+        print(json.dumps({"series": summaries, "skipped": [{"file": f, "reason": r} for f, r in skipped]}, indent=1))
+    else:
+        for summary in summaries:
+            _print_summary(summary)
+        if skipped:
+            print(f"{len(skipped)} file(s) skipped, e.g. {skipped[0][1]}")
+    return 0
+
+
+def _summary_or_error(load: Callable[[], object]) -> dict:
+    try:
+        return load().summary()  # type: ignore[attr-defined]
+    except WorkstationError as exc:
+        return {"error": str(exc)}
+
+
+def _load_library_series(library: object, row: dict):
+    from workstation.dicom.load import load_series_job, scan
+
+    result = scan([library.series_folder(row)])  # type: ignore[attr-defined]
+    if not result.series:
+        raise WorkstationError(f"Series '{row['series_description']}' has no readable files left in the library")
+    largest = max(result.series, key=lambda s: len(s.slices))
+    return _run_with_progress(load_series_job(largest))
+
+
+def _print_summary(summary: dict) -> None:
+    if "error" in summary:
+        print(f"series could not be loaded: {summary['error']}\n")
+        return
+    ids, meta = summary["identifiers"], summary["metadata"]
+    print(f"Series {meta['series_number'] or '?'} '{meta['series_description']}'  UID {ids['series_uid']}"
+          f"{' (derived: file UIDs empty)' if ids['uids_derived'] else ''}")
+    print(f"  patient      {ids['patient_name'] or '-'} ({ids['patient_id'] or '-'}), study {ids['study_uid']}")
+    print(f"  shape        {summary['shape']} (slices, rows, columns)")
+    print(f"  spacing_mm   {summary['spacing_mm']} (column, row, slice)")
+    print(f"  orientation  {summary['orientation']}")
+    print(f"  hu_range     {summary['hu_range']}")
+    print("  affine       " + "\n               ".join(str([round(v, 3) for v in row]) for row in summary["affine"]))
+    print(f"  scanner      {meta['manufacturer'] or '-'} {meta['model']}, kernel {meta['kernel'] or '-'}, "
+          f"{meta['slice_thickness'] or '-'} mm, {meta['kvp'] or '-'} kVp")
+    for warning in summary["warnings"]:
+        print(f"  warning      {warning}")
+    print()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
