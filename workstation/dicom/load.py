@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -121,4 +122,6 @@ def load_volume(path: Path, series_index: int = 0) -> Volume:
     if not series:
         reason = f"; e.g. {result.skipped[0][1]}" if result.skipped else ""
         raise NoSeriesError(f"No CT series found ({len(result.skipped)} file(s) skipped{reason})", path=str(path))
-    return run_job(load_series_job(series[series_index]))
+    volume = run_job(load_series_job(series[series_index]))
+    damaged = [f"File skipped: {reason}" for _label, reason in result.skipped if "Not a DICOM file" not in reason]
+    return replace(volume, warnings=(*volume.warnings, *damaged)) if damaged else volume

@@ -1,0 +1,45 @@
+"""Shared fixtures: real scanner data, an isolated data folder, small phantom series."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REAL_CT = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-ct"
+if not REAL_CT.is_dir():  # CI clones the repository next to shared/ as well; allow an override
+    REAL_CT = Path(os.environ.get("WORKSTATION_REAL_CT", "/work/shared/data/real-ct"))
+
+
+@pytest.fixture(scope="session")
+def real_ct() -> Path:
+    if not REAL_CT.is_dir():
+        pytest.skip("shared real CT data not available")
+    return REAL_CT
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "home"
+    monkeypatch.setenv("WORKSTATION_HOME", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def small_phantom_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 128x128 phantom series (GE-like storage, padding values) with truth.json."""
+    from workstation.imaging.phantom import write_demo_case
+
+    out = tmp_path_factory.mktemp("phantom")
+    write_demo_case(out, seed=11, matrix=128, slice_thickness_mm=2.5)
+    return out
+
+
+@pytest.fixture
+def phantom_copy(small_phantom_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the small phantom's DICOM folder that a test may damage."""
+    target = tmp_path / "series"
+    shutil.copytree(small_phantom_dir / "dicom", target)
+    return target
