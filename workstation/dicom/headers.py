@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from workstation.config import LIMITS
 from workstation.dicom.sources import DicomSource
@@ -32,7 +32,7 @@ NATIVE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 PARSE_ERRORS: tuple[type[BaseException], ...] = (
     ValueError, TypeError, KeyError, IndexError, AttributeError, struct.error, EOFError,
     NotImplementedError, OverflowError, RecursionError, UnicodeError, zlib.error, AssertionError,
-    RuntimeError, OSError,
+    RuntimeError, OSError, BytesLengthException,
 )
 
 # Study/series-level attributes kept as metadata (keyword -> metadata name).
