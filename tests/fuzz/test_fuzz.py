@@ -66,8 +66,13 @@ def test_size_bombs_are_refused_before_allocating(tmp_path: Path) -> None:
     ds.Rows, ds.Columns, ds.NumberOfFrames = 65535, 65535, "100000"
     path = tmp_path / "bomb.dcm"
     ds.save_as(path)
-    with pytest.raises(SizeLimitError):
+    with pytest.raises(WorkstationError, match="65535x65535 is beyond the 4096 limit"):
         load_volume(path)
+    from workstation.dicom.headers import read_headers
+    from workstation.dicom.sources import DicomSource
+
+    with pytest.raises(SizeLimitError):
+        read_headers(DicomSource(path))
 
 
 def test_every_mutator_is_exercised() -> None:

@@ -80,8 +80,15 @@ class SliceHeader:
         return self.rows * self.columns * (self.bits_allocated // 8)
 
 
-def read_headers(source: DicomSource) -> list[SliceHeader]:
-    """Parse a file's header into one SliceHeader per frame, or raise a named DicomError."""
+MetadataCache = dict[tuple[str, str], dict[str, Any]]
+
+
+def read_headers(source: DicomSource, metadata_cache: MetadataCache | None = None) -> list[SliceHeader]:
+    """Parse a file's header into one SliceHeader per frame, or raise a named DicomError.
+
+    Files of one series share their study/series metadata; with a cache it is converted once
+    per series instead of once per file (the bulk of header-reading time).
+    """
     size = source.size()
     if size > LIMITS.max_file_bytes:
         raise SizeLimitError(f"File is {size} bytes, over the {LIMITS.max_file_bytes}-byte limit", path=source.label)
@@ -96,7 +103,7 @@ def read_headers(source: DicomSource) -> list[SliceHeader]:
     except PARSE_ERRORS as exc:
         raise CorruptDicomError(f"DICOM header is damaged: {_short(exc)}", path=source.label) from exc
     try:
-        return _slices_from_dataset(ds, source, pixel_offset, size)
+        return _slices_from_dataset(ds, source, pixel_offset, size, metadata_cache)
     except (UnsupportedDicomError, SizeLimitError, CorruptDicomError):
         raise
     except PARSE_ERRORS as exc:
@@ -108,7 +115,8 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
-def _slices_from_dataset(ds: Dataset, source: DicomSource, pixel_offset: int, file_size: int) -> list[SliceHeader]:
+def _slices_from_dataset(ds: Dataset, source: DicomSource, pixel_offset: int, file_size: int,
+                         metadata_cache: MetadataCache | None) -> list[SliceHeader]:
     meta = getattr(ds, "file_meta", Dataset())
     sop_class = str(ds.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", "") or "").strip()
     modality = str(ds.get("Modality", "") or "").strip().upper()
@@ -133,9 +141,7 @@ def _slices_from_dataset(ds: Dataset, source: DicomSource, pixel_offset: int, fi
             raise CorruptDicomError(
                 f"Pixel data is truncated ({file_size - pixel_offset} of {needed} bytes present)", path=source.label)
 
-    metadata = {name: _text(ds.get(keyword)) for keyword, name in _META_KEYWORDS.items()}
-    metadata["sop_class_uid"] = sop_class or CT_IMAGE
-    metadata["transfer_syntax"] = transfer_syntax
+    metadata = _series_metadata(ds, sop_class or CT_IMAGE, transfer_syntax, metadata_cache)
     common = dict(
         source=source, sop_class_uid=sop_class or CT_IMAGE, sop_instance_uid=sop_uid,
         transfer_syntax=transfer_syntax, rows=rows, columns=columns, bits_allocated=bits,
@@ -157,6 +163,19 @@ def _slices_from_dataset(ds: Dataset, source: DicomSource, pixel_offset: int, fi
         rescale_slope=_float(ds.get("RescaleSlope"), 1.0), rescale_intercept=_float(ds.get("RescaleIntercept"), 0.0),
         **common,
     )]
+
+
+def _series_metadata(ds: Dataset, sop_class: str, transfer_syntax: str,
+                     cache: MetadataCache | None) -> dict[str, Any]:
+    key = (str(ds.get("StudyInstanceUID", "") or ""), str(ds.get("SeriesInstanceUID", "") or ""))
+    if cache is not None and all(key) and key in cache:
+        return cache[key]
+    metadata = {name: _text(ds.get(keyword)) for keyword, name in _META_KEYWORDS.items()}
+    metadata["sop_class_uid"] = sop_class
+    metadata["transfer_syntax"] = transfer_syntax
+    if cache is not None and all(key):
+        cache[key] = metadata
+    return metadata
 
 
 def _multiframe_slices(ds: Dataset, source: DicomSource, frames: int, common: dict) -> list[SliceHeader]:

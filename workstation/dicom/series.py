@@ -65,10 +65,11 @@ def scan_job(paths: list[Path], cancel: CancelToken | None = None) -> Job[ScanRe
     sources = find_sources(paths)
     headers: list[SliceHeader] = []
     skipped: list[tuple[str, str]] = []
+    metadata_cache: dict = {}
     for index, source in enumerate(sources):
         cancel.check()
         try:
-            headers.extend(read_headers(source))
+            headers.extend(read_headers(source, metadata_cache))
         except WorkstationError as exc:
             skipped.append((source.label, str(exc)))
         if index % 16 == 0 or index == len(sources) - 1:
