@@ -15,7 +15,7 @@ from workstation.errors import WorkstationError
 from workstation.jobs import Job, Progress, run_job
 
 log = logging.getLogger("workstation")
-DEMO_SEED = 7
+DEMO_SEED = 3  # six nodules of all three kinds, free, juxtapleural and juxtavascular
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,14 +127,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = args.out or home / "demo-output"
     out.mkdir(parents=True, exist_ok=True)
     truth = json.loads((series_folder.parent / "truth.json").read_text())
-    nodule = truth["nodules"][0]
+    nodule = max(truth["nodules"], key=lambda n: n["diameter_mm"])
     centre = tuple(int(round(v)) for v in volume.patient_to_voxel(nodule["centre_mm"]))
     picture = save_overview_png(volume, out / "overview.png", centre_ijk=centre)  # type: ignore[arg-type]
     (out / "info.json").write_text(json.dumps(volume.summary(), indent=1))
     print(f"Demo study '{study['patient_name']}' is in the library ({data_home()}).")
     print(f"Volume {volume.shape} voxels, spacing {tuple(round(v, 3) for v in volume.spacing_mm)} mm; "
           f"{len(truth['nodules'])} ground-truth nodules.")
-    print(f"Outputs: {picture} (axial/coronal/sagittal through nodule 1) and {out / 'info.json'}")
+    print(f"Outputs: {picture} (axial/coronal/sagittal through nodule {nodule['id']}, {nodule['diameter_mm']} mm {nodule['kind']}) and {out / 'info.json'}")
     return 0
 
 

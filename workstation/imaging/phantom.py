@@ -450,7 +450,7 @@ def _tags(spec: PhantomSpec, rng: np.random.Generator) -> dict[str, object]:
     }
 
 
-def write_demo_case(out_dir: Path, seed: int = 7, matrix: int = 512, syntax: str = "explicit",
+def write_demo_case(out_dir: Path, seed: int = 3, matrix: int = 512, syntax: str = "explicit",
                     slice_thickness_mm: float | None = None) -> tuple[Path, Path]:
     """Generate a phantom and write it as a DICOM series plus `truth.json`; returns both paths."""
     from workstation.dicom.write import GE_LIKE, SIEMENS_LIKE, write_ct_series
