@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("command failed: %s", exc, exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return 130

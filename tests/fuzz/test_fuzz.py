@@ -29,6 +29,7 @@ def _bases(real_ct: Path) -> list[Path]:
         Path(get_testdata_file("693_J2KR.dcm")),
         Path(get_testdata_file("MR_small_RLE.dcm")),
         Path(get_testdata_file("JPEG-LL.dcm")),
+        Path(get_testdata_file("bad_sequence.dcm")),  # CT, JPEG lossless
         sorted((real_ct / "abdomen-j2k-empty-uids").iterdir())[0],
         sorted((real_ct / "head-gantry-tilt").iterdir())[0],
     ]
@@ -39,11 +40,18 @@ def test_fuzzed_files_end_in_volume_or_named_error(real_ct: Path, tmp_path: Path
     outcomes: Counter[str] = Counter()
     unexpected: list[str] = []
     slowest = 0.0
-    target = tmp_path / "mutant"
+    alone, beside = tmp_path / "mutant", tmp_path / "series"
+    beside.mkdir()
     for index in range(MUTANTS):
         name, data = bases[index % len(bases)]
         kind, mutant = mutate(data, index)
-        target.write_bytes(mutant)
+        if index % 2:  # the mutant after an intact file of its series: read by the fast header walker
+            (beside / "0-intact").write_bytes(data)
+            (beside / "1-mutant").write_bytes(mutant)
+            target = beside
+        else:
+            alone.write_bytes(mutant)
+            target = alone
         start = time.perf_counter()
         try:
             load_volume(target)

@@ -1,28 +1,42 @@
 """Decode one slice's stored values and convert them to Hounsfield units.
 
-Uncompressed little-endian data is read straight from its file offset (no full parse);
-compressed data goes through pydicom's pixel handlers with the pylibjpeg plugins
-(JPEG lossless/baseline, JPEG-LS, JPEG 2000, RLE).
+Uncompressed little-endian data is read straight from its file offset (no second parse).
+JPEG lossless (the most common compressed CT syntax) is decoded by libjpeg-turbo through
+imagecodecs, which releases the GIL so slices decode in parallel threads; if it refuses a
+stream, pydicom's own handlers get a try. Every other syntax goes through pydicom with the
+pylibjpeg plugins (JPEG baseline/extended, JPEG-LS, JPEG 2000, RLE).
 """
 
 from __future__ import annotations
 
 import struct
 
+import imagecodecs
 import numpy as np
 import pydicom.pixels
+from pydicom.encaps import get_frame
 
-from workstation.dicom.headers import PARSE_ERRORS, SliceHeader
+from workstation.dicom.headers import JPEG_LOSSLESS_SYNTAXES, NATIVE_SYNTAXES, PARSE_ERRORS, SliceHeader
 from workstation.errors import CorruptDicomError, PixelDecodeError, SizeLimitError
 
 AIR_HU = -1000
 _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+_UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
 def stored_values(header: SliceHeader) -> np.ndarray:
     """The frame's stored pixel values as a (rows, columns) integer array."""
-    if header.pixel_offset is not None:
+    if header.transfer_syntax in NATIVE_SYNTAXES:
         return _native_frame(header)
+    if header.transfer_syntax in JPEG_LOSSLESS_SYNTAXES and header.bits_allocated == 16:
+        try:
+            return _checked(_jpeg_lossless_frame(header), header)
+        except (PixelDecodeError, CorruptDicomError, imagecodecs.Jpeg8Error, *PARSE_ERRORS):
+            pass  # let pydicom's handlers try the stream before giving up
+    return _pydicom_frame(header)
+
+
+def _pydicom_frame(header: SliceHeader) -> np.ndarray:
     try:
         with header.source.open() as stream:
             array = pydicom.pixels.pixel_array(stream, index=header.frame)
@@ -31,32 +45,55 @@ def stored_values(header: SliceHeader) -> np.ndarray:
     except PARSE_ERRORS as exc:
         raise PixelDecodeError(f"Pixel data cannot be decoded ({_syntax_name(header)}): {_reason(exc)}",
                                path=header.source.label) from exc
+    return _checked(array, header)
+
+
+def _checked(array: np.ndarray, header: SliceHeader) -> np.ndarray:
     if array.shape != (header.rows, header.columns):
         raise PixelDecodeError(f"Decoded image is {array.shape}, expected {(header.rows, header.columns)}",
                                path=header.source.label)
     return array
 
 
+def _element_start(stream, header: SliceHeader) -> tuple[int, int]:
+    """Read the Pixel Data element header: (value offset, value length)."""
+    stream.seek(header.pixel_offset)
+    element = stream.read(12)
+    if element[:4] != _PIXEL_DATA_TAG:
+        raise CorruptDicomError("Pixel Data element not found where the header ends", path=header.source.label)
+    explicit = element[4:6].isalpha()
+    length = struct.unpack("<I", element[8:12] if explicit else element[4:8])[0]
+    return header.pixel_offset + (12 if explicit else 8), length
+
+
 def _native_frame(header: SliceHeader) -> np.ndarray:
     dtype = np.dtype(f"<{'i' if header.pixel_representation else 'u'}{header.bits_allocated // 8}")
     with header.source.open() as stream:
-        stream.seek(header.pixel_offset)
-        element = stream.read(12)
-        if element[:4] != _PIXEL_DATA_TAG:
-            raise CorruptDicomError("Pixel Data element not found where the header ends", path=header.source.label)
-        explicit = element[4:6].isalpha()
-        start = header.pixel_offset + (12 if explicit else 8)
-        length = struct.unpack("<I", element[8:12] if explicit else element[4:8])[0]
-        frame = header.frame or 0
-        if length != 0xFFFFFFFF and length < header.frame_bytes * header.frames_in_file:
+        start, length = _element_start(stream, header)
+        if length != _UNDEFINED_LENGTH and length < header.frame_bytes * header.frames_in_file:
             raise CorruptDicomError(f"Pixel Data holds {length} bytes, fewer than the image needs",
                                     path=header.source.label)
-        stream.seek(start + frame * header.frame_bytes)
+        stream.seek(start + (header.frame or 0) * header.frame_bytes)
         data = stream.read(header.frame_bytes)
     if len(data) != header.frame_bytes:
         raise CorruptDicomError("Pixel data is truncated", path=header.source.label)
     array = np.frombuffer(data, dtype=dtype).reshape(header.rows, header.columns)
     return _mask_unused_bits(array, header)
+
+
+def _jpeg_lossless_frame(header: SliceHeader) -> np.ndarray:
+    with header.source.open() as stream:
+        start, length = _element_start(stream, header)
+        if length != _UNDEFINED_LENGTH:
+            raise CorruptDicomError("Compressed Pixel Data is not encapsulated", path=header.source.label)
+        stream.seek(start)
+        frame = get_frame(stream, header.frame or 0, number_of_frames=header.frames_in_file)
+    decoded = imagecodecs.jpeg8_decode(frame)
+    if decoded.dtype != np.uint16:
+        raise PixelDecodeError("JPEG lossless stream has an unexpected precision", path=header.source.label)
+    if header.pixel_representation:  # the codec returns bit patterns; signed CT needs sign extension
+        decoded = decoded.view(np.int16)
+    return _mask_unused_bits(decoded, header)
 
 
 def _mask_unused_bits(array: np.ndarray, header: SliceHeader) -> np.ndarray:

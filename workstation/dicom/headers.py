@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from workstation.config import LIMITS
+from workstation.dicom.fastheader import FastDataset, read_fast
 from workstation.dicom.sources import DicomSource
 from workstation.errors import CorruptDicomError, NotDicomError, SizeLimitError, UnsupportedDicomError
 
@@ -27,6 +28,7 @@ LEGACY_ENHANCED_CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2.2"
 CT_SOP_CLASSES = {CT_IMAGE, ENHANCED_CT_IMAGE, LEGACY_ENHANCED_CT_IMAGE}
 MULTIFRAME_CT = {ENHANCED_CT_IMAGE, LEGACY_ENHANCED_CT_IMAGE}
 NATIVE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
+JPEG_LOSSLESS_SYNTAXES = {"1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"}
 
 # What a broken file can make pydicom (or our own parsing) raise; converted to CorruptDicomError.
 PARSE_ERRORS: tuple[type[BaseException], ...] = (
@@ -71,7 +73,7 @@ class SliceHeader:
     padding_value: int | None
     padding_range_limit: int | None
     instance_number: int | None
-    pixel_offset: int | None  # file offset of the Pixel Data element, native syntaxes only
+    pixel_offset: int  # file offset of the Pixel Data element (where the header ends)
     frames_in_file: int
     metadata: dict[str, Any] = field(repr=False)
 
@@ -94,8 +96,13 @@ def read_headers(source: DicomSource, metadata_cache: MetadataCache | None = Non
         raise SizeLimitError(f"File is {size} bytes, over the {LIMITS.max_file_bytes}-byte limit", path=source.label)
     try:
         with source.open() as stream:
-            ds = dcmread(stream, stop_before_pixels=True)
-            pixel_offset = stream.tell()
+            fast = read_fast(stream) if metadata_cache is not None else None
+            if fast is not None and _series_key(fast[0]) in metadata_cache:  # type: ignore[operator]
+                ds, pixel_offset = fast
+            else:
+                stream.seek(0)
+                ds = dcmread(stream, stop_before_pixels=True)
+                pixel_offset = stream.tell()
     except InvalidDicomError as exc:
         raise NotDicomError("Not a DICOM file (no DICM marker)", path=source.label) from exc
     except MemoryError as exc:
@@ -115,7 +122,7 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
-def _slices_from_dataset(ds: Dataset, source: DicomSource, pixel_offset: int, file_size: int,
+def _slices_from_dataset(ds: Dataset | FastDataset, source: DicomSource, pixel_offset: int, file_size: int,
                          metadata_cache: MetadataCache | None) -> list[SliceHeader]:
     meta = getattr(ds, "file_meta", Dataset())
     sop_class = str(ds.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", "") or "").strip()
@@ -150,7 +157,7 @@ def _slices_from_dataset(ds: Dataset, source: DicomSource, pixel_offset: int, fi
         padding_value=_optional_int(ds.get("PixelPaddingValue")),
         padding_range_limit=_optional_int(ds.get("PixelPaddingRangeLimit")),
         instance_number=_optional_int(ds.get("InstanceNumber")),
-        pixel_offset=pixel_offset if transfer_syntax in NATIVE_SYNTAXES else None,
+        pixel_offset=pixel_offset,
         frames_in_file=frames, metadata=metadata,
     )
     if sop_class in MULTIFRAME_CT or "PerFrameFunctionalGroupsSequence" in ds:
@@ -165,15 +172,20 @@ def _slices_from_dataset(ds: Dataset, source: DicomSource, pixel_offset: int, fi
     )]
 
 
-def _series_metadata(ds: Dataset, sop_class: str, transfer_syntax: str,
-                     cache: MetadataCache | None) -> dict[str, Any]:
+def _series_key(ds: Dataset | FastDataset) -> tuple[str, str] | None:
     key = (str(ds.get("StudyInstanceUID", "") or ""), str(ds.get("SeriesInstanceUID", "") or ""))
-    if cache is not None and all(key) and key in cache:
+    return key if all(key) else None
+
+
+def _series_metadata(ds: Dataset | FastDataset, sop_class: str, transfer_syntax: str,
+                     cache: MetadataCache | None) -> dict[str, Any]:
+    key = _series_key(ds)
+    if cache is not None and key is not None and key in cache:
         return cache[key]
     metadata = {name: _text(ds.get(keyword)) for keyword, name in _META_KEYWORDS.items()}
     metadata["sop_class_uid"] = sop_class
     metadata["transfer_syntax"] = transfer_syntax
-    if cache is not None and all(key):
+    if cache is not None and key is not None:
         cache[key] = metadata
     return metadata
 

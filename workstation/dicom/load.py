@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,6 +12,7 @@ import numpy as np
 
 from workstation.config import LIMITS
 from workstation.dicom.decode import stored_values, to_hu
+from workstation.dicom.headers import SliceHeader
 from workstation.dicom.geometry import StackGeometry, stack_geometry, without_slices
 from workstation.dicom.series import ScanResult, SeriesGroup, scan_job
 from workstation.errors import DicomError, NoSeriesError, SizeLimitError
@@ -17,6 +21,7 @@ from workstation.imaging.volume import SeriesMetadata, Volume
 from workstation.jobs import CancelToken, Job, Progress, run_job
 
 _INT16 = np.iinfo(np.int16)
+DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 def load_series_job(group: SeriesGroup, cancel: CancelToken | None = None) -> Job[Volume]:
@@ -32,16 +37,13 @@ def load_series_job(group: SeriesGroup, cancel: CancelToken | None = None) -> Jo
                           for s in geometry.slices)
     stack = np.empty((n, rows, columns), dtype=np.int16 if integer_rescale else np.float32)
     failures: dict[int, str] = {}
-    for k, header in enumerate(geometry.slices):
-        cancel.check()
-        try:
-            stored = stored_values(header)
-        except DicomError as exc:
-            failures[k] = str(exc)
+    for k, hu in _decode_in_parallel(geometry.slices, integer_rescale, cancel):
+        if isinstance(hu, DicomError):
+            failures[k] = str(hu)
             continue
-        if stack.dtype == np.int16 and not _fits_int16(stored, header.rescale_slope, header.rescale_intercept):
+        if hu.dtype != stack.dtype:  # a slice outside int16: keep the whole volume in float32
             stack = stack.astype(np.float32)
-        to_hu(stored, header, stack[k])
+        stack[k] = hu
         yield Progress(k + 1, n, f"Loading slices ({k + 1}/{n})")
 
     warnings = list(geometry.warnings)
@@ -56,6 +58,35 @@ def load_series_job(group: SeriesGroup, cancel: CancelToken | None = None) -> Jo
     volume = _volume_from_stack(stack, geometry, group, warnings, cancel)
     yield Progress(n, n, "Loaded")
     return volume
+
+
+def _decode_in_parallel(slices: tuple[SliceHeader, ...], integer_rescale: bool, cancel: CancelToken
+                        ) -> Iterator[tuple[int, np.ndarray | DicomError]]:
+    """HU slices in order. File reads, the JPEG codec and numpy release the GIL, so threads
+    overlap them; a bounded window of pending slices keeps memory flat."""
+
+    def decode(header: SliceHeader) -> np.ndarray | DicomError:
+        try:
+            stored = stored_values(header)
+        except DicomError as exc:
+            return exc
+        fits = integer_rescale and _fits_int16(stored, header.rescale_slope, header.rescale_intercept)
+        hu = np.empty(stored.shape, dtype=np.int16 if fits else np.float32)
+        to_hu(stored, header, hu)
+        return hu
+
+    window = 2 * DECODE_THREADS
+    with ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode") as pool:
+        pending = [pool.submit(decode, header) for header in slices[:window]]
+        for k in range(len(slices)):
+            if cancel.cancelled:
+                for future in pending:
+                    future.cancel()
+                cancel.check()
+            result = pending.pop(0).result()
+            if k + window < len(slices):
+                pending.append(pool.submit(decode, slices[k + window]))
+            yield k, result
 
 
 def _errors_of(group: SeriesGroup, failures: dict[int, str]) -> list[DicomError]:

@@ -1,0 +1,112 @@
+"""The fast paths (header walker, JPEG lossless via libjpeg-turbo, threaded decode) give
+exactly what pydicom gives, on real files."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+from pydicom.data import get_testdata_file
+
+from workstation.dicom.decode import stored_values
+from workstation.dicom.fastheader import read_fast
+from workstation.dicom.headers import read_headers
+from workstation.dicom.load import load_series_job, load_volume
+from workstation.dicom.series import scan_job
+from workstation.dicom.sources import DicomSource
+from workstation.errors import CancelledError, WorkstationError
+from workstation.jobs import CancelToken, run_job
+
+_SKIP_FIELDS = {"metadata"}
+
+
+def _headers_both_ways(path: Path):
+    """(fast, pydicom) SliceHeaders for a file, the fast one only if the walker accepts it."""
+    source = DicomSource(path)
+    slow = read_headers(source)  # no cache: always pydicom
+    cache: dict = {}
+    cache_key = (slow[0].metadata["study_uid"], slow[0].metadata["series_uid"])
+    cache[cache_key] = slow[0].metadata
+    with open(path, "rb") as stream:
+        accepted = read_fast(stream) is not None
+    fast = read_headers(source, cache)
+    return accepted, fast, slow
+
+
+def _corpus(real_ct: Path, small_phantom_dir: Path) -> list[Path]:
+    files = sorted(Path(get_testdata_file("CT_small.dcm")).parent.glob("*.dcm"))
+    files += sorted(Path(get_testdata_file("eCT_Supplemental.dcm")).parent.glob("*.dcm"))
+    for folder in sorted(p for p in real_ct.iterdir() if p.is_dir()):
+        files += sorted(folder.iterdir())[:3]
+    return files + sorted((small_phantom_dir / "dicom").iterdir())[:3]
+
+
+def test_header_walker_agrees_with_pydicom(real_ct: Path, small_phantom_dir: Path) -> None:
+    accepted_count = 0
+    for path in _corpus(real_ct, small_phantom_dir):
+        try:
+            accepted, fast, slow = _headers_both_ways(path)
+        except WorkstationError:
+            continue
+        accepted_count += accepted
+        assert len(fast) == len(slow)
+        for a, b in zip(fast, slow):
+            for field in dataclasses.fields(a):
+                if field.name not in _SKIP_FIELDS:
+                    assert getattr(a, field.name) == getattr(b, field.name), (path.name, field.name)
+    assert accepted_count >= 10  # the walker really ran on real scanner and phantom files
+
+
+def test_jpeg_lossless_fast_decode_matches_pydicom(tmp_path: Path) -> None:
+    for name in ("JPEG-LL.dcm", "bad_sequence.dcm"):  # 16-bit signed NM, 12-bit unsigned CT
+        original = pydicom.dcmread(get_testdata_file(name))
+        ct = original.copy()
+        ct.SOPClassUID = ct.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+        ct.Modality = "CT"
+        ct.ImagePositionPatient, ct.ImageOrientationPatient = [0, 0, 0], [1, 0, 0, 0, 1, 0]
+        ct.PixelSpacing = ct.get("PixelSpacing") or [1, 1]
+        ct.pop("NumberOfFrames", None)
+        path = tmp_path / name
+        ct.save_as(path)
+        header = read_headers(DicomSource(path))[0]
+        np.testing.assert_array_equal(stored_values(header), original.pixel_array)
+
+
+def test_jpeg_lossless_series_equals_the_uncompressed_one(small_phantom_dir: Path, tmp_path: Path) -> None:
+    plain = small_phantom_dir / "dicom"
+    picked = sorted(plain.iterdir())[40:48]
+    uncompressed, compressed = tmp_path / "plain", tmp_path / "jpeg"
+    uncompressed.mkdir(), compressed.mkdir()
+    for path in picked:
+        (uncompressed / path.name).write_bytes(path.read_bytes())
+        ds = pydicom.dcmread(path)  # GDCM refuses signed padding data: store it GE-unsigned first
+        if int(ds.PixelRepresentation) == 1:
+            ds.PixelData = np.clip(ds.pixel_array, 0, None).astype(np.uint16).tobytes()
+            ds.PixelRepresentation, ds.BitsStored, ds.HighBit = 0, 12, 11
+            ds.pop("PixelPaddingValue", None)
+            ds.save_as(uncompressed / path.name)
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(uncompressed / path.name))
+        writer = sitk.ImageFileWriter()
+        writer.KeepOriginalImageUIDOn()
+        writer.SetUseCompression(True)
+        writer.SetCompressor("JPEG")
+        writer.SetFileName(str(compressed / f"{path.name}.dcm"))
+        writer.Execute(reader.Execute())
+    assert pydicom.dcmread(next(compressed.iterdir())).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.70"
+    np.testing.assert_array_equal(load_volume(compressed).voxels, load_volume(uncompressed).voxels)
+
+
+def test_loading_can_be_cancelled(small_phantom_dir: Path) -> None:
+    series = run_job(scan_job([small_phantom_dir / "dicom"])).series[0]
+    cancel = CancelToken()
+    job = load_series_job(series, cancel)
+    progress = [next(job) for _ in range(5)]
+    assert progress[-1].done == 5 and progress[-1].total == len(series.slices)
+    cancel.cancel()
+    with pytest.raises(CancelledError):
+        next(job)
