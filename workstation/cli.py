@@ -11,17 +11,17 @@ from pathlib import Path
 
 from workstation import __version__
 from workstation.config import data_home
+from workstation.demo import DEMO_SEED, demo_folder, ensure_demo_case
 from workstation.errors import WorkstationError
 from workstation.jobs import Job, Progress, run_job
 
 log = logging.getLogger("workstation")
-DEMO_SEED = 3  # six nodules of all three kinds, free, juxtapleural and juxtavascular
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    log_file = _setup_logging()
+    log_file = setup_logging()
     command: Callable[[argparse.Namespace], int] = getattr(args, "run", cmd_default)
     try:
         return command(args)
@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workstation", description="Offline CT review station with local AI.")
     parser.add_argument("--version", action="version", version=f"workstation {__version__}")
     commands = parser.add_subparsers(metavar="COMMAND")
+
+    gui = commands.add_parser("gui", help="open the desktop viewer (the default when a display is present)")
+    gui.set_defaults(run=cmd_gui)
+    opener = commands.add_parser("open", help="open the desktop viewer on a path or library study")
+    opener.add_argument("target")
+    opener.set_defaults(run=cmd_gui)
 
     demo = commands.add_parser("demo", help="generate (once), import and load the bundled demo case headlessly")
     demo.add_argument("--out", type=Path, help="folder for the outputs (default: DATA/demo-output)")
@@ -73,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging() -> Path:
+def setup_logging() -> Path:
     folder = data_home() / "logs"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -101,20 +107,13 @@ def _run_with_progress(job: Job) -> object:
 
 
 def cmd_default(args: argparse.Namespace) -> int:
-    # The desktop viewer (issue #3) will take this over when a display is present.
+    # The launcher (ui/launcher.py) opens the desktop viewer when a display is present.
     return cmd_demo(argparse.Namespace(out=None))
 
 
-def ensure_demo_case(home: Path) -> Path:
-    """The demo phantom's DICOM folder, generated from a fixed seed on first use."""
-    from workstation.imaging.phantom import write_demo_case
-
-    folder = home / "demo-case"
-    series = folder / "dicom"
-    if not (folder / "truth.json").is_file():
-        print(f"Generating the demo case (seed {DEMO_SEED}) in {folder} ...", file=sys.stderr)
-        write_demo_case(folder, seed=DEMO_SEED)
-    return series
+def cmd_gui(args: argparse.Namespace) -> int:
+    raise WorkstationError("The desktop viewer needs a display and the GUI extras (pip install -e '.[gui]'); "
+                           "headless commands: demo, import, list, info")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -122,6 +121,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from workstation.library import StudyLibrary
 
     home = data_home()
+    if not (demo_folder(home) / "truth.json").is_file():
+        print(f"Generating the demo case (seed {DEMO_SEED}) in {demo_folder(home)} ...", file=sys.stderr)
     series_folder = ensure_demo_case(home)
     library = StudyLibrary(home)
     report = _run_with_progress(library.import_job([series_folder]))

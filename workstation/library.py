@@ -187,3 +187,8 @@ def _atomic_write(target: Path, data: bytes) -> None:
 def import_paths(home: Path, paths: Iterable[Path]) -> ImportReport:
     return run_job(StudyLibrary(home).import_job(paths))
 
+
+
+def thumbnail_path(home: Path, study_key: str) -> Path:
+    """Where the browser thumbnail of a study lives (made when the study is first viewed)."""
+    return Path(home) / "thumbnails" / f"{_hash(study_key)}.png"

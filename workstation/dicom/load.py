@@ -146,13 +146,20 @@ def scan(paths: list[Path] | tuple[Path, ...]) -> ScanResult:
     return run_job(scan_job(list(paths)))
 
 
-def load_volume(path: Path, series_index: int = 0) -> Volume:
-    """Load one CT series found at `path` (the largest if there are several)."""
-    result = scan([Path(path)])
+def load_largest_series_job(paths: list[Path], cancel: CancelToken | None = None) -> Job[Volume]:
+    """Scan `paths` and load the series with the most slices; skipped damaged files become warnings."""
+    cancel = cancel or CancelToken()
+    result: ScanResult = yield from scan_job([Path(p) for p in paths], cancel)
     series = sorted(result.series, key=lambda s: -len(s.slices))
     if not series:
         reason = f"; e.g. {result.skipped[0][1]}" if result.skipped else ""
-        raise NoSeriesError(f"No CT series found ({len(result.skipped)} file(s) skipped{reason})", path=str(path))
-    volume = run_job(load_series_job(series[series_index]))
+        where = ", ".join(str(p) for p in paths)
+        raise NoSeriesError(f"No CT series found in {where} ({len(result.skipped)} file(s) skipped{reason})")
+    volume = yield from load_series_job(series[0], cancel)
     damaged = [f"File skipped: {reason}" for _label, reason in result.skipped if "Not a DICOM file" not in reason]
     return replace(volume, warnings=(*volume.warnings, *damaged)) if damaged else volume
+
+
+def load_volume(path: Path) -> Volume:
+    """Load the largest CT series found at `path` (synchronously)."""
+    return run_job(load_largest_series_job([Path(path)]))

@@ -453,6 +453,8 @@ def _tags(spec: PhantomSpec, rng: np.random.Generator) -> dict[str, object]:
 def write_demo_case(out_dir: Path, seed: int = 3, matrix: int = 512, syntax: str = "explicit",
                     slice_thickness_mm: float | None = None) -> tuple[Path, Path]:
     """Generate a phantom and write it as a DICOM series plus `truth.json`; returns both paths."""
+    from pydicom.uid import generate_uid
+
     from workstation.dicom.write import GE_LIKE, SIEMENS_LIKE, write_ct_series
 
     spec = PhantomSpec.from_seed(seed, matrix=matrix, slice_thickness_mm=slice_thickness_mm)
@@ -460,8 +462,12 @@ def write_demo_case(out_dir: Path, seed: int = 3, matrix: int = 512, syntax: str
     out_dir = Path(out_dir)
     series_dir = out_dir / "dicom"
     style = GE_LIKE if seed % 2 else SIEMENS_LIKE
-    write_ct_series(phantom.volume, series_dir, phantom.tags, syntax=syntax, style=style,
-                    outside_fov=phantom.outside_fov, uid_seed=f"phantom-{seed}-{matrix}-{spec.slice_thickness_mm}")
+    uid_seed = f"phantom-{seed}-{matrix}-{spec.slice_thickness_mm}"
+    tags = {**phantom.tags, "StudyInstanceUID": str(generate_uid(entropy_srcs=[uid_seed, "study"])),
+            "SeriesInstanceUID": str(generate_uid(entropy_srcs=[uid_seed, "series"]))}
+    write_ct_series(phantom.volume, series_dir, tags, syntax=syntax, style=style,
+                    outside_fov=phantom.outside_fov, uid_seed=uid_seed)
+    truth = {**phantom.truth(), "study_uid": tags["StudyInstanceUID"], "series_uid": tags["SeriesInstanceUID"]}
     truth_path = out_dir / "truth.json"
-    truth_path.write_text(json.dumps(phantom.truth(), indent=1))
+    truth_path.write_text(json.dumps(truth, indent=1))
     return series_dir, truth_path

@@ -45,3 +45,13 @@ def save_overview_png(volume: Volume, path: Path, window: tuple[float, float] = 
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
     return path
+
+
+def save_thumbnail(volume: Volume, path: Path, size: int = 96, window: tuple[float, float] = (-600.0, 1500.0)) -> Path:
+    """A small square picture of the middle axial slice for the study browser."""
+    plane = volume.voxels[volume.shape[0] // 2]
+    image = Image.fromarray(apply_window(plane, *window)).resize((size, size), Image.BILINEAR)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path

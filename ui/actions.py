@@ -1,0 +1,93 @@
+"""One registry of user actions: it feeds the menus, the toolbar, the shortcuts and the
+Help -> Keyboard shortcuts sheet, so they can never disagree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDialog, QHeaderView, QMainWindow, QTableWidget, QTableWidgetItem, QVBoxLayout
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    key: str
+    text: str
+    shortcut: str
+    menu: str
+    handler: str  # window method, optionally "method:argument"
+    toolbar: bool = False
+
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("open_folder", "Open folder...", "Ctrl+O", "File", "open_folder_dialog", True),
+    ActionSpec("import_folder", "Import into library...", "Ctrl+I", "File", "import_folder_dialog"),
+    ActionSpec("open_demo", "Open demo case", "Ctrl+D", "File", "open_demo", True),
+    ActionSpec("cancel_job", "Cancel running job", "Esc", "File", "cancel_job"),
+    ActionSpec("quit", "Quit", "Ctrl+Q", "File", "close"),
+    ActionSpec("preset_lung", "Window: lung", "1", "View", "apply_preset:lung", True),
+    ActionSpec("preset_mediastinum", "Window: mediastinum", "2", "View", "apply_preset:mediastinum", True),
+    ActionSpec("preset_bone", "Window: bone", "3", "View", "apply_preset:bone", True),
+    ActionSpec("preset_brain", "Window: brain", "4", "View", "apply_preset:brain"),
+    ActionSpec("preset_abdomen", "Window: abdomen", "5", "View", "apply_preset:abdomen"),
+    ActionSpec("toggle_overlay", "Heatmap overlay on/off", "H", "View", "toggle_overlay", True),
+    ActionSpec("toggle_text", "Patient text on/off", "T", "View", "toggle_patient_text"),
+    ActionSpec("toggle_layout", "Single view / 2x2", "F", "View", "toggle_layout", True),
+    ActionSpec("render_lung", "3D preset: lung", "Shift+1", "View", "apply_3d_preset:lung"),
+    ActionSpec("render_bone", "3D preset: bone", "Shift+2", "View", "apply_3d_preset:bone"),
+    ActionSpec("render_soft", "3D preset: soft tissue", "Shift+3", "View", "apply_3d_preset:soft tissue"),
+    ActionSpec("ruler", "Distance ruler", "D", "Tools", "set_tool:ruler", True),
+    ActionSpec("roi", "ROI mean/SD HU", "O", "Tools", "set_tool:roi", True),
+    ActionSpec("shortcuts", "Keyboard shortcuts", "F1", "Help", "show_shortcuts"),
+)
+
+# Keys and gestures handled inside the views (listed on the shortcuts sheet, not menu actions).
+VIEW_GESTURES: tuple[tuple[str, str], ...] = (
+    ("Wheel, Up/Down", "next/previous slice"), ("PgUp/PgDn", "10 slices"),
+    ("Left click", "move the crosshair (all views follow)"), ("Ctrl + left drag", "drag the crosshair"),
+    ("Left drag", "window (horizontal) and level (vertical)"), ("Right drag", "zoom"),
+    ("Middle drag", "pan"), ("[ / ]", "tilt the plane (oblique)"), ("\\", "back to the acquired plane"),
+    ("3D: left drag / wheel", "rotate / zoom"),
+)
+
+
+def build_actions(window: QMainWindow) -> dict[str, QAction]:
+    """Create the QActions on `window`, wire them to its methods, fill menus and toolbar."""
+    actions: dict[str, QAction] = {}
+    menus = {}
+    toolbar = window.addToolBar("Main")
+    toolbar.setObjectName("main-toolbar")
+    for spec in ACTIONS:
+        action = QAction(spec.text, window)
+        action.setShortcut(QKeySequence(spec.shortcut))
+        action.setToolTip(f"{spec.text} ({spec.shortcut})")
+        name, _, argument = spec.handler.partition(":")
+        method = getattr(window, name)
+        action.triggered.connect((lambda _=False, m=method, a=argument: m(a)) if argument else
+                                 (lambda _=False, m=method: m()))
+        if spec.menu not in menus:
+            menus[spec.menu] = window.menuBar().addMenu(spec.menu)
+        menus[spec.menu].addAction(action)
+        window.addAction(action)  # shortcuts work even with the menu bar hidden
+        if spec.toolbar:
+            toolbar.addAction(action)
+        actions[spec.key] = action
+    return actions
+
+
+def shortcuts_dialog(parent: QMainWindow) -> QDialog:
+    """The Help -> Keyboard shortcuts sheet, generated from the registry."""
+    rows = [(spec.shortcut, spec.text) for spec in ACTIONS] + list(VIEW_GESTURES)
+    dialog = QDialog(parent)
+    dialog.setWindowTitle("Keyboard shortcuts")
+    table = QTableWidget(len(rows), 2, dialog)
+    table.setHorizontalHeaderLabels(["Key", "Action"])
+    for row, (key, text) in enumerate(rows):
+        table.setItem(row, 0, QTableWidgetItem(key))
+        table.setItem(row, 1, QTableWidgetItem(text))
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    table.verticalHeader().hide()
+    layout = QVBoxLayout(dialog)
+    layout.addWidget(table)
+    dialog.resize(520, 620)
+    return dialog

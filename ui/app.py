@@ -1,0 +1,57 @@
+"""Start the desktop application."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from ui.main_window import MainWindow
+from ui.theme import apply_dark_theme
+from workstation.config import data_home
+from workstation.library import StudyLibrary
+
+
+def create_app() -> QApplication:
+    app = QApplication.instance()
+    if app is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication(sys.argv[:1])
+        app.setApplicationName("Workstation")
+        app.setOrganizationName("Workstation")
+    apply_dark_theme(app)
+    return app
+
+
+def open_initial(window: MainWindow, target: str | None) -> None:
+    """An explicit target; else the last study; else (first run) the demo case."""
+    if target:
+        window.open_target(target)
+        return
+    last = window.settings.value("last_study")
+    if last and any(s["key"] == last for s in StudyLibrary(window.home).studies()):
+        window.open_study(str(last))
+    else:
+        window.open_demo()
+
+
+def _log_uncaught(kind, value, traceback) -> None:
+    """An exception escaping a Qt slot is logged and told in one sentence; the app keeps running."""
+    logging.getLogger("workstation").error("uncaught exception in the GUI", exc_info=(kind, value, traceback))
+    window = QApplication.activeWindow()
+    if isinstance(window, MainWindow):
+        window.statusBar().showMessage("An internal error happened; details are in the log file.", 10000)
+
+
+def run_app(target: str | None = None, home: Path | None = None) -> int:
+    logging.getLogger("workstation").info("starting the desktop app")
+    app = create_app()
+    sys.excepthook = _log_uncaught
+    window = MainWindow(home or data_home())
+    window.show()
+    open_initial(window, target)
+    return app.exec()

@@ -1,0 +1,321 @@
+"""The main window: study browser, 2x2 MPR + 3D views, histogram and overlay controls."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtWidgets import (
+    QCheckBox, QDockWidget, QFileDialog, QFormLayout, QGridLayout, QLabel, QMainWindow, QMessageBox, QProgressBar,
+    QPushButton, QSlider, QVBoxLayout, QWidget,
+)
+
+from ui.actions import build_actions, shortcuts_dialog
+from ui.render.slice_view import SliceView
+from ui.render.volume_view import VolumeView
+from ui.state import ViewerState
+from ui.widgets.histogram import HistogramPanel
+from ui.widgets.study_browser import StudyBrowser
+from ui.workers import JobRunner
+from workstation.demo import demo_truth_for, ensure_demo_case, truth_overlay
+from workstation.dicom.load import load_largest_series_job
+from workstation.errors import WorkstationError
+from workstation.imaging.snapshot import save_thumbnail
+from workstation.imaging.windowing import PRESETS
+from workstation.jobs import CancelToken, Job
+from workstation.library import StudyLibrary, thumbnail_path
+
+log = logging.getLogger("workstation.ui")
+GRID_POSITIONS = {"axial": (0, 0), "coronal": (0, 1), "sagittal": (1, 0), "3d": (1, 1)}
+
+
+def viewer_load_job(paths: list[Path], home: Path, study_key: str | None, cancel: CancelToken) -> Job[dict]:
+    """Load the largest series at `paths`; for the demo case add its ground-truth overlay."""
+    volume = yield from load_largest_series_job(paths, cancel)
+    truth = demo_truth_for(volume, home)
+    heatmap, markers = truth_overlay(volume, truth) if truth else (None, [])
+    return {"volume": volume, "heatmap": heatmap, "markers": markers, "study_key": study_key,
+            "overlay_source": "ground truth of the synthetic demo case (not AI)" if truth else ""}
+
+
+def demo_job(home: Path, cancel: CancelToken) -> Job[dict]:
+    """Generate the demo case if needed, import it into the library and load it."""
+    from workstation.jobs import Progress
+
+    yield Progress(0, 1, "Preparing the demo case")
+    folder = ensure_demo_case(home)
+    library = StudyLibrary(home)
+    report = yield from library.import_job([folder], cancel)
+    study_key = report.studies[0]
+    series = library.series(study_key)
+    return (yield from viewer_load_job([library.series_folder(series[0])], home, study_key, cancel))
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, home: Path) -> None:
+        super().__init__()
+        self.home = Path(home)
+        self.settings = QSettings(str(self.home / "settings.ini"), QSettings.Format.IniFormat)
+        self.setWindowTitle("Workstation")
+        self.state = ViewerState()
+        self.runner = JobRunner()
+        self.active_view = "axial"
+        self.single_layout = False
+        self.current_study_key: str | None = None
+        self.overlay_source = ""
+
+        self.views: dict[str, QWidget] = {name: SliceView(self.state, name) for name in ("axial", "coronal", "sagittal")}
+        self.views["3d"] = VolumeView(self.state)
+        for view in self.views.values():
+            view.activated.connect(self._set_active_view)
+        grid_widget = QWidget()
+        self.grid = QGridLayout(grid_widget)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setSpacing(2)
+        for name, (row, column) in GRID_POSITIONS.items():
+            self.grid.addWidget(self.views[name], row, column)
+        self.setCentralWidget(grid_widget)
+
+        self.browser = StudyBrowser(self.home)
+        self.browser.study_chosen.connect(self.open_study)
+        self._dock("Studies", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea).setMaximumWidth(420)
+        self.histogram = HistogramPanel(self.state)
+        self._dock("Histogram and overlay", self._side_panel(), Qt.DockWidgetArea.RightDockWidgetArea
+                   ).setMaximumWidth(340)
+
+        self.status_label = QLabel("Ready")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(260)
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.hide()
+        self.cancel_button.clicked.connect(self.cancel_job)
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.progress)
+        self.statusBar().addPermanentWidget(self.cancel_button)
+
+        self.runner.progress.connect(self._on_progress)
+        self.runner.succeeded.connect(self._on_loaded)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.cancelled.connect(lambda: self._set_status("Cancelled"))
+        self.runner.finished.connect(self._on_job_finished)
+        self.state.annotations_changed.connect(self._update_title)
+
+        self.actions_by_key = build_actions(self)
+        self._restore_settings()
+        self.browser.reload()
+
+    # -- layout -------------------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _side_panel(self) -> QWidget:
+        panel = QWidget()
+        layout = QVBoxLayout(panel)
+        layout.addWidget(self.histogram, 1)
+        form = QFormLayout()
+        self.overlay_check = QCheckBox("Show heatmap (H)")
+        self.overlay_check.setChecked(True)
+        self.overlay_check.toggled.connect(lambda on: self.state.set_overlay(visible=on))
+        self.opacity_slider = _slider(int(self.state.overlay_opacity * 100),
+                                      lambda v: self.state.set_overlay(opacity=v / 100))
+        self.threshold_slider = _slider(int(self.state.overlay_threshold * 100),
+                                        lambda v: self.state.set_overlay(threshold=v / 100))
+        self.overlay_label = QLabel("Overlay: none")
+        self.overlay_label.setWordWrap(True)
+        self.measure_label = QLabel("")
+        self.measure_label.setWordWrap(True)
+        form.addRow(self.overlay_check)
+        form.addRow("Opacity", self.opacity_slider)
+        form.addRow("Threshold", self.threshold_slider)
+        form.addRow(self.overlay_label)
+        form.addRow(self.measure_label)
+        layout.addLayout(form)
+        self.state.overlay_changed.connect(self._sync_overlay_controls)
+        for name in ("axial", "coronal", "sagittal"):
+            self.views[name].measurement_changed.connect(self.measure_label.setText)
+        return panel
+
+    def _sync_overlay_controls(self) -> None:
+        for widget, value in ((self.overlay_check, self.state.overlay_visible),
+                              (self.opacity_slider, int(self.state.overlay_opacity * 100)),
+                              (self.threshold_slider, int(self.state.overlay_threshold * 100))):
+            widget.blockSignals(True)
+            widget.setChecked(value) if isinstance(widget, QCheckBox) else widget.setValue(value)
+            widget.blockSignals(False)
+
+    def _set_active_view(self, name: str) -> None:
+        self.active_view = name
+
+    def toggle_layout(self) -> None:
+        self.single_layout = not self.single_layout
+        for name, view in self.views.items():
+            view.setVisible(not self.single_layout or name == self.active_view)
+
+    # -- opening studies ----------------------------------------------------------------------
+    def open_target(self, target: str) -> None:
+        """A path on disk, or a study reference from the library."""
+        if Path(target).exists():
+            self._start_load(lambda cancel: viewer_load_job([Path(target)], self.home, None, cancel),
+                             f"Opening {target}")
+            return
+        try:
+            study = StudyLibrary(self.home).find_study(target)
+        except WorkstationError as exc:
+            self._on_failed(str(exc))
+            return
+        self.open_study(study["key"])
+
+    def open_study(self, study_key: str) -> None:
+        try:
+            library = StudyLibrary(self.home)
+            series = max(library.series(study_key), key=lambda s: s["slices"])
+            folder = library.series_folder(series)
+        except (WorkstationError, ValueError) as exc:
+            self._on_failed(f"The study cannot be opened: {exc}")
+            return
+        self._start_load(lambda cancel: viewer_load_job([folder], self.home, study_key, cancel), "Opening study")
+
+    def open_demo(self) -> None:
+        self._start_load(lambda cancel: demo_job(self.home, cancel), "Opening the demo case")
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder with a CT series")
+        if folder:
+            self.open_target(folder)
+
+    def import_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Import a folder into the library")
+        if folder:
+            self.runner.succeeded.disconnect(self._on_loaded)
+            self.runner.succeeded.connect(self._on_imported)
+            self._start_load(lambda cancel: StudyLibrary(self.home).import_job([Path(folder)], cancel),
+                             f"Importing {folder}")
+
+    def _start_load(self, make_job, description: str) -> None:
+        if not self.runner.start(make_job, description):
+            self._set_status("Another job is still running; cancel it first (Esc)")
+            return
+        self._set_status(description)
+        self.progress.setValue(0)
+        self.progress.show()
+        self.cancel_button.show()
+
+    def cancel_job(self) -> None:
+        self.runner.cancel()
+
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        self.progress.setMaximum(max(total, 1))
+        self.progress.setValue(done)
+        self._set_status(message)
+
+    def _on_loaded(self, result: dict) -> None:
+        volume = result["volume"]
+        self.current_study_key = result["study_key"]
+        self.overlay_source = result["overlay_source"]
+        self.state.set_volume(volume, result["heatmap"], result["markers"])
+        if result["markers"]:  # start on the largest finding rather than an empty mid-slice
+            centre, _radius = max(result["markers"], key=lambda marker: marker[1])
+            self.state.set_crosshair(centre)
+        self.overlay_label.setText(f"Overlay: {self.overlay_source}" if self.overlay_source else "Overlay: none")
+        if self.current_study_key:
+            self.settings.setValue("last_study", self.current_study_key)
+            thumbnail = thumbnail_path(self.home, self.current_study_key)
+            if not thumbnail.is_file():
+                save_thumbnail(volume, thumbnail)
+            self.browser.reload()
+        self._update_title()
+        warnings = "; ".join(volume.warnings)
+        self._set_status(f"Loaded {volume.shape[0]} slices" + (f" - warning: {warnings}" if warnings else ""))
+
+    def _on_imported(self, report) -> None:
+        self.runner.succeeded.disconnect(self._on_imported)
+        self.runner.succeeded.connect(self._on_loaded)
+        self.browser.reload()
+        self._set_status(f"Imported {len(report.studies)} study(ies): {report.files_copied} file(s) copied, "
+                         f"{report.files_already_present} already in the library")
+
+    def _on_failed(self, message: str) -> None:
+        self._set_status(message)
+        QMessageBox.warning(self, "Workstation", message)
+
+    def _on_job_finished(self) -> None:
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    def _set_status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def _update_title(self) -> None:
+        volume = self.state.volume
+        if volume is None or not self.state.show_patient_text:
+            self.setWindowTitle("Workstation")
+            return
+        meta = volume.metadata
+        self.setWindowTitle(f"Workstation - {meta.patient_name or meta.patient_id} - {meta.study_date}")
+
+    # -- actions ------------------------------------------------------------------------------
+    def apply_preset(self, name: str) -> None:
+        self.state.set_window(*PRESETS[name])
+
+    def apply_3d_preset(self, name: str) -> None:
+        self.views["3d"].set_preset(name)
+
+    def toggle_overlay(self) -> None:
+        self.state.set_overlay(visible=not self.state.overlay_visible)
+
+    def toggle_patient_text(self) -> None:
+        self.state.toggle_patient_text()
+
+    def set_tool(self, tool: str) -> None:
+        view = self.views.get(self.active_view)
+        if isinstance(view, SliceView):
+            view.set_tool(tool)
+
+    def show_shortcuts(self) -> None:
+        shortcuts_dialog(self).exec()
+
+    # -- settings -----------------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1500, 950)
+        state = self.settings.value("window_state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        self.active_view = str(self.settings.value("active_view", "axial"))
+        if str(self.settings.value("single_layout", "false")) == "true":
+            self.toggle_layout()
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.runner.cancel()
+        self.runner.wait(5.0)
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("window_state", self.saveState())
+        self.settings.setValue("active_view", self.active_view)
+        self.settings.setValue("single_layout", "true" if self.single_layout else "false")
+        self.settings.sync()
+        for view in self.views.values():
+            view.Finalize()
+        super().closeEvent(event)
+
+
+def _slider(value: int, on_change) -> QSlider:
+    slider = QSlider(Qt.Orientation.Horizontal)
+    slider.setRange(0, 100)
+    slider.setValue(value)
+    slider.valueChanged.connect(on_change)
+    return slider
+
+
+def crosshair_voxel(state: ViewerState) -> np.ndarray:
+    """The crosshair as a (column, row, slice) index (tests and status use it)."""
+    return np.rint(state.volume.patient_to_voxel(state.crosshair)).astype(int)

@@ -1,0 +1,1 @@
+"""Rendering: every VTK import goes through vtk_shim."""

@@ -1,0 +1,80 @@
+"""The viewer's session state: one source of truth that widgets set and react to."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from workstation.imaging.volume import Volume
+from workstation.imaging.windowing import PRESETS
+
+
+class ViewerState(QObject):
+    """Current volume, crosshair (patient mm), window/level and overlay settings."""
+
+    volume_changed = Signal()
+    crosshair_changed = Signal()
+    window_changed = Signal()
+    overlay_changed = Signal()
+    annotations_changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.volume: Volume | None = None
+        self.heatmap: np.ndarray | None = None  # float32 0..1 on the volume's grid
+        self.markers: list[tuple[np.ndarray, float]] = []  # (centre mm, radius mm)
+        self.crosshair = np.zeros(3)
+        self.window = PRESETS["lung"]
+        self.overlay_visible = True
+        self.overlay_opacity = 0.5
+        self.overlay_threshold = 0.3
+        self.show_patient_text = True
+
+    def set_volume(self, volume: Volume, heatmap: np.ndarray | None = None,
+                   markers: list[tuple[np.ndarray, float]] | None = None) -> None:
+        if heatmap is not None and heatmap.shape != volume.shape:
+            raise ValueError(f"heatmap shape {heatmap.shape} differs from the volume {volume.shape}")
+        self.volume, self.heatmap, self.markers = volume, heatmap, list(markers or [])
+        k, j, i = (np.array(volume.shape) - 1) / 2.0
+        self.crosshair = volume.voxel_to_patient((i, j, k))
+        self.volume_changed.emit()
+        self.crosshair_changed.emit()
+
+    def set_crosshair(self, point_mm: np.ndarray) -> None:
+        point = np.asarray(point_mm, dtype=float)
+        if self.volume is not None:  # keep the point inside the volume
+            ijk = np.clip(self.volume.patient_to_voxel(point), 0, np.array(self.volume.shape[::-1]) - 1)
+            point = self.volume.voxel_to_patient(ijk)
+        if not np.allclose(point, self.crosshair):
+            self.crosshair = point
+            self.crosshair_changed.emit()
+
+    def set_window(self, centre: float, width: float) -> None:
+        window = (float(centre), max(1.0, float(width)))
+        if window != self.window:
+            self.window = window
+            self.window_changed.emit()
+
+    def set_overlay(self, *, visible: bool | None = None, opacity: float | None = None,
+                    threshold: float | None = None) -> None:
+        if visible is not None:
+            self.overlay_visible = visible
+        if opacity is not None:
+            self.overlay_opacity = float(np.clip(opacity, 0, 1))
+        if threshold is not None:
+            self.overlay_threshold = float(np.clip(threshold, 0, 1))
+        self.overlay_changed.emit()
+
+    def toggle_patient_text(self) -> None:
+        self.show_patient_text = not self.show_patient_text
+        self.annotations_changed.emit()
+
+    def value_at(self, point_mm: np.ndarray) -> float | None:
+        """HU of the nearest voxel, or None outside the volume."""
+        if self.volume is None:
+            return None
+        i, j, k = np.rint(self.volume.patient_to_voxel(point_mm)).astype(int)
+        shape = self.volume.shape
+        if not (0 <= k < shape[0] and 0 <= j < shape[1] and 0 <= i < shape[2]):
+            return None
+        return float(self.volume.voxels[k, j, i])
