@@ -11,7 +11,7 @@ PgUp/PgDn scroll, [ and ] tilt the plane (oblique), \\ resets it, D distance rul
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
 
 from ui.render.overlay import heatmap_lookup_table
@@ -26,6 +26,9 @@ from workstation.imaging.view_geometry import ViewFrame, edge_letters, slice_ste
 CROSSHAIR_COLOUR = (1.0, 0.85, 0.2)
 MEASURE_COLOUR = (0.3, 0.9, 1.0)
 SCALE_STEPS_MM = (1, 2, 5, 10, 20, 50, 100, 200)
+# The view the user drives renders at once; the others follow at most this often, so the
+# driven view keeps the frame rate (on software OpenGL every render costs ~10-15 ms).
+FOLLOWER_RENDER_MS = 150
 
 
 class SliceView(QVTKRenderWindowInteractor):
@@ -41,6 +44,7 @@ class SliceView(QVTKRenderWindowInteractor):
         self.renderer = vtkRenderer()
         self.renderer.SetBackground(0.0, 0.0, 0.0)
         self.GetRenderWindow().AddRenderer(self.renderer)
+        self.GetRenderWindow().SetMultiSamples(0)  # MSAA doubles the cost of a frame on software GL
         self.GetRenderWindow().GetInteractor().SetInteractorStyle(vtkInteractorStyleUser())
         self.renderer.GetActiveCamera().ParallelProjectionOn()
 
@@ -77,6 +81,12 @@ class SliceView(QVTKRenderWindowInteractor):
         self.measurement_text = ""
         self._drag: tuple[str, QPoint, tuple] | None = None
         self._cursor_text = ""
+        self._driving = False  # True while this view's own input changes the state
+        self._heat_profile: list[np.ndarray] = []
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.setInterval(FOLLOWER_RENDER_MS)
+        self._render_timer.timeout.connect(self._render_now)
 
         state.volume_changed.connect(self._on_volume)
         state.crosshair_changed.connect(self.refresh)
@@ -90,9 +100,12 @@ class SliceView(QVTKRenderWindowInteractor):
         if volume is None:
             return
         self.base_mapper.SetInputData(image_data(volume.voxels, volume.affine))
-        if self.state.heatmap is not None:
-            self.overlay_mapper.SetInputData(image_data(self.state.heatmap, volume.affine))
-        self.overlay_slice.SetVisibility(self.state.heatmap is not None and self.state.overlay_visible)
+        heatmap = self.state.heatmap
+        self._heat_profile = []
+        if heatmap is not None:
+            self.overlay_mapper.SetInputData(image_data(heatmap, volume.affine))
+            # per index axis (i, j, k): the heatmap's maximum in each slice, to skip empty planes
+            self._heat_profile = [heatmap.max(axis=(0, 1)), heatmap.max(axis=(0, 2)), heatmap.max(axis=(1, 2))]
         self.base_frame = view_frame(volume.direction, self.view)
         self.tilt_degrees = 0.0
         self.frame = self.base_frame
@@ -113,8 +126,18 @@ class SliceView(QVTKRenderWindowInteractor):
     def _on_overlay(self) -> None:
         state = self.state
         self.overlay_property.SetLookupTable(heatmap_lookup_table(state.overlay_threshold, state.overlay_opacity))
-        self.overlay_slice.SetVisibility(state.heatmap is not None and state.overlay_visible)
         self.refresh()
+
+    def _overlay_in_plane(self) -> bool:
+        """Whether the heatmap shows in this plane; reslicing an empty overlay costs ~4 ms a frame."""
+        state = self.state
+        if state.heatmap is None or not state.overlay_visible:
+            return False
+        if self.tilt_degrees or not self._heat_profile:
+            return True
+        profile = self._heat_profile[self._normal_axis()]
+        index = self.slice_index()
+        return 0 <= index < len(profile) and bool(profile[index] >= state.overlay_threshold)
 
     def refresh(self) -> None:
         """Place camera, crosshair, markers and texts for the current state, then render."""
@@ -134,10 +157,26 @@ class SliceView(QVTKRenderWindowInteractor):
         self.crosshair.set_segments([(point - frame.right * reach + lift, point + frame.right * reach + lift),
                                      (point - frame.up * reach + lift, point + frame.up * reach + lift)])
         self.markers.set_segments(self._marker_segments(point, projection, lift))
+        self.overlay_slice.SetVisibility(self._overlay_in_plane())
         self._update_scale_bar(lift)
         self._update_measure(lift)
         self._update_texts()
+        if self._driving or not self.isVisible():
+            self._render_now()
+        elif not self._render_timer.isActive():
+            self._render_timer.start()
+
+    def _render_now(self) -> None:
+        self._render_timer.stop()
         self.GetRenderWindow().Render()
+
+    def _drive(self, change, *args) -> None:
+        """Apply a state change caused by this view's input; this view renders immediately."""
+        self._driving = True
+        try:
+            change(*args)
+        finally:
+            self._driving = False
 
     def _marker_segments(self, point: np.ndarray, projection: np.ndarray, lift: np.ndarray) -> list:
         segments = []
@@ -232,13 +271,13 @@ class SliceView(QVTKRenderWindowInteractor):
     # -- actions ------------------------------------------------------------------------------
     def scroll(self, slices: int) -> None:
         step = self.step_mm()
-        self.state.set_crosshair(self.state.crosshair + self.frame.direction_of_projection * step * slices)
+        self._drive(self.state.set_crosshair, self.state.crosshair + self.frame.direction_of_projection * step * slices)
 
     def tilt(self, degrees: float | None) -> None:
         """Turn the plane about its vertical axis (None: back to the acquired plane)."""
         self.tilt_degrees = 0.0 if degrees is None else self.tilt_degrees + degrees
         self.frame = self.base_frame.rotated(self.tilt_degrees)
-        self.refresh()
+        self._drive(self.refresh)
 
     def set_tool(self, tool: str) -> None:
         self.tool = "none" if self.tool == tool else tool
@@ -291,7 +330,7 @@ class SliceView(QVTKRenderWindowInteractor):
             self.measure_points = [self.world_at(event.position().x(), event.position().y())] * 2
         elif button == Qt.MouseButton.LeftButton and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             kind = "crosshair"
-            self.state.set_crosshair(self.world_at(event.position().x(), event.position().y()))
+            self._drive(self.state.set_crosshair, self.world_at(event.position().x(), event.position().y()))
         if kind:
             self._drag = (kind, event.position().toPoint(), (self.state.window, self.half_height_mm,
                                                              self.centre.copy(), False))
@@ -306,33 +345,33 @@ class SliceView(QVTKRenderWindowInteractor):
             self._cursor_text = "" if value is None else (
                 f"{value:.0f} HU\n({point[0]:.1f}, {point[1]:.1f}, {point[2]:.1f}) mm")
             self._update_texts()
-            self.GetRenderWindow().Render()
+            self._render_now()
             return
         kind, start, (window, half_height, centre, _moved) = self._drag
         dx, dy = position.x() - start.x(), position.y() - start.y()
         self._drag = (kind, start, (window, half_height, centre, True))
         if kind == "window":
             level, width = window
-            self.state.set_window(level - dy * width / 400.0, width * float(np.exp(dx / 200.0)))
+            self._drive(self.state.set_window, level - dy * width / 400.0, width * float(np.exp(dx / 200.0)))
         elif kind == "zoom":
             self.half_height_mm = float(np.clip(half_height * np.exp(dy / 200.0), 5.0, 2000.0))
-            self.refresh()
+            self._drive(self.refresh)
         elif kind == "pan":
             mm_per_pixel = 2 * self.half_height_mm / max(1, self.height())
             self.centre = centre - (dx * self.frame.right - dy * self.frame.up) * mm_per_pixel
-            self.refresh()
+            self._drive(self.refresh)
         elif kind == "crosshair":
-            self.state.set_crosshair(self.world_at(position.x(), position.y()))
+            self._drive(self.state.set_crosshair, self.world_at(position.x(), position.y()))
         elif kind == "measure":
             self.measure_points[1] = self.world_at(position.x(), position.y())
-            self.refresh()
+            self._drive(self.refresh)
             self.measurement_changed.emit(self.measurement_text)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if self._drag is not None:
             kind, _start, (_w, _h, _c, moved) = self._drag
             if kind == "window" and not moved:  # a click, not a drag: move the crosshair here
-                self.state.set_crosshair(self.world_at(event.position().x(), event.position().y()))
+                self._drive(self.state.set_crosshair, self.world_at(event.position().x(), event.position().y()))
         self._drag = None
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802

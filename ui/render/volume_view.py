@@ -6,7 +6,7 @@ faster than the GPU ray-cast mapper; on a real GPU the GPU mapper wins."""
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 
 from ui.render.vtk_shim import (
     QVTKRenderWindowInteractor, vtkActor, vtkColorTransferFunction, vtkFixedPointVolumeRayCastMapper,
@@ -27,6 +27,10 @@ PRESETS_3D: dict[str, tuple[list, list]] = {
                     [(-1000, 0.0), (-300, 0.0), (-100, 0.05), (60, 0.25), (400, 0.4)]),
 }
 SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software")
+# While the crosshair moves the 3D view follows a few times a second at reduced sampling,
+# then renders once at full quality when the user stops.
+FOLLOW_RENDER_MS = 500
+STILL_RENDER_MS = 600
 
 
 def uses_software_opengl(render_window) -> bool:
@@ -44,6 +48,7 @@ class VolumeView(QVTKRenderWindowInteractor):
         self.renderer = vtkRenderer()
         self.renderer.SetBackground(0.05, 0.05, 0.07)
         self.GetRenderWindow().AddRenderer(self.renderer)
+        self.GetRenderWindow().SetMultiSamples(0)
         interactor = self.GetRenderWindow().GetInteractor()
         interactor.SetInteractorStyle(vtkInteractorStyleTrackballCamera())
         interactor.SetDesiredUpdateRate(15.0)  # VTK lowers sampling while the user drags
@@ -67,6 +72,8 @@ class VolumeView(QVTKRenderWindowInteractor):
         self.heat_actor.SetVisibility(False)
         for actor in (self.crosshair_actor, self.heat_actor):
             self.renderer.AddActor(actor)
+        self._follow_timer = _single_shot(self, FOLLOW_RENDER_MS, lambda: self._render(interactive=True))
+        self._still_timer = _single_shot(self, STILL_RENDER_MS, lambda: self._render(interactive=False))
         state.volume_changed.connect(self._on_volume)
         state.crosshair_changed.connect(self._on_crosshair)
         state.overlay_changed.connect(self._on_overlay)
@@ -127,7 +134,14 @@ class VolumeView(QVTKRenderWindowInteractor):
 
     def _on_crosshair(self) -> None:
         self.sphere.SetCenter(*self.state.crosshair)
-        self.GetRenderWindow().Render()
+        if not self._follow_timer.isActive():
+            self._follow_timer.start()
+        self._still_timer.start()
+
+    def _render(self, interactive: bool) -> None:
+        window = self.GetRenderWindow()
+        window.SetDesiredUpdateRate(15.0 if interactive else 0.5)
+        window.Render()
 
     def _on_overlay(self) -> None:
         state = self.state
@@ -141,6 +155,14 @@ class VolumeView(QVTKRenderWindowInteractor):
     def mousePressEvent(self, event) -> None:  # noqa: N802
         self.activated.emit(self.view)
         super().mousePressEvent(event)
+
+
+def _single_shot(parent, milliseconds: int, slot) -> QTimer:
+    timer = QTimer(parent)
+    timer.setSingleShot(True)
+    timer.setInterval(milliseconds)
+    timer.timeout.connect(slot)
+    return timer
 
 
 def _actor(port, colour: tuple[float, float, float], opacity: float) -> vtkActor:
