@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtWidgets import (
     QCheckBox, QDockWidget, QFileDialog, QFormLayout, QGridLayout, QLabel, QMainWindow, QMessageBox, QProgressBar,
@@ -65,6 +64,7 @@ class MainWindow(QMainWindow):
         self.single_layout = False
         self.current_study_key: str | None = None
         self.overlay_source = ""
+        self.error_box: QMessageBox | None = None
 
         self.views: dict[str, QWidget] = {name: SliceView(self.state, name) for name in ("axial", "coronal", "sagittal")}
         self.views["3d"] = VolumeView(self.state)
@@ -231,6 +231,7 @@ class MainWindow(QMainWindow):
                 save_thumbnail(volume, thumbnail)
             self.browser.reload()
         self._update_title()
+        log.info("loaded %s slices of %s", volume.shape[0], volume.metadata.series_uid)
         warnings = "; ".join(volume.warnings)
         self._set_status(f"Loaded {volume.shape[0]} slices" + (f" - warning: {warnings}" if warnings else ""))
 
@@ -242,8 +243,12 @@ class MainWindow(QMainWindow):
                          f"{report.files_already_present} already in the library")
 
     def _on_failed(self, message: str) -> None:
+        """One clear sentence, in a box that does not block the event loop (details: log file)."""
         self._set_status(message)
-        QMessageBox.warning(self, "Workstation", message)
+        self.error_box = QMessageBox(QMessageBox.Icon.Warning, "Workstation", message,
+                                     QMessageBox.StandardButton.Ok, self)
+        self.error_box.setModal(False)
+        self.error_box.show()
 
     def _on_job_finished(self) -> None:
         self.progress.hide()
@@ -304,7 +309,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("single_layout", "true" if self.single_layout else "false")
         self.settings.sync()
         for view in self.views.values():
-            view.Finalize()
+            view.shutdown()
         super().closeEvent(event)
 
 
@@ -314,8 +319,3 @@ def _slider(value: int, on_change) -> QSlider:
     slider.setValue(value)
     slider.valueChanged.connect(on_change)
     return slider
-
-
-def crosshair_voxel(state: ViewerState) -> np.ndarray:
-    """The crosshair as a (column, row, slice) index (tests and status use it)."""
-    return np.rint(state.volume.patient_to_voxel(state.crosshair)).astype(int)

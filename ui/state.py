@@ -35,7 +35,7 @@ class ViewerState(QObject):
         if heatmap is not None and heatmap.shape != volume.shape:
             raise ValueError(f"heatmap shape {heatmap.shape} differs from the volume {volume.shape}")
         self.volume, self.heatmap, self.markers = volume, heatmap, list(markers or [])
-        k, j, i = (np.array(volume.shape) - 1) / 2.0
+        k, j, i = np.array(volume.shape) // 2  # a voxel centre, so slice steps land on slices
         self.crosshair = volume.voxel_to_patient((i, j, k))
         self.volume_changed.emit()
         self.crosshair_changed.emit()

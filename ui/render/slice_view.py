@@ -82,6 +82,7 @@ class SliceView(QVTKRenderWindowInteractor):
         self._drag: tuple[str, QPoint, tuple] | None = None
         self._cursor_text = ""
         self._driving = False  # True while this view's own input changes the state
+        self._closed = False
         self._heat_profile: list[np.ndarray] = []
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
@@ -141,7 +142,7 @@ class SliceView(QVTKRenderWindowInteractor):
 
     def refresh(self) -> None:
         """Place camera, crosshair, markers and texts for the current state, then render."""
-        if self.state.volume is None or self.frame is None:
+        if self.state.volume is None or self.frame is None or self._closed:
             return
         frame, point = self.frame, self.state.crosshair
         projection = frame.direction_of_projection
@@ -168,7 +169,14 @@ class SliceView(QVTKRenderWindowInteractor):
 
     def _render_now(self) -> None:
         self._render_timer.stop()
-        self.GetRenderWindow().Render()
+        if not self._closed:
+            self.GetRenderWindow().Render()
+
+    def shutdown(self) -> None:
+        """Stop pending renders and release the GL context (the window is closing)."""
+        self._render_timer.stop()
+        self._closed = True
+        self.Finalize()
 
     def _drive(self, change, *args) -> None:
         """Apply a state change caused by this view's input; this view renders immediately."""

@@ -72,6 +72,7 @@ class VolumeView(QVTKRenderWindowInteractor):
         self.heat_actor.SetVisibility(False)
         for actor in (self.crosshair_actor, self.heat_actor):
             self.renderer.AddActor(actor)
+        self._closed = False
         self._follow_timer = _single_shot(self, FOLLOW_RENDER_MS, lambda: self._render(interactive=True))
         self._still_timer = _single_shot(self, STILL_RENDER_MS, lambda: self._render(interactive=False))
         state.volume_changed.connect(self._on_volume)
@@ -94,7 +95,7 @@ class VolumeView(QVTKRenderWindowInteractor):
 
     def _on_volume(self) -> None:
         volume = self.state.volume
-        if volume is None:
+        if volume is None or self._closed:
             return
         self._choose_mapper()
         # Half resolution in-plane keeps CPU ray casting interactive; the slice views keep full detail.
@@ -130,15 +131,25 @@ class VolumeView(QVTKRenderWindowInteractor):
         self.volume_property.SetColor(colour)
         self.volume_property.SetScalarOpacity(opacity)
         if render:
-            self.GetRenderWindow().Render()
+            self._render(interactive=False)
 
     def _on_crosshair(self) -> None:
+        if self._closed:
+            return
         self.sphere.SetCenter(*self.state.crosshair)
         if not self._follow_timer.isActive():
             self._follow_timer.start()
         self._still_timer.start()
 
+    def shutdown(self) -> None:
+        self._follow_timer.stop()
+        self._still_timer.stop()
+        self._closed = True
+        self.Finalize()
+
     def _render(self, interactive: bool) -> None:
+        if self._closed:
+            return
         window = self.GetRenderWindow()
         window.SetDesiredUpdateRate(15.0 if interactive else 0.5)
         window.Render()
@@ -150,7 +161,7 @@ class VolumeView(QVTKRenderWindowInteractor):
             self.heat_surface.SetValue(0, max(state.overlay_threshold, 0.01))
             self.heat_actor.GetProperty().SetOpacity(max(0.15, state.overlay_opacity))
         self.heat_actor.SetVisibility(visible)
-        self.GetRenderWindow().Render()
+        self._render(interactive=False)
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
         self.activated.emit(self.view)
