@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox, QDockWidget, QFileDialog, QFormLayout, QGridLayout, QLabel, QMainWindow, QMessageBox, QProgressBar,
     QPushButton, QSlider, QVBoxLayout, QWidget,
@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
 from ui.actions import build_actions, shortcuts_dialog
 from ui.render.slice_view import SliceView
 from ui.render.volume_view import VolumeView
-from ui.state import ViewerState
+from ui.state import ViewerState, volume_summaries
 from ui.widgets.histogram import HistogramPanel
 from ui.widgets.study_browser import StudyBrowser
 from ui.workers import JobRunner
@@ -36,6 +36,7 @@ def viewer_load_job(paths: list[Path], home: Path, study_key: str | None, cancel
     truth = demo_truth_for(volume, home)
     heatmap, markers = truth_overlay(volume, truth) if truth else (None, [])
     return {"volume": volume, "heatmap": heatmap, "markers": markers, "study_key": study_key,
+            "summaries": volume_summaries(volume, heatmap),
             "overlay_source": "ground truth of the synthetic demo case (not AI)" if truth else ""}
 
 
@@ -65,6 +66,7 @@ class MainWindow(QMainWindow):
         self.current_study_key: str | None = None
         self.overlay_source = ""
         self.error_box: QMessageBox | None = None
+        self._warmed_up = False
 
         self.views: dict[str, QWidget] = {name: SliceView(self.state, name) for name in ("axial", "coronal", "sagittal")}
         self.views["3d"] = VolumeView(self.state)
@@ -202,6 +204,7 @@ class MainWindow(QMainWindow):
         if not self.runner.start(make_job, description):
             self._set_status("Another job is still running; cancel it first (Esc)")
             return
+        self.views["3d"].hold_full_quality(True)
         self._set_status(description)
         self.progress.setValue(0)
         self.progress.show()
@@ -219,7 +222,7 @@ class MainWindow(QMainWindow):
         volume = result["volume"]
         self.current_study_key = result["study_key"]
         self.overlay_source = result["overlay_source"]
-        self.state.set_volume(volume, result["heatmap"], result["markers"])
+        self.state.set_volume(volume, result["heatmap"], result["markers"], result.get("summaries"))
         if result["markers"]:  # start on the largest finding rather than an empty mid-slice
             centre, _radius = max(result["markers"], key=lambda marker: marker[1])
             self.state.set_crosshair(centre)
@@ -251,6 +254,7 @@ class MainWindow(QMainWindow):
         self.error_box.show()
 
     def _on_job_finished(self) -> None:
+        self.views["3d"].hold_full_quality(False)
         self.progress.hide()
         self.cancel_button.hide()
 
@@ -299,6 +303,17 @@ class MainWindow(QMainWindow):
         self.active_view = str(self.settings.value("active_view", "axial"))
         if str(self.settings.value("single_layout", "false")) == "true":
             self.toggle_layout()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if not self._warmed_up:
+            self._warmed_up = True
+            QTimer.singleShot(0, self._warm_up_views)
+
+    def _warm_up_views(self) -> None:
+        for view in self.views.values():
+            if view.isVisible():
+                view.warm_up()
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.runner.cancel()

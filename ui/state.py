@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from workstation.imaging.statistics import hu_histogram, slice_maxima
 from workstation.imaging.volume import Volume
 from workstation.imaging.windowing import PRESETS
 
@@ -23,6 +24,8 @@ class ViewerState(QObject):
         self.volume: Volume | None = None
         self.heatmap: np.ndarray | None = None  # float32 0..1 on the volume's grid
         self.markers: list[tuple[np.ndarray, float]] = []  # (centre mm, radius mm)
+        self.heat_maxima: tuple[np.ndarray, ...] = ()  # per index axis: heatmap maximum of each slice
+        self.histogram: tuple[np.ndarray, np.ndarray] | None = None  # HU (counts, edges)
         self.crosshair = np.zeros(3)
         self.window = PRESETS["lung"]
         self.overlay_visible = True
@@ -31,10 +34,14 @@ class ViewerState(QObject):
         self.show_patient_text = True
 
     def set_volume(self, volume: Volume, heatmap: np.ndarray | None = None,
-                   markers: list[tuple[np.ndarray, float]] | None = None) -> None:
+                   markers: list[tuple[np.ndarray, float]] | None = None,
+                   summaries: dict | None = None) -> None:
+        """Show a volume; `summaries` (from the load job) spares the GUI thread the heavy numpy work."""
         if heatmap is not None and heatmap.shape != volume.shape:
             raise ValueError(f"heatmap shape {heatmap.shape} differs from the volume {volume.shape}")
         self.volume, self.heatmap, self.markers = volume, heatmap, list(markers or [])
+        summaries = summaries or volume_summaries(volume, heatmap)
+        self.histogram, self.heat_maxima = summaries["histogram"], summaries["heat_maxima"]
         k, j, i = np.array(volume.shape) // 2  # a voxel centre, so slice steps land on slices
         self.crosshair = volume.voxel_to_patient((i, j, k))
         self.volume_changed.emit()
@@ -78,3 +85,9 @@ class ViewerState(QObject):
         if not (0 <= k < shape[0] and 0 <= j < shape[1] and 0 <= i < shape[2]):
             return None
         return float(self.volume.voxels[k, j, i])
+
+
+def volume_summaries(volume: Volume, heatmap: np.ndarray | None) -> dict:
+    """What the views derive from a volume, computed once (call it on the worker thread)."""
+    return {"histogram": hu_histogram(volume.voxels),
+            "heat_maxima": slice_maxima(heatmap) if heatmap is not None else ()}

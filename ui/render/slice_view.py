@@ -83,7 +83,6 @@ class SliceView(QVTKRenderWindowInteractor):
         self._cursor_text = ""
         self._driving = False  # True while this view's own input changes the state
         self._closed = False
-        self._heat_profile: list[np.ndarray] = []
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
         self._render_timer.setInterval(FOLLOWER_RENDER_MS)
@@ -95,18 +94,28 @@ class SliceView(QVTKRenderWindowInteractor):
         state.overlay_changed.connect(self._on_overlay)
         state.annotations_changed.connect(self.refresh)
 
+    def warm_up(self) -> None:
+        """Render a tiny image once so shader compilation (~60 ms a view on software GL)
+        happens at start-up, not as a stall when the first study arrives."""
+        if self.state.volume is not None or self._closed:
+            return
+        tiny = np.zeros((2, 2, 2), dtype=np.int16)
+        self.base_mapper.SetInputData(image_data(tiny, np.eye(4)))
+        self.overlay_mapper.SetInputData(image_data(tiny.astype(np.float32), np.eye(4)))
+        camera = self.renderer.GetActiveCamera()
+        camera.SetFocalPoint(0.5, 0.5, 0.5)
+        camera.SetPosition(0.5, 0.5, -10)
+        self.GetRenderWindow().Render()
+        self.base_slice.SetVisibility(True)
+
     # -- state -> view ------------------------------------------------------------------------
     def _on_volume(self) -> None:
         volume = self.state.volume
         if volume is None:
             return
         self.base_mapper.SetInputData(image_data(volume.voxels, volume.affine))
-        heatmap = self.state.heatmap
-        self._heat_profile = []
-        if heatmap is not None:
-            self.overlay_mapper.SetInputData(image_data(heatmap, volume.affine))
-            # per index axis (i, j, k): the heatmap's maximum in each slice, to skip empty planes
-            self._heat_profile = [heatmap.max(axis=(0, 1)), heatmap.max(axis=(0, 2)), heatmap.max(axis=(1, 2))]
+        if self.state.heatmap is not None:
+            self.overlay_mapper.SetInputData(image_data(self.state.heatmap, volume.affine))
         self.base_frame = view_frame(volume.direction, self.view)
         self.tilt_degrees = 0.0
         self.frame = self.base_frame
@@ -134,9 +143,9 @@ class SliceView(QVTKRenderWindowInteractor):
         state = self.state
         if state.heatmap is None or not state.overlay_visible:
             return False
-        if self.tilt_degrees or not self._heat_profile:
+        if self.tilt_degrees or not state.heat_maxima:
             return True
-        profile = self._heat_profile[self._normal_axis()]
+        profile = state.heat_maxima[self._normal_axis()]
         index = self.slice_index()
         return 0 <= index < len(profile) and bool(profile[index] >= state.overlay_threshold)
 

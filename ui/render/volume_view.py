@@ -31,6 +31,7 @@ SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software")
 # then renders once at full quality when the user stops.
 FOLLOW_RENDER_MS = 500
 STILL_RENDER_MS = 600
+RENDER_VOXEL_MM = 1.5
 
 
 def uses_software_opengl(render_window) -> bool:
@@ -73,11 +74,18 @@ class VolumeView(QVTKRenderWindowInteractor):
         for actor in (self.crosshair_actor, self.heat_actor):
             self.renderer.AddActor(actor)
         self._closed = False
+        self._holding = False
+        self._still_pending = False
         self._follow_timer = _single_shot(self, FOLLOW_RENDER_MS, lambda: self._render(interactive=True))
         self._still_timer = _single_shot(self, STILL_RENDER_MS, lambda: self._render(interactive=False))
         state.volume_changed.connect(self._on_volume)
         state.crosshair_changed.connect(self._on_crosshair)
         state.overlay_changed.connect(self._on_overlay)
+
+    def warm_up(self) -> None:
+        """Pick the mapper (needs a realised GL context) before the first study arrives."""
+        if not self._closed:
+            self._choose_mapper()
 
     def _choose_mapper(self) -> None:
         if self.mapper is not None:
@@ -98,18 +106,20 @@ class VolumeView(QVTKRenderWindowInteractor):
         if volume is None or self._closed:
             return
         self._choose_mapper()
-        # Half resolution in-plane keeps CPU ray casting interactive; the slice views keep full detail.
-        voxels, affine = volume.voxels, volume.affine.copy()
-        if max(voxels.shape[1:]) > 256:
-            voxels = np.ascontiguousarray(voxels[:, ::2, ::2])
-            affine[:3, :2] *= 2
+        # About 1.5 mm voxels keep CPU ray casting interactive (and its first frame, which
+        # precomputes gradients, short); the slice views keep full detail.
+        step = np.maximum(1, np.floor(RENDER_VOXEL_MM / np.array(volume.spacing_mm[::-1]))).astype(int)
+        voxels = np.ascontiguousarray(volume.voxels[::step[0], ::step[1], ::step[2]])
+        affine = volume.affine.copy()
+        affine[:3, :3] *= step[::-1]
         self._rendered = image_data(voxels, affine)
         self.mapper.SetInputData(self._rendered)
         if self.renderer.GetVolumes().GetNumberOfItems() == 0:
             self.renderer.AddVolume(self.volume_actor)
         self.set_preset(self.preset, render=False)
-        if self.state.heatmap is not None:
-            self.heat_surface.SetInputData(image_data(self.state.heatmap, volume.affine))
+        if self.state.heatmap is not None:  # the surface from the same coarser grid: 10x cheaper
+            heat = np.ascontiguousarray(self.state.heatmap[::step[0], ::step[1], ::step[2]])
+            self.heat_surface.SetInputData(image_data(heat, affine))
         self.renderer.ResetCamera()
         camera = self.renderer.GetActiveCamera()
         camera.SetViewUp(0, 0, 1)
@@ -137,9 +147,7 @@ class VolumeView(QVTKRenderWindowInteractor):
         if self._closed:
             return
         self.sphere.SetCenter(*self.state.crosshair)
-        if not self._follow_timer.isActive():
-            self._follow_timer.start()
-        self._still_timer.start()
+        self._schedule_render()
 
     def shutdown(self) -> None:
         self._follow_timer.stop()
@@ -147,9 +155,20 @@ class VolumeView(QVTKRenderWindowInteractor):
         self._closed = True
         self.Finalize()
 
+    def hold_full_quality(self, hold: bool) -> None:
+        """While a job runs, full-quality frames (~100+ ms of CPU ray casting) wait, so the
+        GUI stays responsive; the frame is rendered when the hold ends."""
+        self._holding = hold
+        if not hold and self._still_pending:
+            self._still_timer.start()
+
     def _render(self, interactive: bool) -> None:
         if self._closed:
             return
+        if not interactive and self._holding:
+            self._still_pending = True
+            return
+        self._still_pending = False
         window = self.GetRenderWindow()
         window.SetDesiredUpdateRate(15.0 if interactive else 0.5)
         window.Render()
@@ -161,7 +180,13 @@ class VolumeView(QVTKRenderWindowInteractor):
             self.heat_surface.SetValue(0, max(state.overlay_threshold, 0.01))
             self.heat_actor.GetProperty().SetOpacity(max(0.15, state.overlay_opacity))
         self.heat_actor.SetVisibility(visible)
-        self._render(interactive=False)
+        self._schedule_render()
+
+    def _schedule_render(self) -> None:
+        """A quick render soon, a full-quality one when changes stop (never in the caller's event)."""
+        if not self._follow_timer.isActive():
+            self._follow_timer.start()
+        self._still_timer.start()
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
         self.activated.emit(self.view)
