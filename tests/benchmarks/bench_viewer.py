@@ -68,9 +68,10 @@ def interaction_rows(home: Path) -> list[tuple[str, float, float, str]]:
         volume_view._render(interactive=True)
 
     three_d_ms = _per_step_ms(app, rotate, 30)
+    mapper_rows = _mapper_comparison(app, volume_view)
     stall_ms, show_ms = _loading_stall_ms(app, window)
     window.close()
-    return [
+    return mapper_rows + [
         ("axial scroll with heatmap: frames per second", 1000 / axial_ms, 60, f"{axial_ms:.1f} ms a step"),
         ("oblique (20 deg) scroll with heatmap: frames per second", 1000 / oblique_ms, 30, f"{oblique_ms:.1f} ms a step"),
         (f"3D rotation ({volume_view.mapper_name}): frames per second", 1000 / three_d_ms, 10,
@@ -79,6 +80,33 @@ def interaction_rows(home: Path) -> list[tuple[str, float, float, str]]:
         ("longest stall while the loaded study is first shown (ms)", show_ms, float("nan"),
          "VTK uploads and first renders on the GUI thread"),
     ]
+
+
+def _mapper_comparison(app, volume_view) -> list[tuple[str, float, float, str]]:
+    """Interactive 3D frame time with each mapper on this machine: the evidence for the choice."""
+    from ui.render.vtk_shim import vtkFixedPointVolumeRayCastMapper, vtkOpenGLGPUVolumeRayCastMapper
+
+    camera = volume_view.renderer.GetActiveCamera()
+    chosen = volume_view.mapper
+    times = {}
+    for name, mapper_class in (("CPU fixed-point", vtkFixedPointVolumeRayCastMapper),
+                               ("GPU ray cast", vtkOpenGLGPUVolumeRayCastMapper)):
+        mapper = mapper_class()
+        mapper.SetAutoAdjustSampleDistances(1)
+        mapper.SetInputData(volume_view._rendered)
+        volume_view.volume_actor.SetMapper(mapper)
+
+        def rotate(_index: int) -> None:
+            camera.Azimuth(5)
+            volume_view._render(interactive=True)
+
+        rotate(0)
+        times[name] = _per_step_ms(app, rotate, 15)
+    volume_view.volume_actor.SetMapper(chosen)
+    ratio = times["GPU ray cast"] / times["CPU fixed-point"]
+    return [("3D frame time GPU mapper / CPU mapper (this GL)", ratio, float("nan"),
+             f"CPU {times['CPU fixed-point']:.0f} ms, GPU {times['GPU ray cast']:.0f} ms; chosen: "
+             f"{volume_view.mapper_name}")]
 
 
 def _loading_stall_ms(app, window) -> tuple[float, float]:

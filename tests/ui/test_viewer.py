@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from ui.actions import ACTIONS, shortcuts_dialog
@@ -181,3 +181,16 @@ def test_shortcuts_sheet_lists_every_action(loaded: MainWindow) -> None:
     menu_texts = {action.text() for menu in loaded.menuBar().findChildren(type(loaded.menuBar().actions()[0].menu()))
                   for action in menu.actions()}
     assert {spec.text for spec in ACTIONS} <= menu_texts
+
+
+def test_cursor_readout_shows_hu_and_patient_mm(loaded: MainWindow, qtbot) -> None:
+    axial = loaded.views["axial"]
+    target = _centre(axial) + QPoint(-30, 20)
+    move = QMouseEvent(QEvent.Type.MouseMove, QPointF(target), QPointF(axial.mapToGlobal(target)),
+                       Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(axial, move)  # a hover, no button held
+    point = axial.world_at(target.x(), target.y())
+    expected = loaded.state.value_at(point)
+    text = axial.texts["bottom_right"].GetInput()
+    assert text.startswith(f"{expected:.0f} HU")
+    assert f"({point[0]:.1f}, {point[1]:.1f}, {point[2]:.1f}) mm" in text

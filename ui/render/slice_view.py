@@ -41,6 +41,7 @@ class SliceView(QVTKRenderWindowInteractor):
         super().__init__(parent)
         self.state, self.view = state, view
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMouseTracking(True)  # HU and position under the cursor without a button held
         self.renderer = vtkRenderer()
         self.renderer.SetBackground(0.0, 0.0, 0.0)
         self.GetRenderWindow().AddRenderer(self.renderer)
