@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox, QDockWidget, QFileDialog, QFormLayout, QGridLayout, QLabel, QMainWindow, QMessageBox, QProgressBar,
@@ -15,6 +16,7 @@ from ui.actions import build_actions, shortcuts_dialog
 from ui.render.slice_view import SliceView
 from ui.render.volume_view import VolumeView
 from ui.state import ViewerState, volume_summaries
+from ui.widgets.findings_panel import FindingsPanel
 from ui.widgets.histogram import HistogramPanel
 from ui.widgets.study_browser import StudyBrowser
 from ui.workers import JobRunner
@@ -23,6 +25,8 @@ from workstation.dicom.load import load_largest_series_job
 from workstation.errors import WorkstationError
 from workstation.imaging.snapshot import save_thumbnail
 from workstation.imaging.windowing import PRESETS
+from workstation.inference.registry import find_model
+from workstation.inference.runner import run_inference_job
 from workstation.jobs import CancelToken, Job
 from workstation.library import StudyLibrary, thumbnail_path
 
@@ -83,6 +87,9 @@ class MainWindow(QMainWindow):
         self.browser = StudyBrowser(self.home)
         self.browser.study_chosen.connect(self.open_study)
         self._dock("Studies", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea).setMaximumWidth(420)
+        self.findings_panel = FindingsPanel()
+        self.findings_panel.finding_selected.connect(self.centre_on)
+        self._dock("AI findings", self.findings_panel, Qt.DockWidgetArea.LeftDockWidgetArea).setMaximumWidth(420)
         self.histogram = HistogramPanel(self.state)
         self._dock("Histogram and overlay", self._side_panel(), Qt.DockWidgetArea.RightDockWidgetArea
                    ).setMaximumWidth(340)
@@ -218,8 +225,12 @@ class MainWindow(QMainWindow):
         self.progress.setValue(done)
         self._set_status(message)
 
-    def _on_loaded(self, result: dict) -> None:
+    def _on_loaded(self, result) -> None:
+        if not isinstance(result, dict):  # an Analysis from "Run AI"
+            self._on_analysis(result)
+            return
         volume = result["volume"]
+        self.findings_panel.clear()
         self.current_study_key = result["study_key"]
         self.overlay_source = result["overlay_source"]
         self.state.set_volume(volume, result["heatmap"], result["markers"], result.get("summaries"))
@@ -237,6 +248,47 @@ class MainWindow(QMainWindow):
         log.info("loaded %s slices of %s", volume.shape[0], volume.metadata.series_uid)
         warnings = "; ".join(volume.warnings)
         self._set_status(f"Loaded {volume.shape[0]} slices" + (f" - warning: {warnings}" if warnings else ""))
+
+    def run_ai(self) -> None:
+        """Run the default model on the open study, off the GUI thread, with progress and cancel."""
+        volume = self.state.volume
+        if volume is None:
+            self._set_status("Open a study first")
+            return
+        try:
+            bundle = find_model()
+        except WorkstationError as exc:
+            self._on_failed(str(exc))
+            return
+        self._start_load(lambda cancel: run_inference_job(volume, bundle, "auto", None, cancel),
+                         f"Running {bundle.name} {bundle.version}")
+
+    def _on_analysis(self, analysis) -> None:
+        volume = self.state.volume
+        markers = [(np.array(f.center_mm), f.diameter_mm / 2) for f in analysis.findings]
+        self.state.set_volume(volume, analysis.heatmap, markers, volume_summaries(volume, analysis.heatmap))
+        self.overlay_source = f"{analysis.model_name} {analysis.model_version} heatmap"
+        self.overlay_label.setText(f"Overlay: {self.overlay_source}. {analysis.notice}")
+        self.findings_panel.show_analysis(analysis)
+        if analysis.findings:
+            self.findings_panel.select_next(1)
+        scope = f" - outside validated scope: {'; '.join(analysis.scope_warnings)}" if analysis.scope_warnings else ""
+        self._set_status(f"{len(analysis.findings)} finding(s) in {analysis.runtime_s:.1f} s{scope}")
+        log.info("analysis by %s %s: %d findings", analysis.model_name, analysis.model_version,
+                 len(analysis.findings))
+
+    def centre_on(self, point_mm) -> None:
+        """Crosshair and every slice view's centre on a point (selecting a finding)."""
+        self.state.set_crosshair(point_mm)
+        for view in self.views.values():
+            if isinstance(view, SliceView):
+                view.centre_on(self.state.crosshair)
+
+    def next_finding(self) -> None:
+        self.findings_panel.select_next(1)
+
+    def previous_finding(self) -> None:
+        self.findings_panel.select_next(-1)
 
     def _on_imported(self, report) -> None:
         self.runner.succeeded.disconnect(self._on_imported)

@@ -55,6 +55,14 @@ class PhantomError(WorkstationError):
     """A phantom cannot be generated with the given parameters."""
 
 
+class ModelBundleError(WorkstationError):
+    """A model bundle is refused (missing files, wrong checksum, architecture not allowed)."""
+
+
+class InferenceError(WorkstationError):
+    """Inference could not run (device unavailable, out of memory on every fallback)."""
+
+
 class CancelledError(WorkstationError):
     """The user cancelled a running job."""
 

@@ -291,6 +291,11 @@ class SliceView(QVTKRenderWindowInteractor):
         step = self.step_mm()
         self._drive(self.state.set_crosshair, self.state.crosshair + self.frame.direction_of_projection * step * slices)
 
+    def centre_on(self, point_mm: np.ndarray) -> None:
+        """Pan so that `point_mm` is in the middle of the view."""
+        self.centre = np.asarray(point_mm, dtype=float).copy()
+        self.refresh()
+
     def tilt(self, degrees: float | None) -> None:
         """Turn the plane about its vertical axis (None: back to the acquired plane)."""
         self.tilt_degrees = 0.0 if degrees is None else self.tilt_degrees + degrees

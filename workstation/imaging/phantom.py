@@ -90,6 +90,7 @@ class Phantom:
     nodules: list[dict]
     outside_fov: np.ndarray  # (rows, columns) pixels outside the reconstruction circle
     tags: dict[str, object]
+    nodule_mask: np.ndarray  # uint8 (slices, rows, columns): nodule id (1..n) where a nodule covers > half a voxel
 
     def truth(self) -> dict:
         return {"seed": self.spec.seed, "spec": asdict(self.spec), "coordinate_system": "DICOM patient LPS mm",
@@ -168,7 +169,8 @@ def generate_phantom(spec: PhantomSpec) -> Phantom:
     _draw_airways(canvas, s, rng, lung_mask)
     _draw_bones(canvas, s, ax - fat - 9 * s, ay - fat - 8 * s)
     nodules = _place_nodules(canvas, spec, rng, lung_mask, vessels)
-    truth = [_draw_nodule(canvas, nodule, index) for index, nodule in enumerate(nodules)]
+    nodule_mask = np.zeros(canvas.shape, dtype=np.uint8)
+    truth = [_draw_nodule(canvas, nodule, index, nodule_mask) for index, nodule in enumerate(nodules)]
     _add_noise(canvas, spec, rng)
     outside_fov = _outside_reconstruction_circle(spec.matrix)
     canvas.hu[:, outside_fov] = AIR
@@ -181,7 +183,7 @@ def generate_phantom(spec: PhantomSpec) -> Phantom:
     for item in truth:
         ijk = volume.patient_to_voxel(item["centre_mm"])
         item["centre_voxel"] = [round(float(v), 2) for v in ijk]
-    return Phantom(volume, spec, truth, outside_fov, tags)
+    return Phantom(volume, spec, truth, outside_fov, tags, nodule_mask)
 
 
 def _snake(keyword: str) -> str:
@@ -392,7 +394,7 @@ def _fits(canvas: _Canvas, lung: np.ndarray, centre: np.ndarray, radius: float, 
     return all(_inside(canvas, lung, centre + d * (radius + 2)) for d in directions)
 
 
-def _draw_nodule(canvas: _Canvas, nodule: Nodule, index: int) -> dict:
+def _draw_nodule(canvas: _Canvas, nodule: Nodule, index: int, mask: np.ndarray) -> dict:
     centre = np.array(nodule.centre_mm)
     radius = nodule.diameter_mm / 2
     pad = radius * 1.2 + canvas.edge
@@ -410,6 +412,7 @@ def _draw_nodule(canvas: _Canvas, nodule: Nodule, index: int) -> dict:
         if nodule.kind == "part-solid":
             canvas.blend(box, canvas.coverage(distance - radius * nodule.core_fraction), nodule.solid_hu)
     inside = cover > 0.5
+    mask[box][inside] = index + 1
     voxel_volume = float(np.prod(canvas.spacing))
     return {
         "id": index + 1, "kind": nodule.kind, "centre_mm": [round(v, 3) for v in nodule.centre_mm],

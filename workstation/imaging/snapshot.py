@@ -14,29 +14,36 @@ from workstation.imaging.volume import Volume
 from workstation.imaging.windowing import apply_window
 
 
-def orthogonal_planes(volume: Volume, centre_ijk: tuple[int, int, int] | None = None) -> dict[str, np.ndarray]:
-    """Axial, coronal and sagittal HU planes through a voxel (default: the centre), in index order."""
-    k_count, j_count, i_count = volume.shape
+def orthogonal_planes(voxels: np.ndarray, centre_ijk: tuple[int, int, int] | None = None) -> dict[str, np.ndarray]:
+    """Axial, coronal and sagittal planes of a (k, j, i) array through a voxel (default: the centre)."""
+    k_count, j_count, i_count = voxels.shape
     i, j, k = centre_ijk or (i_count // 2, j_count // 2, k_count // 2)
-    voxels = volume.voxels
     return {"axial": voxels[k], "coronal": voxels[:, j, :][::-1], "sagittal": voxels[:, :, i][::-1]}
 
 
 def save_overview_png(volume: Volume, path: Path, window: tuple[float, float] = (-600.0, 1500.0),
-                      centre_ijk: tuple[int, int, int] | None = None) -> Path:
-    """Three planes side by side, each scaled to square millimetres so anatomy is not squashed."""
+                      centre_ijk: tuple[int, int, int] | None = None, heatmap: np.ndarray | None = None,
+                      threshold: float = 0.5) -> Path:
+    """Three planes side by side, each scaled to square millimetres so anatomy is not squashed;
+    with a heatmap, voxels at or above `threshold` are tinted red."""
     sx, sy, sz = volume.spacing_mm
-    planes = orthogonal_planes(volume, centre_ijk)
+    planes = orthogonal_planes(volume.voxels, centre_ijk)
+    heat_planes = orthogonal_planes(heatmap, centre_ijk) if heatmap is not None else {}
     pixel_mm = min(sx, sy)
     sizes = {"axial": (sx, sy), "coronal": (sx, sz), "sagittal": (sy, sz)}
     images = []
     for name, plane in planes.items():
         width_mm, height_mm = plane.shape[1] * sizes[name][0], plane.shape[0] * sizes[name][1]
-        image = Image.fromarray(apply_window(plane, *window))
+        grey = apply_window(plane, *window)
+        rgb = np.stack([grey] * 3, axis=-1)
+        if name in heat_planes:
+            hot = heat_planes[name] >= threshold
+            rgb[hot] = (0.5 * rgb[hot] + 0.5 * np.array([255, 40, 0])).astype(np.uint8)
+        image = Image.fromarray(rgb)
         images.append(image.resize((max(1, round(width_mm / pixel_mm)), max(1, round(height_mm / pixel_mm))),
                                    Image.BILINEAR))
     height = max(image.height for image in images)
-    canvas = Image.new("L", (sum(image.width for image in images) + 8 * (len(images) - 1), height))
+    canvas = Image.new("RGB", (sum(image.width for image in images) + 8 * (len(images) - 1), height))
     x = 0
     for image in images:
         canvas.paste(image, (x, 0))

@@ -1,0 +1,195 @@
+"""Evaluate the demo model: FROC on unseen phantoms, and the real-CT development check.
+
+    python models/lung-nodule-demo/evaluate.py [--cases 50] [--write]
+
+Seeds 10000 and up (training used 1000-1999). A candidate hits a nodule when its centre lies
+within the nodule's radius (LUNA16); further hits on a detected nodule are ignored, every other
+candidate is a false positive. Sensitivity at 1/8 ... 8 false positives per scan and their
+mean (CPM) are reported for nodules >= 6 mm and for all, and by kind and size. --write puts
+the numbers into metadata.json and MODEL_CARD.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+
+from workstation.dicom.load import load_volume  # noqa: E402
+from workstation.imaging.phantom import PhantomSpec, generate_phantom  # noqa: E402
+from workstation.inference.bundle import ModelBundle  # noqa: E402
+from workstation.inference.runner import run_inference_job  # noqa: E402
+from workstation.jobs import run_job  # noqa: E402
+
+EVAL_SEED_START = 10000
+FP_RATES = (0.125, 0.25, 0.5, 1, 2, 4, 8)
+CANDIDATE_THRESHOLD = 0.05
+SIZE_BINS = ((4, 6), (6, 10), (10, 20), (20, 31))
+REAL_CT = HERE.parents[2] / "shared" / "data" / "real-ct"
+
+
+def match(findings: list[dict], nodules: list[dict]) -> list[tuple[float, int | None]]:
+    """(probability, index of the nodule hit or None) per candidate, highest probability first."""
+    hits = []
+    for finding in sorted(findings, key=lambda f: -f["probability"]):
+        centre = np.array(finding["center_mm"])
+        hit = None
+        for index, nodule in enumerate(nodules):
+            if np.linalg.norm(centre - np.array(nodule["centre_mm"])) <= max(nodule["diameter_mm"] / 2, 2.0):
+                hit = index
+                break
+        hits.append((finding["probability"], hit))
+    return hits
+
+
+def froc(cases: list[tuple[list, list[dict]]], keep=lambda nodule: True) -> dict:
+    """Sensitivity at each FP rate for the nodules `keep` selects (all candidates count as FPs
+    unless they hit a nodule, selected or not)."""
+    events = []  # (probability, case, nodule index or None)
+    total = 0
+    for case_index, (hits, nodules) in enumerate(cases):
+        total += sum(1 for n in nodules if keep(n))
+        seen = set()
+        for probability, hit in hits:
+            if hit is None:
+                events.append((probability, case_index, None, False))
+            elif hit not in seen:
+                seen.add(hit)
+                events.append((probability, case_index, hit, keep(nodules[hit])))
+    events.sort(key=lambda e: -e[0])
+    curve = []  # (threshold, sensitivity, fp per scan)
+    detected = false_positives = 0
+    for probability, _case, hit, counted in events:
+        if hit is None:
+            false_positives += 1
+        elif counted:
+            detected += 1
+        curve.append((probability, detected / max(total, 1), false_positives / len(cases)))
+    sensitivities = {}
+    for rate in FP_RATES:
+        eligible = [s for _t, s, fp in curve if fp <= rate]
+        sensitivities[str(rate)] = round(max(eligible, default=0.0), 3)
+    return {"nodules": total, "sensitivity_at_fp_per_scan": sensitivities,
+            "cpm": round(float(np.mean(list(sensitivities.values()))), 3), "curve": curve}
+
+
+def operating_points(cases, thresholds=(0.3, 0.5, 0.7, 0.85)) -> list[dict]:
+    points = []
+    for threshold in thresholds:
+        detected = total = false_positives = 0
+        for hits, nodules in cases:
+            big = {i for i, n in enumerate(nodules) if n["diameter_mm"] >= 6}
+            total += len(big)
+            found = {hit for p, hit in hits if p >= threshold and hit is not None}
+            detected += len(found & big)
+            false_positives += sum(1 for p, hit in hits if p >= threshold and hit is None)
+        points.append({"threshold": threshold, "sensitivity": round(detected / max(total, 1), 3),
+                       "false_positives_per_scan": round(false_positives / len(cases), 2),
+                       "nodules": "diameter >= 6 mm"})
+    return points
+
+
+def real_ct_check(bundle: ModelBundle) -> list[dict]:
+    results = []
+    for name in ("chest-5mm-lesion14mm", "chest-5mm-mass45mm"):
+        if not (REAL_CT / name).is_dir():
+            continue
+        truth = json.loads((REAL_CT / f"{name}.truth.json").read_text())["lesions"][0]
+        volume = load_volume(REAL_CT / name)
+        analysis = run_job(run_inference_job(volume, bundle, threshold=CANDIDATE_THRESHOLD))
+        ijk = np.rint(volume.patient_to_voxel(truth["center_mm"])).astype(int)
+        peak = float(analysis.heatmap[max(ijk[2] - 1, 0):ijk[2] + 2, ijk[1] - 5:ijk[1] + 6, ijk[0] - 5:ijk[0] + 6].max())
+        radius = truth.get("max_inplane_extent_mm", 14) / 2
+        hit = [f for f in analysis.findings
+               if np.linalg.norm(np.array(f.center_mm) - np.array(truth["center_mm"])) <= max(radius, 5)]
+        results.append({"series": name, "peak_probability_at_lesion": round(peak, 3),
+                        "finding_on_lesion": bool(hit),
+                        "probability_of_that_finding": hit[0].probability if hit else None,
+                        "other_candidates_over_0.5": sum(1 for f in analysis.findings if f.probability >= 0.5
+                                                         and f not in hit)})
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cases", type=int, default=50)
+    parser.add_argument("--matrix", type=int, default=256)
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    bundle = ModelBundle.from_folder(HERE)
+    cases = []
+    started = time.time()
+    for seed in range(EVAL_SEED_START, EVAL_SEED_START + args.cases):
+        phantom = generate_phantom(PhantomSpec.from_seed(seed, matrix=args.matrix))
+        analysis = run_job(run_inference_job(phantom.volume, bundle, threshold=CANDIDATE_THRESHOLD))
+        cases.append((match([f.to_dict() for f in analysis.findings], phantom.nodules), phantom.nodules))
+        print(f"seed {seed}: {len(phantom.nodules)} nodules, {len(analysis.findings)} candidates "
+              f"({time.time() - started:.0f}s)", flush=True)
+    report = {
+        "cases": len(cases), "phantom_seeds": f"{EVAL_SEED_START}-{EVAL_SEED_START + len(cases) - 1}",
+        "phantom_matrix": args.matrix, "candidate_threshold": CANDIDATE_THRESHOLD,
+        "nodules_6mm_and_larger": _summary(froc(cases, lambda n: n["diameter_mm"] >= 6)),
+        "all_nodules": _summary(froc(cases)),
+        "by_kind": {kind: _summary(froc(cases, lambda n, k=kind: n["kind"] == k))
+                    for kind in ("solid", "part-solid", "ground-glass")},
+        "by_size_mm": {f"{low}-{high}": _summary(froc(cases, lambda n, a=low, b=high: a <= n["diameter_mm"] < b))
+                       for low, high in SIZE_BINS},
+        "operating_points": operating_points(cases),
+        "real_ct_development_check": real_ct_check(bundle),
+    }
+    print(json.dumps(report, indent=1))
+    if args.write:
+        write_results(report)
+
+
+def _summary(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k != "curve"}
+
+
+def write_results(report: dict) -> None:
+    meta_path = HERE / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["evaluation"] = {k: v for k, v in report.items() if k != "operating_points"}
+    meta["operating_points"] = report["operating_points"]
+    meets = [p for p in report["operating_points"] if p["false_positives_per_scan"] <= 1.0]
+    meta["default_threshold"] = max(meets, key=lambda p: p["sensitivity"])["threshold"] if meets else 0.85
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n")
+    card = (HERE / "MODEL_CARD.md").read_text()
+    start = card.index("<!-- evaluation -->")
+    end = card.index("<!-- /evaluation -->")
+    card = card[:start] + "<!-- evaluation -->\n" + _card_table(report, meta["default_threshold"]) + card[end:]
+    (HERE / "MODEL_CARD.md").write_text(card)
+
+
+def _card_table(report: dict, default_threshold: float) -> str:
+    rates = [str(r) for r in FP_RATES]
+    lines = [f"FROC on {report['cases']} unseen phantoms (seeds {report['phantom_seeds']}, "
+             f"{report['phantom_matrix']}x{report['phantom_matrix']} matrix):", "",
+             "| nodules | n | " + " | ".join(f"{r} FP" for r in rates) + " | CPM |",
+             "|---|---|" + "---|" * len(rates) + "---|"]
+    rows = [("diameter >= 6 mm", report["nodules_6mm_and_larger"]), ("all", report["all_nodules"])]
+    rows += [(kind, value) for kind, value in report["by_kind"].items()]
+    rows += [(f"{size} mm", value) for size, value in report["by_size_mm"].items()]
+    for label, value in rows:
+        cells = " | ".join(f"{value['sensitivity_at_fp_per_scan'][r]:.2f}" for r in rates)
+        lines.append(f"| {label} | {value['nodules']} | {cells} | {value['cpm']:.2f} |")
+    lines += ["", f"Operating points (nodules >= 6 mm); default threshold {default_threshold}:", "",
+              "| threshold | sensitivity | false positives per scan |", "|---|---|---|"]
+    lines += [f"| {p['threshold']} | {p['sensitivity']:.2f} | {p['false_positives_per_scan']:.2f} |"
+              for p in report["operating_points"]]
+    lines += ["", "Real chest CT (development check, not a validation):", ""]
+    lines += [f"- {r['series']}: peak probability at the labelled lesion {r['peak_probability_at_lesion']:.2f}; "
+              f"finding on the lesion: {'yes' if r['finding_on_lesion'] else 'no'}; other candidates over 0.5: "
+              f"{r['other_candidates_over_0.5']}" for r in report["real_ct_development_check"]]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Train the demo lung-nodule model on synthetic phantoms (seeded, reproducible, resumable).
+
+    python models/lung-nodule-demo/train.py --steps 2500 [--resume] [--device auto|cpu|cuda]
+
+Every phantom goes through the runner's own preprocessing (lung crop, resampling to the
+model spacing, HU window), so training sees exactly what inference sees. Checkpoints are
+safetensors files (model and Adam state as plain tensors plus a JSON sidecar): no pickle.
+Training phantom seeds are 1000-1999; evaluation uses 10000 and up (disjoint by design).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+
+from workstation.imaging.phantom import PhantomSpec, generate_phantom  # noqa: E402
+from workstation.inference.preprocess import lung_crop, normalise, zoom_factors  # noqa: E402
+
+SPACING_MM = (1.5, 1.5, 1.5)
+HU_WINDOW = (-1000.0, 400.0)
+PATCH = (64, 64, 64)
+TRAIN_SEEDS = range(1000, 1000 + int(__import__("os").environ.get("DEMO_TRAIN_CASES", "48")))
+ARCHITECTURE = {"class": "monai.networks.nets.UNet",
+                "args": {"spatial_dims": 3, "in_channels": 1, "out_channels": 1, "channels": [8, 16, 32, 64],
+                         "strides": [2, 2, 2], "num_res_units": 1}}
+CHECKPOINT = HERE / "checkpoint.safetensors"
+CHECKPOINT_STATE = HERE / "checkpoint.json"
+
+
+def build_network():
+    from monai.networks.nets import UNet
+
+    return UNet(**ARCHITECTURE["args"])
+
+
+def prepare_case(seed: int, matrix: int = 256) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """(image 0..1, nodule mask, nodules) on the model grid, made the way the runner makes it."""
+    phantom = generate_phantom(PhantomSpec.from_seed(seed, matrix=matrix))
+    volume = phantom.volume
+    crop = lung_crop(volume)
+    factors = zoom_factors(volume.spacing_mm, SPACING_MM)
+    shape = [max(8, int(round(n * f))) for n, f in zip(crop.shape, factors)]
+    image = torch.from_numpy(volume.voxels[crop.box].astype(np.float32))[None, None]
+    image = torch.nn.functional.interpolate(normalise(image, HU_WINDOW), size=shape, mode="trilinear",
+                                            align_corners=False)[0, 0].numpy()
+    mask = torch.from_numpy((phantom.nodule_mask[crop.box] > 0).astype(np.float32))[None, None]
+    mask = torch.nn.functional.interpolate(mask, size=shape, mode="trilinear", align_corners=False)[0, 0].numpy()
+    return image.astype(np.float32), (mask > 0.5).astype(np.float32), phantom.nodules
+
+
+def sample_patch(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two in three patches hold a nodule (anywhere in the patch); the rest are random lung."""
+    padded_image = np.pad(image, [(p // 2, p // 2) for p in PATCH], constant_values=0.0)
+    padded_mask = np.pad(mask, [(p // 2, p // 2) for p in PATCH])
+    positives = np.argwhere(mask > 0)
+    if len(positives) and rng.random() < 2 / 3:
+        centre = positives[rng.integers(len(positives))] + rng.integers(-20, 21, 3)
+    else:
+        centre = np.array([rng.integers(n) for n in image.shape])
+    centre = np.clip(centre, 0, np.array(image.shape) - 1)
+    box = tuple(slice(int(c), int(c) + p) for c, p in zip(centre, PATCH))
+    patch_image, patch_mask = padded_image[box].copy(), padded_mask[box].copy()
+    for axis in (0, 1, 2):  # flips: left/right, anterior/posterior and head/feet are all plausible
+        if rng.random() < 0.5:
+            patch_image, patch_mask = np.flip(patch_image, axis), np.flip(patch_mask, axis)
+    patch_image = patch_image * rng.uniform(0.9, 1.1) + rng.uniform(-0.05, 0.05)
+    patch_image = patch_image + rng.normal(0, rng.uniform(0, 0.03), patch_image.shape)
+    return np.ascontiguousarray(patch_image, dtype=np.float32), np.ascontiguousarray(patch_mask)
+
+
+def save_checkpoint(network, optimizer, step: int) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.contiguous() for k, v in network.state_dict().items()}
+    state = optimizer.state_dict()
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).contiguous()
+    save_file(tensors, str(CHECKPOINT) + ".tmp")
+    Path(str(CHECKPOINT) + ".tmp").replace(CHECKPOINT)
+    CHECKPOINT_STATE.write_text(json.dumps({"step": step, "param_groups": state["param_groups"]}))
+
+
+def load_checkpoint(network, optimizer) -> int:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(CHECKPOINT))
+    network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    meta = json.loads(CHECKPOINT_STATE.read_text())
+    state: dict = {"state": {}, "param_groups": meta["param_groups"]}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            state["state"].setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict(state)
+    return int(meta["step"])
+
+
+def export_weights(network) -> Path:
+    """weights.safetensors, and its sha256 into metadata.json (the bundle checks it on load)."""
+    from safetensors.torch import save_file
+
+    from workstation.inference.bundle import sha256_of
+
+    path = HERE / "weights.safetensors"
+    save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(path))
+    meta_path = HERE / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["weights"]["sha256"] = sha256_of(path)
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n")
+    return path
+
+
+def main() -> None:
+    from monai.losses import DiceCELoss
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=2500)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--matrix", type=int, default=256, help="phantom matrix (model spacing is 1.5 mm anyway)")
+    args = parser.parse_args()
+    device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    started = time.time()
+    cases = [prepare_case(seed, args.matrix) for seed in TRAIN_SEEDS]
+    print(f"prepared {len(cases)} phantoms in {time.time() - started:.0f}s", flush=True)
+    network = build_network().to(device)
+    optimizer = torch.optim.Adam(network.parameters(), lr=2e-3)
+    step = load_checkpoint(network, optimizer) if args.resume and CHECKPOINT.exists() else 0
+    loss_function = DiceCELoss(sigmoid=True, smooth_nr=1e-3, smooth_dr=1e-3)
+    rng = np.random.default_rng([7, step])  # resuming continues a reproducible stream
+    network.train()
+    while step < args.steps:
+        images, masks = zip(*(sample_patch(*cases[rng.integers(len(cases))][:2], rng) for _ in range(args.batch)))
+        x = torch.from_numpy(np.stack(images))[:, None].to(device)
+        y = torch.from_numpy(np.stack(masks))[:, None].to(device)
+        for group in optimizer.param_groups:  # cosine decay to a tenth
+            group["lr"] = 2e-3 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / args.steps)))
+        loss = loss_function(network(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        step += 1
+        if step % 50 == 0:
+            print(f"step {step} loss {loss.item():.4f} ({time.time() - started:.0f}s)", flush=True)
+        if step % 250 == 0 or step == args.steps:
+            save_checkpoint(network, optimizer, step)
+    network.eval()
+    print(f"exported {export_weights(network.cpu())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Model bundles: the shipped one loads; every broken bundle is refused before deserialising."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from workstation.errors import ModelBundleError
+from workstation.inference.bundle import ModelBundle
+from workstation.inference.registry import SHIPPED_MODELS, find_model, list_models
+
+DEMO = SHIPPED_MODELS / "lung-nodule-demo"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def bundle_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "lung-nodule-demo"
+    shutil.copytree(DEMO, target, ignore=shutil.ignore_patterns("checkpoint.*", "*.py"))
+    return target
+
+
+def _edit(folder: Path, change) -> None:
+    meta = json.loads((folder / "metadata.json").read_text())
+    change(meta)
+    (folder / "metadata.json").write_text(json.dumps(meta))
+
+
+def test_shipped_demo_bundle_is_valid_and_says_what_it_is() -> None:
+    bundle = ModelBundle.from_folder(DEMO)
+    assert bundle.name == "lung-nodule-demo" and bundle.architecture == "monai.networks.nets.UNet"
+    assert "not for diagnosis" in bundle.notice and "synthetic data only" in bundle.intended_use
+    assert bundle.operating_points and all(0 <= p.sensitivity <= 1 for p in bundle.operating_points)
+    assert (DEMO / "weights.safetensors").stat().st_size < 5 * 1024**2  # a few MB at most
+    network = bundle.load_network()
+    assert sum(p.numel() for p in network.parameters()) > 10_000
+    assert find_model("lung-nodule-demo").weights_sha256 == bundle.weights_sha256
+
+
+def test_tampered_weights_are_refused(bundle_copy: Path) -> None:
+    weights = bundle_copy / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelBundleError, match="do not match their sha256"):
+        ModelBundle.from_folder(bundle_copy)
+
+
+def test_architecture_outside_the_allow_list_is_refused(bundle_copy: Path) -> None:
+    _edit(bundle_copy, lambda m: m["architecture"].__setitem__("class", "os.system"))
+    with pytest.raises(ModelBundleError, match="not on the allow-list"):
+        ModelBundle.from_folder(bundle_copy)
+
+
+def test_unknown_architecture_arguments_are_refused(bundle_copy: Path) -> None:
+    _edit(bundle_copy, lambda m: m["architecture"]["args"].__setitem__("__class__", "x"))
+    with pytest.raises(ModelBundleError, match="arguments not allowed"):
+        ModelBundle.from_folder(bundle_copy)
+
+
+@pytest.mark.parametrize("missing", ["weights.safetensors", "MODEL_CARD.md", "metadata.json"])
+def test_missing_files_are_refused(bundle_copy: Path, missing: str) -> None:
+    (bundle_copy / missing).unlink()
+    with pytest.raises(ModelBundleError):
+        ModelBundle.from_folder(bundle_copy)
+
+
+def test_pickle_weights_are_refused(bundle_copy: Path) -> None:
+    (bundle_copy / "weights.pt").write_bytes(b"\x80\x04not really")
+    _edit(bundle_copy, lambda m: m["weights"].update({"file": "weights.pt"}))
+    with pytest.raises(ModelBundleError, match="safetensors"):
+        ModelBundle.from_folder(bundle_copy)
+
+
+def test_registry_lists_broken_bundles_with_the_reason(bundle_copy: Path, home: Path) -> None:
+    broken = home / "models" / "broken"
+    shutil.copytree(bundle_copy, broken)
+    (broken / "weights.safetensors").write_bytes(b"junk")
+    entries = {e.folder.name: e for e in list_models()}
+    assert entries["lung-nodule-demo"].available
+    assert not entries["broken"].available and "sha256" in entries["broken"].reason
+
+
+def test_no_pickle_loading_anywhere_in_the_source() -> None:
+    pattern = re.compile(r"\b(pickle\.loads?|torch\.load|joblib\.load|cloudpickle|dill\.load|numpy\.load|np\.load)\b")
+    offenders = []
+    for path in list((REPO / "workstation").rglob("*.py")) + list((REPO / "ui").rglob("*.py")) + \
+            list((REPO / "models").rglob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if pattern.search(line):
+                offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert not offenders, offenders

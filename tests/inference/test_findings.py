@@ -1,0 +1,47 @@
+"""Heatmap -> findings on known blobs, and the nodule type from the HU profile."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workstation.imaging.heatmap import blob_heatmap
+from workstation.imaging.volume import Volume
+from workstation.inference.findings import extract_findings, nodule_type
+
+
+def _volume() -> Volume:
+    affine = np.diag([0.8, 0.8, 1.5, 1.0])
+    affine[:3, 3] = (-50, -60, -30)
+    voxels = np.full((60, 120, 120), -850, dtype=np.int16)
+    return Volume(voxels, affine)
+
+
+def test_blobs_become_findings_at_their_centres_sorted_by_probability() -> None:
+    volume = _volume()
+    centres = [np.array([-10.0, -20.0, 0.0]), np.array([20.0, 10.0, 20.0])]
+    heat = blob_heatmap(volume, centres, [12.0, 8.0])
+    heat[volume.shape[0] // 2:] *= 0.8  # the second blob weaker
+    findings = extract_findings(volume, heat, 0.5, "m", "1")
+    assert [f.id for f in findings] == [1, 2]
+    assert findings[0].probability > findings[1].probability
+    for finding, centre in zip(findings, centres):
+        assert np.linalg.norm(np.array(finding.center_mm) - centre) < 1.0
+        np.testing.assert_allclose(volume.voxel_to_patient(finding.center_voxel), finding.center_mm, atol=0.01)
+        assert finding.model_name == "m" and finding.volume_mm3 > 0 and finding.diameter_mm > 3
+
+
+def test_fragments_a_voxel_apart_merge_and_specks_are_dropped() -> None:
+    volume = _volume()
+    heat = np.zeros(volume.shape, dtype=np.float32)
+    heat[30:34, 50:56, 50:53] = 0.9
+    heat[30:34, 50:56, 54:57] = 0.9  # one voxel gap
+    heat[10, 10, 10] = 0.95  # a speck of under 8 mm3
+    findings = extract_findings(volume, heat, 0.5, "m", "1")
+    assert len(findings) == 1
+    assert findings[0].diameter_mm > 7 * 0.8
+
+
+def test_type_from_hu_profile() -> None:
+    assert nodule_type(np.full(100, 30.0)) == "solid"
+    assert nodule_type(np.concatenate([np.full(80, -600.0), np.full(20, 20.0)])) == "part-solid"
+    assert nodule_type(np.full(100, -600.0)) == "ground-glass"

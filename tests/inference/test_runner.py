@@ -1,0 +1,121 @@
+"""The runner on CPU: deterministic, finds unseen phantoms' nodules, cancels fast, keeps
+geometry on a tilted grid, and the CLI writes the promised JSON."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from workstation.cli import main
+from workstation.errors import CancelledError
+from workstation.imaging.phantom import PhantomSpec, generate_phantom
+from workstation.imaging.volume import Volume
+from workstation.inference.registry import find_model
+from workstation.inference.runner import run_inference_job
+from workstation.jobs import CancelToken, run_job
+
+UNSEEN_SEEDS = range(20000, 20006)  # neither training (1000+) nor the evaluation set (10000+)
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return find_model("lung-nodule-demo")
+
+
+@pytest.fixture(scope="module")
+def unseen():
+    return [generate_phantom(PhantomSpec.from_seed(seed, matrix=256)) for seed in UNSEEN_SEEDS]
+
+
+def _hit(finding, nodule) -> bool:
+    return np.linalg.norm(np.array(finding.center_mm) - np.array(nodule["centre_mm"])) <= nodule["diameter_mm"] / 2
+
+
+def test_findings_hit_unseen_ground_truth_at_the_target_rate(bundle, unseen) -> None:
+    detected = total = false_positives = 0
+    for phantom in unseen:
+        analysis = run_job(run_inference_job(phantom.volume, bundle))
+        big = [n for n in phantom.nodules if n["diameter_mm"] >= 6]
+        total += len(big)
+        detected += sum(any(_hit(f, n) for f in analysis.findings) for n in big)
+        false_positives += sum(not any(_hit(f, n) for n in phantom.nodules) for f in analysis.findings)
+        for finding in analysis.findings:
+            assert finding.model_name == bundle.name and finding.model_version == bundle.version
+    assert total >= 10
+    assert detected / total >= 0.85, (detected, total)
+    assert false_positives / len(unseen) <= 2.0
+
+
+def test_same_findings_on_a_second_run(bundle, unseen) -> None:
+    first = run_job(run_inference_job(unseen[0].volume, bundle))
+    second = run_job(run_inference_job(unseen[0].volume, bundle))
+    assert [f.to_dict() for f in first.findings] == [f.to_dict() for f in second.findings]
+    np.testing.assert_array_equal(first.heatmap, second.heatmap)
+
+
+def test_cancel_stops_within_a_second(bundle, unseen) -> None:
+    cancel = CancelToken()
+    outcome = {}
+
+    def work() -> None:
+        try:
+            run_job(run_inference_job(unseen[1].volume, bundle, cancel=cancel),
+                    lambda p: outcome.setdefault("running", time.perf_counter()) if "windows" in p.message else None)
+        except CancelledError:
+            outcome["cancelled"] = time.perf_counter()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    while "running" not in outcome and thread.is_alive():
+        time.sleep(0.01)
+    asked = time.perf_counter()
+    cancel.cancel()
+    thread.join(10)
+    assert "cancelled" in outcome and outcome["cancelled"] - asked < 1.0
+
+
+def test_heatmap_lands_on_the_nodule_in_a_tilted_study(bundle, unseen) -> None:
+    phantom = unseen[2]
+    volume = phantom.volume
+    nodule = max(phantom.nodules, key=lambda n: n["diameter_mm"])
+    angle = np.radians(20)  # rotate the grid about the patient's left-right axis, like a gantry tilt
+    rotation = np.array([[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]])
+    affine = volume.affine.copy()
+    affine[:3, :3] = rotation @ volume.affine[:3, :3]
+    centre = volume.voxel_to_patient((np.array(volume.shape[::-1]) - 1) / 2)
+    affine[:3, 3] = centre - affine[:3, :3] @ ((np.array(volume.shape[::-1]) - 1) / 2)
+    tilted = Volume(np.zeros_like(volume.voxels), affine, metadata=volume.metadata)
+    k, j, i = np.indices(volume.shape, dtype=np.float32)
+    source = volume.patient_to_voxel(tilted.voxel_to_patient(np.stack([i, j, k], axis=-1).reshape(-1, 3)))
+    sampled = ndimage.map_coordinates(volume.voxels, source[:, ::-1].T, order=1, cval=-1000)
+    tilted = Volume(sampled.reshape(volume.shape).astype(np.int16), affine, metadata=volume.metadata)
+    analysis = run_job(run_inference_job(tilted, bundle))
+    ijk = np.rint(tilted.patient_to_voxel(nodule["centre_mm"])).astype(int)
+    assert analysis.heatmap[ijk[2], ijk[1], ijk[0]] >= bundle.default_threshold
+    assert any(_hit(f, nodule) for f in analysis.findings)
+
+
+def test_cli_analyze_writes_the_promised_json(small_phantom_dir: Path, tmp_path: Path, home: Path, capsys) -> None:
+    out = tmp_path / "analysis.json"
+    assert main(["analyze", str(small_phantom_dir / "dicom"), "--device", "cpu", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "not for diagnosis" in printed
+    payload = json.loads(out.read_text())
+    assert payload["model"]["name"] == "lung-nodule-demo" and len(payload["model"]["sha256"]) == 64
+    assert payload["device"].startswith("CPU")
+    for finding in payload["findings"]:
+        assert {"center_mm", "center_voxel", "diameter_mm", "volume_mm3", "mean_hu", "probability", "type"} <= set(finding)
+
+
+def test_thick_real_chest_ct_is_flagged_outside_scope(bundle, real_ct: Path) -> None:
+    from workstation.dicom.load import load_volume
+
+    volume = load_volume(real_ct / "chest-5mm-lesion14mm")
+    analysis = run_job(run_inference_job(volume, bundle))
+    assert any("slice thickness 5 mm" in reason for reason in analysis.scope_warnings)

@@ -1,0 +1,1 @@
+"""Local AI: model bundles, device choice, sliding-window inference, heatmap -> findings."""

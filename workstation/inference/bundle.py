@@ -1,0 +1,147 @@
+"""Model bundles: a folder with metadata.json, safetensors weights and a model card.
+
+Everything is checked before anything is deserialised: required files, the weights'
+sha256, and the architecture, which must be an allow-listed MONAI network class. Weights
+are read with safetensors (plain tensors, no code): nothing here unpickles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workstation.errors import ModelBundleError
+
+# Networks a bundle may name, with the arguments they may be given.
+ALLOWED_ARCHITECTURES: dict[str, set[str]] = {
+    "monai.networks.nets.BasicUNet": {"spatial_dims", "in_channels", "out_channels", "features", "act", "norm",
+                                      "bias", "dropout", "upsample"},
+    "monai.networks.nets.UNet": {"spatial_dims", "in_channels", "out_channels", "channels", "strides",
+                                 "kernel_size", "up_kernel_size", "num_res_units", "act", "norm", "dropout"},
+    "monai.networks.nets.SegResNet": {"spatial_dims", "init_filters", "in_channels", "out_channels", "dropout_prob",
+                                      "blocks_down", "blocks_up", "upsample_mode"},
+}
+REQUIRED_FIELDS = ("name", "version", "task", "modality", "intended_use", "limitations", "input", "architecture",
+                   "weights", "output_activation", "default_threshold", "operating_points", "training_data",
+                   "licence", "valid_inputs")
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    threshold: float
+    sensitivity: float
+    false_positives_per_scan: float
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A validated bundle; `load_network` builds the network and loads the checked weights."""
+
+    folder: Path
+    name: str
+    version: str
+    task: str
+    modality: str
+    intended_use: str
+    limitations: str
+    spacing_mm: tuple[float, float, float]  # (x, y, z) the model expects
+    hu_window: tuple[float, float]  # (low, high) clipped and scaled to 0..1
+    patch_size: tuple[int, int, int]  # (z, y, x) sliding-window size
+    architecture: str
+    architecture_args: dict[str, Any]
+    weights_file: str
+    weights_sha256: str
+    output_activation: str
+    default_threshold: float
+    operating_points: tuple[OperatingPoint, ...]
+    valid_inputs: dict[str, Any]
+    training_data: str
+    licence: str
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    notice: str = ""  # the line every view of this model's results must show
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> "ModelBundle":
+        folder = Path(folder)
+        meta_path = folder / "metadata.json"
+        if not meta_path.is_file():
+            raise ModelBundleError("Model bundle has no metadata.json", path=str(folder))
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelBundleError(f"metadata.json cannot be read: {exc}", path=str(folder)) from exc
+        missing = [name for name in REQUIRED_FIELDS if name not in meta]
+        if missing:
+            raise ModelBundleError(f"metadata.json lacks {', '.join(missing)}", path=str(folder))
+        architecture = meta["architecture"]
+        class_name, arguments = architecture.get("class", ""), dict(architecture.get("args", {}))
+        if class_name not in ALLOWED_ARCHITECTURES:
+            raise ModelBundleError(f"Architecture {class_name!r} is not on the allow-list", path=str(folder))
+        unknown = set(arguments) - ALLOWED_ARCHITECTURES[class_name]
+        if unknown:
+            raise ModelBundleError(f"Architecture arguments not allowed: {', '.join(sorted(unknown))}",
+                                   path=str(folder))
+        weights = meta["weights"]
+        weights_path = folder / str(weights.get("file", ""))
+        if not weights.get("file") or "/" in weights["file"] or not weights_path.is_file():
+            raise ModelBundleError(f"Weights file {weights.get('file')!r} is missing", path=str(folder))
+        if not str(weights_path).endswith(".safetensors"):
+            raise ModelBundleError("Weights must be a .safetensors file", path=str(folder))
+        digest = sha256_of(weights_path)
+        if digest != weights.get("sha256"):
+            raise ModelBundleError(f"Weights do not match their sha256 (expected {str(weights.get('sha256'))[:12]}, "
+                                   f"found {digest[:12]}); the file is damaged or was replaced", path=str(folder))
+        if not (folder / "MODEL_CARD.md").is_file():
+            raise ModelBundleError("Model bundle has no MODEL_CARD.md", path=str(folder))
+        model_input = meta["input"]
+        try:
+            return cls(
+                folder=folder, name=str(meta["name"]), version=str(meta["version"]), task=str(meta["task"]),
+                modality=str(meta["modality"]), intended_use=str(meta["intended_use"]),
+                limitations=str(meta["limitations"]),
+                spacing_mm=tuple(float(v) for v in model_input["spacing_mm"]),  # type: ignore[arg-type]
+                hu_window=tuple(float(v) for v in model_input["hu_window"]),  # type: ignore[arg-type]
+                patch_size=tuple(int(v) for v in model_input["patch_size"]),  # type: ignore[arg-type]
+                architecture=class_name, architecture_args=arguments, weights_file=str(weights["file"]),
+                weights_sha256=digest, output_activation=str(meta["output_activation"]),
+                default_threshold=float(meta["default_threshold"]),
+                operating_points=tuple(OperatingPoint(float(p["threshold"]), float(p["sensitivity"]),
+                                                      float(p["false_positives_per_scan"]))
+                                       for p in meta["operating_points"]),
+                valid_inputs=dict(meta["valid_inputs"]), training_data=str(meta["training_data"]),
+                licence=str(meta["licence"]), evaluation=dict(meta.get("evaluation", {})),
+                notice=str(meta.get("notice", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelBundleError(f"metadata.json has a malformed field: {exc}", path=str(folder)) from exc
+
+    def load_network(self):
+        """The network with its checked weights, in eval mode (torch and MONAI imported here)."""
+        import importlib
+
+        from safetensors.torch import load_file
+
+        module_name, class_name = self.architecture.rsplit(".", 1)
+        network_class = getattr(importlib.import_module(module_name), class_name)
+        network = network_class(**self.architecture_args)
+        path = self.folder / self.weights_file
+        if sha256_of(path) != self.weights_sha256:  # changed since the bundle was validated
+            raise ModelBundleError("Weights changed on disk after validation", path=str(path))
+        state = load_file(str(path))
+        try:
+            network.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ModelBundleError(f"Weights do not fit the architecture: {str(exc)[:200]}", path=str(path)) from exc
+        network.eval()
+        return network
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

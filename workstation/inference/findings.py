@@ -1,0 +1,87 @@
+"""Heatmap -> findings: threshold, connected components (fragments merged), measurements."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from workstation.imaging.volume import Volume
+
+MIN_VOLUME_MM3 = 8.0  # smaller blobs are noise, not a reportable nodule (a 2.5 mm sphere)
+SOLID_HU = -250.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: int
+    center_mm: tuple[float, float, float]  # patient LPS
+    center_voxel: tuple[float, float, float]  # (column, row, slice)
+    diameter_mm: float  # longest diameter
+    volume_mm3: float
+    mean_hu: float
+    probability: float  # peak of the heatmap in the finding
+    type: str  # solid, part-solid or ground-glass
+    model_name: str
+    model_version: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def nodule_type(hu: np.ndarray) -> str:
+    """From the HU profile: share of voxels denser than -250 HU (soft tissue)."""
+    solid_share = float((hu > SOLID_HU).mean()) if hu.size else 0.0
+    if solid_share >= 0.5:
+        return "solid"
+    return "part-solid" if solid_share >= 0.08 else "ground-glass"
+
+
+def extract_findings(volume: Volume, heatmap: np.ndarray, threshold: float, model_name: str, model_version: str,
+                     box: tuple[slice, slice, slice] | None = None) -> list[Finding]:
+    """Findings sorted by probability (highest first); `box` limits the search (the lung crop)."""
+    box = box or tuple(slice(0, n) for n in volume.shape)  # type: ignore[assignment]
+    heat = heatmap[box]
+    mask = heat >= threshold
+    if not mask.any():
+        return []
+    # fragments of one nodule a voxel apart belong together
+    labels, count = ndimage.label(ndimage.binary_dilation(mask, iterations=1))
+    labels[~mask] = 0
+    offset = np.array([s.start for s in box])
+    spacing = np.array(volume.spacing_mm)
+    voxel_volume = float(np.prod(spacing))
+    hu = volume.voxels[box]
+    findings = []
+    for index, region in enumerate(ndimage.find_objects(labels), start=1):
+        if region is None:
+            continue
+        component = labels[region] == index
+        volume_mm3 = float(component.sum()) * voxel_volume
+        if volume_mm3 < MIN_VOLUME_MM3:
+            continue
+        weights = heat[region] * component
+        kji = np.argwhere(component) + np.array([r.start for r in region])
+        centre_kji = (kji * weights[component][:, None]).sum(axis=0) / weights.sum() + offset
+        centre_ijk = centre_kji[::-1]
+        points_mm = volume.voxel_to_patient(kji[:, ::-1] + offset[::-1])
+        findings.append(Finding(
+            id=0, center_mm=tuple(float(v) for v in volume.voxel_to_patient(centre_ijk).round(2)),
+            center_voxel=tuple(float(v) for v in centre_ijk.round(2)),
+            diameter_mm=round(_longest_diameter(points_mm, spacing), 1), volume_mm3=round(volume_mm3, 1),
+            mean_hu=round(float(hu[region][component].mean()), 1),
+            probability=round(float(heat[region][component].max()), 4), type=nodule_type(hu[region][component]),
+            model_name=model_name, model_version=model_version))
+    findings.sort(key=lambda f: -f.probability)
+    return [Finding(**{**f.to_dict(), "id": number}) for number, f in enumerate(findings, start=1)]
+
+
+def _longest_diameter(points_mm: np.ndarray, spacing: np.ndarray) -> float:
+    """Longest distance across the component (voxel centres, plus one voxel for their extent)."""
+    if len(points_mm) > 400:  # the extreme points along many directions stand in for all
+        directions = np.random.default_rng(0).normal(size=(64, 3))
+        projections = points_mm @ directions.T
+        points_mm = points_mm[np.unique(np.concatenate([projections.argmin(axis=0), projections.argmax(axis=0)]))]
+    difference = points_mm[:, None, :] - points_mm[None, :, :]
+    return float(np.sqrt((difference**2).sum(axis=-1)).max() + spacing.mean())
