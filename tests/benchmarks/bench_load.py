@@ -15,6 +15,8 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
+from tests.jpeg_lossless import write_jpeg_lossless
+
 from workstation.dicom.load import load_volume
 from workstation.dicom.write import SIEMENS_LIKE, write_ct_series
 from workstation.imaging.phantom import PhantomSpec, generate_phantom
@@ -30,15 +32,7 @@ def make_series(root: Path) -> tuple[Path, Path]:
     jpeg = root / "jpeg-lossless"
     jpeg.mkdir()
     for path in sorted(plain.iterdir()):  # GDCM writes JPEG Lossless SV1 (pydicom cannot encode it)
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(path))
-        reader.LoadPrivateTagsOn()
-        writer = sitk.ImageFileWriter()
-        writer.KeepOriginalImageUIDOn()
-        writer.SetUseCompression(True)
-        writer.SetCompressor("JPEG")
-        writer.SetFileName(str(jpeg / f"{path.name}.dcm"))
-        writer.Execute(reader.Execute())
+        write_jpeg_lossless(path, jpeg / path.name)
     return plain, jpeg
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-import SimpleITK as sitk
 from pydicom.data import get_testdata_file
 
+from tests.jpeg_lossless import write_jpeg_lossless
 from workstation.dicom.decode import stored_values
 from workstation.dicom.fastheader import read_fast
 from workstation.dicom.headers import read_headers
@@ -89,14 +89,7 @@ def test_jpeg_lossless_series_equals_the_uncompressed_one(small_phantom_dir: Pat
             ds.PixelRepresentation, ds.BitsStored, ds.HighBit = 0, 12, 11
             ds.pop("PixelPaddingValue", None)
             ds.save_as(uncompressed / path.name)
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(uncompressed / path.name))
-        writer = sitk.ImageFileWriter()
-        writer.KeepOriginalImageUIDOn()
-        writer.SetUseCompression(True)
-        writer.SetCompressor("JPEG")
-        writer.SetFileName(str(compressed / f"{path.name}.dcm"))
-        writer.Execute(reader.Execute())
+        write_jpeg_lossless(uncompressed / path.name, compressed / path.name)
     assert pydicom.dcmread(next(compressed.iterdir())).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.70"
     np.testing.assert_array_equal(load_volume(compressed).voxels, load_volume(uncompressed).voxels)
 

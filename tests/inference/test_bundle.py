@@ -85,6 +85,19 @@ def test_registry_lists_broken_bundles_with_the_reason(bundle_copy: Path, home: 
     assert not entries["broken"].available and "sha256" in entries["broken"].reason
 
 
+def test_registry_says_when_a_bundle_needs_a_gpu(bundle_copy: Path, home: Path) -> None:
+    import torch
+
+    gpu_only = home / "models" / "gpu-only"
+    shutil.copytree(bundle_copy, gpu_only)
+    _edit(gpu_only, lambda m: m.update({"requires_gpu": True}))
+    entry = {e.folder.name: e for e in list_models()}["gpu-only"]
+    if torch.cuda.is_available():
+        assert entry.available
+    else:
+        assert not entry.available and "needs a CUDA GPU" in entry.reason
+
+
 def test_no_pickle_loading_anywhere_in_the_source() -> None:
     pattern = re.compile(r"\b(pickle\.loads?|torch\.load|joblib\.load|cloudpickle|dill\.load|numpy\.load|np\.load)\b")
     offenders = []

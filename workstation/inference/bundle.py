@@ -62,6 +62,7 @@ class ModelBundle:
     licence: str
     evaluation: dict[str, Any] = field(default_factory=dict)
     notice: str = ""  # the line every view of this model's results must show
+    requires_gpu: bool = False
 
     @classmethod
     def from_folder(cls, folder: Path) -> "ModelBundle":
@@ -113,7 +114,7 @@ class ModelBundle:
                                        for p in meta["operating_points"]),
                 valid_inputs=dict(meta["valid_inputs"]), training_data=str(meta["training_data"]),
                 licence=str(meta["licence"]), evaluation=dict(meta.get("evaluation", {})),
-                notice=str(meta.get("notice", "")),
+                notice=str(meta.get("notice", "")), requires_gpu=bool(meta.get("requires_gpu", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelBundleError(f"metadata.json has a malformed field: {exc}", path=str(folder)) from exc

@@ -9,6 +9,7 @@ from pathlib import Path
 from workstation.config import data_home
 from workstation.errors import ModelBundleError
 from workstation.inference.bundle import ModelBundle
+from workstation.inference.device import choose_device
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL = "lung-nodule-demo"
@@ -35,9 +36,14 @@ def list_models(extra: list[Path] | None = None) -> list[RegistryEntry]:
     entries = []
     for folder in model_folders(extra):
         try:
-            entries.append(RegistryEntry(folder, ModelBundle.from_folder(folder), ""))
+            bundle = ModelBundle.from_folder(folder)
         except ModelBundleError as exc:
             entries.append(RegistryEntry(folder, None, str(exc)))
+            continue
+        if bundle.requires_gpu and choose_device("auto") != "cuda":
+            entries.append(RegistryEntry(folder, None, "it needs a CUDA GPU and this machine has none"))
+        else:
+            entries.append(RegistryEntry(folder, bundle, ""))
     return entries
 
 
