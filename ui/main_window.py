@@ -352,6 +352,10 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window_state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
+        else:  # first run: room for the findings columns, the images get the rest
+            docks = {dock.objectName(): dock for dock in self.findChildren(QDockWidget)}
+            self.resizeDocks([docks["Studies"], docks["Histogram and overlay"]], [330, 280],
+                             Qt.Orientation.Horizontal)
         self.active_view = str(self.settings.value("active_view", "axial"))
         if str(self.settings.value("single_layout", "false")) == "true":
             self.toggle_layout()

@@ -80,6 +80,31 @@ def _parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list model bundles and whether they can run here")
     models.set_defaults(run=cmd_models)
 
+    audit_parser = commands.add_parser("audit", help="verify or export the tamper-evident audit trail")
+    audit_commands = audit_parser.add_subparsers(metavar="ACTION", required=True)
+    verify = audit_commands.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row")
+    verify.set_defaults(run=cmd_audit_verify)
+    export = audit_commands.add_parser("export", help="print every audit row as CSV or JSON")
+    export_format = export.add_mutually_exclusive_group(required=True)
+    export_format.add_argument("--csv", dest="format", action="store_const", const="csv")
+    export_format.add_argument("--json", dest="format", action="store_const", const="json")
+    export.set_defaults(run=cmd_audit_export)
+
+    users = commands.add_parser("users", help="manage local accounts (admins; the first account is the admin)")
+    users.add_argument("--as", dest="actor", help="the admin doing this (asked for a password)")
+    user_commands = users.add_subparsers(metavar="ACTION", required=True)
+    add = user_commands.add_parser("add")
+    add.add_argument("username")
+    add.add_argument("--role", choices=["admin", "radiologist", "trainee"], required=True)
+    add.set_defaults(run=cmd_users_add)
+    user_commands.add_parser("list").set_defaults(run=cmd_users_list)
+    disable = user_commands.add_parser("disable")
+    disable.add_argument("username")
+    disable.set_defaults(run=cmd_users_disable)
+    passwd = user_commands.add_parser("passwd")
+    passwd.add_argument("username")
+    passwd.set_defaults(run=cmd_users_passwd)
+
     case = commands.add_parser("demo-case", help="write a synthetic chest CT phantom series and its ground truth")
     case.add_argument("out", type=Path)
     case.add_argument("--seed", type=int, default=DEMO_SEED)
@@ -228,6 +253,92 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"{entry.bundle.name} {entry.bundle.version}: available ({entry.folder})")
         else:
             print(f"{entry.folder.name}: NOT usable - {entry.reason}")
+    return 0
+
+
+def _review_store():
+    from workstation.review.store import ReviewStore
+
+    return ReviewStore.in_home(data_home())
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from workstation.review.audit import verify
+
+    result = verify(_review_store().connection)
+    if result.ok:
+        print(f"audit trail ok: {result.rows} rows, chain head {result.head}")
+        return 0
+    print(f"audit trail BROKEN at row {result.first_bad_seq}: {result.reason}")
+    return 1
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    from workstation.review.audit import export_rows
+
+    print(export_rows(_review_store().connection, args.format), end="")
+    return 0
+
+
+def _password(prompt: str) -> str:
+    """From WORKSTATION_PASSWORD (scripts, tests) or asked without echo."""
+    import getpass
+    import os
+
+    return os.environ.get("WORKSTATION_PASSWORD") or getpass.getpass(prompt)
+
+
+def _actor(store, args: argparse.Namespace):
+    from workstation.review.users import has_users, login
+
+    if not has_users(store):
+        return None
+    if not args.actor:
+        raise WorkstationError("Say which admin is acting: workstation users --as ADMIN ...")
+    import os
+
+    password = os.environ.get("WORKSTATION_ADMIN_PASSWORD") or _password(f"Password for {args.actor}: ")
+    return login(store, args.actor, password)
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    from workstation.review.users import add_user
+
+    store = _review_store()
+    user = add_user(store, _actor(store, args), args.username, _password(f"New password for {args.username}: "),
+                    args.role)
+    print(f"Added {user.username} ({user.role})")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    from workstation.review.users import list_users
+
+    store = _review_store()
+    actor = _actor(store, args)
+    if actor is None:
+        print("No accounts yet; the first one must be the admin: workstation users add NAME --role admin")
+        return 0
+    for user in list_users(store, actor):
+        print(f"{user['username']:<20} {user['role']:<12} {'disabled' if user['disabled'] else 'active'}")
+    return 0
+
+
+def cmd_users_disable(args: argparse.Namespace) -> int:
+    from workstation.review.users import disable_user
+
+    store = _review_store()
+    disable_user(store, _actor(store, args), args.username)
+    print(f"Disabled {args.username}")
+    return 0
+
+
+def cmd_users_passwd(args: argparse.Namespace) -> int:
+    from workstation.review.users import change_password
+
+    store = _review_store()
+    change_password(store, _actor(store, args), args.username, _password(f"New password for {args.username}: "))
+    print(f"Changed the password of {args.username}")
     return 0
 
 

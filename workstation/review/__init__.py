@@ -1,0 +1,1 @@
+"""Review: the local store, the hash-chained audit trail, users and reading sessions."""

@@ -1,0 +1,266 @@
+"""A reader's session on one study: accept, reject (with a reason), edit, add, undo, sign.
+
+The AI proposes; a named person decides. Decisions are rows that are never changed: the state
+of a finding is the replay of its decisions (an undo is a decision too). Signing locks the
+read; what comes after is an addendum. Every change and its audit row share one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from workstation.errors import WorkstationError
+from workstation.review import audit
+from workstation.review.store import ReviewStore
+from workstation.review.users import User
+
+REJECT_REASONS = ("vessel", "scar/fibrosis", "artefact", "outside lung", "duplicate", "other")
+EDITABLE = ("type", "diameter_mm", "center_mm")
+FINDING_TYPES = ("solid", "part-solid", "ground-glass")
+
+
+class ReviewError(WorkstationError):
+    """A review action that cannot be done (unknown finding, nothing to undo, bad reason)."""
+
+
+@dataclass(frozen=True)
+class FindingState:
+    id: int
+    source: str  # ai or clinician
+    center_mm: tuple[float, float, float]
+    diameter_mm: float
+    volume_mm3: float | None
+    mean_hu: float | None
+    probability: float | None
+    type: str
+    model_name: str | None
+    model_version: str | None
+    decision: str  # undecided, accepted, rejected
+    reason: str | None
+    decided_by: str | None
+    decided_at: str | None
+
+    @property
+    def reportable(self) -> bool:
+        """Only what a person accepted or added reaches a report."""
+        return self.decision == "accepted"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+class ReviewSession:
+    def __init__(self, store: ReviewStore, user: User, study_uid: str) -> None:
+        user.require("view")
+        self.store, self.user, self.study_uid = store, user, study_uid
+        with store.transaction() as connection:
+            row = connection.execute("SELECT status FROM reading_sessions WHERE study_uid = ? AND user = ?",
+                                     (study_uid, user.username)).fetchone()
+            if row is None:
+                connection.execute("INSERT INTO reading_sessions (study_uid, user, status, started_at) "
+                                   "VALUES (?, ?, 'in_review', ?)", (study_uid, user.username, _now()))
+            audit.append(connection, user.username, "study_opened", study_uid=study_uid)
+
+    # -- state ----------------------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        row = self.store.connection.execute("SELECT status FROM reading_sessions WHERE study_uid = ? AND user = ?",
+                                            (self.study_uid, self.user.username)).fetchone()
+        return row[0] if row else "unread"
+
+    @property
+    def signed(self) -> bool:
+        return self.status == "signed"
+
+    def findings(self) -> list[FindingState]:
+        """Every finding of the study with its current decision, AI ones by probability first."""
+        connection = self.store.connection
+        undone = {row[0] for row in connection.execute(
+            "SELECT undoes FROM decisions WHERE study_uid = ? AND action = 'undo'", (self.study_uid,))}
+        decisions: dict[int, list[tuple]] = {}
+        for row in connection.execute(
+                "SELECT id, finding_id, action, reason, new_values, user, created_at FROM decisions "
+                "WHERE study_uid = ? AND action != 'undo' ORDER BY id", (self.study_uid,)):
+            if row[0] not in undone:
+                decisions.setdefault(row[1], []).append(row)
+        states = []
+        for row in connection.execute(
+                "SELECT id, source, center_mm, diameter_mm, volume_mm3, mean_hu, probability, type, model_name, "
+                "model_version FROM findings WHERE study_uid = ? ORDER BY probability IS NULL, probability DESC, id",
+                (self.study_uid,)):
+            values = {"center_mm": tuple(json.loads(row[2])), "diameter_mm": row[3], "type": row[7]}
+            decision, reason, by, at = "undecided", None, None, None
+            for _id, _finding, action, why, new_values, user, created in decisions.get(row[0], []):
+                if action == "edit":
+                    values.update(json.loads(new_values))
+                    values["center_mm"] = tuple(values["center_mm"])
+                    continue
+                decision = {"accept": "accepted", "add": "accepted", "reject": "rejected"}[action]
+                reason, by, at = why, user, created
+            if row[1] == "clinician" and decision == "undecided":
+                continue  # an added finding whose addition was undone
+            states.append(FindingState(row[0], row[1], values["center_mm"], values["diameter_mm"], row[4], row[5],
+                                       row[6], values["type"], row[8], row[9], decision, reason, by, at))
+        return states
+
+    def progress(self) -> tuple[int, int]:
+        """(decided, total) for the progress display, e.g. 3 of 7 decided."""
+        states = self.findings()
+        return sum(s.decision != "undecided" for s in states), len(states)
+
+    # -- actions --------------------------------------------------------------------------------
+    def record_analysis(self, analysis: Any, series_uid: str = "") -> list[int]:
+        """Store a model run and its findings (the AI proposes; nothing is decided yet)."""
+        self.user.require("run_ai")
+        with self.store.transaction() as connection:
+            cursor = connection.execute(
+                "INSERT INTO analyses (study_uid, series_uid, model_name, model_version, model_sha256, device, "
+                "threshold, runtime_s, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (self.study_uid, series_uid, analysis.model_name, analysis.model_version, analysis.model_sha256,
+                 analysis.device, analysis.threshold, analysis.runtime_s, self.user.username, _now()))
+            analysis_id = cursor.lastrowid
+            ids = []
+            for finding in analysis.findings:
+                ids.append(connection.execute(
+                    "INSERT INTO findings (study_uid, analysis_id, source, center_mm, diameter_mm, volume_mm3, "
+                    "mean_hu, probability, type, model_name, model_version, created_by, created_at) "
+                    "VALUES (?,?,'ai',?,?,?,?,?,?,?,?,?,?)",
+                    (self.study_uid, analysis_id, json.dumps(list(finding.center_mm)), finding.diameter_mm,
+                     finding.volume_mm3, finding.mean_hu, finding.probability, finding.type, finding.model_name,
+                     finding.model_version, self.user.username, _now())).lastrowid)
+            audit.append(connection, self.user.username, "analysis_run", study_uid=self.study_uid,
+                         object_id=str(analysis_id), new_value={"findings": len(ids)},
+                         details={"model": analysis.model_name, "version": analysis.model_version,
+                                  "sha256": analysis.model_sha256, "series_uid": series_uid})
+        return ids
+
+    def accept(self, finding_id: int) -> None:
+        self._decide(finding_id, "accept", "finding_accepted")
+
+    def reject(self, finding_id: int, reason: str, text: str = "") -> None:
+        if reason not in REJECT_REASONS:
+            raise ReviewError(f"Choose a reason: {', '.join(REJECT_REASONS)}")
+        if reason == "other" and not text.strip():
+            raise ReviewError("Say why in a few words when the reason is 'other'")
+        self._decide(finding_id, "reject", "finding_rejected", reason=f"{reason}: {text}".rstrip(": ") if text
+                     else reason)
+
+    def edit(self, finding_id: int, **changes: Any) -> None:
+        """Change type, size or location; the old values stay in the decision row."""
+        unknown = set(changes) - set(EDITABLE)
+        if unknown or not changes:
+            raise ReviewError(f"Only {', '.join(EDITABLE)} can be edited")
+        if "type" in changes and changes["type"] not in FINDING_TYPES:
+            raise ReviewError(f"Type must be one of {', '.join(FINDING_TYPES)}")
+        current = self._state(finding_id)
+        old = {name: getattr(current, name) for name in changes}
+        new = {name: (list(value) if name == "center_mm" else value) for name, value in changes.items()}
+        self._decide(finding_id, "edit", "finding_edited", old=old, new=new)
+
+    def add(self, center_mm: tuple[float, float, float], diameter_mm: float, finding_type: str = "solid") -> int:
+        """A finding the AI missed; added by a person, so it counts as accepted."""
+        self.user.require("review")
+        if finding_type not in FINDING_TYPES or not 1 <= diameter_mm <= 100:
+            raise ReviewError("Give a type (solid, part-solid, ground-glass) and a diameter of 1-100 mm")
+        with self.store.transaction() as connection:
+            finding_id = connection.execute(
+                "INSERT INTO findings (study_uid, source, center_mm, diameter_mm, type, created_by, created_at) "
+                "VALUES (?, 'clinician', ?, ?, ?, ?, ?)",
+                (self.study_uid, json.dumps([float(v) for v in center_mm]), float(diameter_mm), finding_type,
+                 self.user.username, _now())).lastrowid
+            self._insert_decision(connection, finding_id, "add", None, None,
+                                  {"center_mm": list(center_mm), "diameter_mm": diameter_mm, "type": finding_type})
+            audit.append(connection, self.user.username, "finding_added", study_uid=self.study_uid,
+                         object_id=str(finding_id), new_value={"center_mm": list(center_mm),
+                                                                "diameter_mm": diameter_mm, "type": finding_type},
+                         details=self._addendum_details())
+        return finding_id
+
+    def undo(self) -> None:
+        """Take back this reader's last decision on this study (also after signing, as an addendum)."""
+        self.user.require("review")
+        with self.store.transaction() as connection:
+            undone = {row[0] for row in connection.execute(
+                "SELECT undoes FROM decisions WHERE study_uid = ? AND action = 'undo'", (self.study_uid,))}
+            rows = connection.execute(
+                "SELECT id, finding_id, action FROM decisions WHERE study_uid = ? AND user = ? AND action != 'undo' "
+                "ORDER BY id DESC", (self.study_uid, self.user.username)).fetchall()
+            last = next((row for row in rows if row[0] not in undone), None)
+            if last is None:
+                raise ReviewError("Nothing to undo")
+            connection.execute(
+                "INSERT INTO decisions (finding_id, study_uid, user, action, undoes, addendum, created_at) "
+                "VALUES (?, ?, ?, 'undo', ?, ?, ?)",
+                (last[1], self.study_uid, self.user.username, last[0], int(self._is_signed(connection)), _now()))
+            audit.append(connection, self.user.username, "decision_undone", study_uid=self.study_uid,
+                         object_id=str(last[1]), old_value={"decision": last[0], "action": last[2]},
+                         details=self._addendum_details())
+
+    def sign(self, impression: str, *, allow_undecided: bool = False) -> None:
+        """Lock the read. Undecided findings must be confirmed (allow_undecided) by the caller."""
+        self.user.require("sign")
+        decided, total = self.progress()
+        if decided < total and not allow_undecided:
+            raise ReviewError(f"{total - decided} finding(s) are undecided; decide them or confirm signing anyway")
+        with self.store.transaction() as connection:
+            if self._is_signed(connection):
+                raise ReviewError("This read is already signed; later changes are addenda")
+            connection.execute("UPDATE reading_sessions SET status = 'signed', impression = ?, signed_at = ? "
+                               "WHERE study_uid = ? AND user = ?", (impression, _now(), self.study_uid,
+                                                                    self.user.username))
+            audit.append(connection, self.user.username, "signed", study_uid=self.study_uid,
+                         new_value={"impression": impression, "decided": decided, "findings": total})
+
+    def add_active_time(self, seconds: float) -> None:
+        """Reading time: active seconds only (the caller excludes idle and locked time)."""
+        if seconds <= 0:
+            return
+        with self.store.transaction() as connection:
+            connection.execute("UPDATE reading_sessions SET active_seconds = active_seconds + ? "
+                               "WHERE study_uid = ? AND user = ?", (seconds, self.study_uid, self.user.username))
+
+    @property
+    def active_seconds(self) -> float:
+        row = self.store.connection.execute(
+            "SELECT active_seconds FROM reading_sessions WHERE study_uid = ? AND user = ?",
+            (self.study_uid, self.user.username)).fetchone()
+        return float(row[0]) if row else 0.0
+
+    # -- internals ------------------------------------------------------------------------------
+    def _state(self, finding_id: int) -> FindingState:
+        for state in self.findings():
+            if state.id == finding_id:
+                return state
+        raise ReviewError(f"No finding {finding_id} in this study")
+
+    def _is_signed(self, connection) -> bool:
+        row = connection.execute("SELECT status FROM reading_sessions WHERE study_uid = ? AND user = ?",
+                                 (self.study_uid, self.user.username)).fetchone()
+        return bool(row and row[0] == "signed")
+
+    def _addendum_details(self) -> dict | None:
+        return {"addendum": True} if self.signed else None
+
+    def _decide(self, finding_id: int, action: str, audit_action: str, *, reason: str | None = None,
+                old: dict | None = None, new: dict | None = None) -> None:
+        self.user.require("review")
+        state = self._state(finding_id)
+        with self.store.transaction() as connection:
+            self._insert_decision(connection, finding_id, action, reason, old, new)
+            audit.append(connection, self.user.username, audit_action, study_uid=self.study_uid,
+                         object_id=str(finding_id), old_value=old or {"decision": state.decision},
+                         new_value=new or {"decision": action, "reason": reason},
+                         details={**(self._addendum_details() or {}), "model": state.model_name,
+                                  "version": state.model_version})
+
+    def _insert_decision(self, connection, finding_id: int, action: str, reason: str | None, old: dict | None,
+                         new: dict | None) -> None:
+        connection.execute(
+            "INSERT INTO decisions (finding_id, study_uid, user, action, reason, old_values, new_values, addendum, "
+            "created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            (finding_id, self.study_uid, self.user.username, action, reason, json.dumps(old) if old else None,
+             json.dumps(new) if new else None, int(self._is_signed(connection)), _now()))
