@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
+from ui.dialogs.login import ask_login
 from ui.main_window import MainWindow
 from ui.theme import apply_dark_theme
 from workstation.config import data_home
@@ -47,11 +48,30 @@ def _log_uncaught(kind, value, traceback) -> None:
         window.statusBar().showMessage("An internal error happened; details are in the log file.", 10000)
 
 
+def login_from_environment(store):
+    """Non-interactive login for kiosks and automated tests: WORKSTATION_USER and
+    WORKSTATION_PASSWORD are checked like typed credentials (first run: they create the admin)."""
+    import os
+
+    from workstation.review.users import add_user, has_users, login
+
+    username, password = os.environ.get("WORKSTATION_USER"), os.environ.get("WORKSTATION_PASSWORD")
+    if not username or not password:
+        return None
+    if not has_users(store):
+        add_user(store, None, username, password, "admin")
+    return login(store, username, password)
+
+
 def run_app(target: str | None = None, home: Path | None = None) -> int:
     logging.getLogger("workstation").info("starting the desktop app")
     app = create_app()
     sys.excepthook = _log_uncaught
     window = MainWindow(home or data_home())
+    user = login_from_environment(window.store) or ask_login(window.store, None)  # first run: creates the admin
+    if user is None:
+        return 0
+    window.set_user(user)
     window.show()
     open_initial(window, target)
     return app.exec()

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtWidgets import (
-    QCheckBox, QDockWidget, QFileDialog, QFormLayout, QGridLayout, QLabel, QMainWindow, QMessageBox, QProgressBar,
+    QApplication, QCheckBox, QDockWidget, QFileDialog, QFormLayout, QGridLayout, QInputDialog, QLabel, QMainWindow, QMessageBox,
+    QProgressBar, QStackedWidget,
     QPushButton, QSlider, QVBoxLayout, QWidget,
 )
 
 from ui.actions import build_actions, shortcuts_dialog
+from ui.dialogs.login import LoginDialog
+from ui.idle import IdleWatcher
 from ui.render.slice_view import SliceView
 from ui.render.volume_view import VolumeView
 from ui.state import ViewerState, volume_summaries
@@ -29,6 +33,10 @@ from workstation.inference.registry import find_model
 from workstation.inference.runner import run_inference_job
 from workstation.jobs import CancelToken, Job
 from workstation.library import StudyLibrary, thumbnail_path
+from workstation.review.session import FINDING_TYPES, REJECT_REASONS, ReviewSession
+from workstation.review.store import ReviewStore
+from workstation.review import audit
+from workstation.review.users import PermissionDenied, User
 
 log = logging.getLogger("workstation.ui")
 GRID_POSITIONS = {"axial": (0, 0), "coronal": (0, 1), "sagittal": (1, 0), "3d": (1, 1)}
@@ -71,18 +79,33 @@ class MainWindow(QMainWindow):
         self.overlay_source = ""
         self.error_box: QMessageBox | None = None
         self._warmed_up = False
+        self.store = ReviewStore.in_home(self.home)
+        self.user: User | None = None
+        self.session: ReviewSession | None = None
+        self.bundle = None
+        self.analysis = None
+        self.adding_finding = False
 
         self.views: dict[str, QWidget] = {name: SliceView(self.state, name) for name in ("axial", "coronal", "sagittal")}
         self.views["3d"] = VolumeView(self.state)
         for view in self.views.values():
             view.activated.connect(self._set_active_view)
+            if isinstance(view, SliceView):
+                view.point_clicked.connect(self._on_point_clicked)
         grid_widget = QWidget()
         self.grid = QGridLayout(grid_widget)
         self.grid.setContentsMargins(0, 0, 0, 0)
         self.grid.setSpacing(2)
         for name, (row, column) in GRID_POSITIONS.items():
             self.grid.addWidget(self.views[name], row, column)
-        self.setCentralWidget(grid_widget)
+        self.lock_page = QLabel("Locked: patient data is hidden. Log in to continue.")
+        self.lock_page.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.central_stack = QStackedWidget()
+        self.central_stack.addWidget(grid_widget)
+        self.central_stack.addWidget(self.lock_page)
+        self.setCentralWidget(self.central_stack)
+        self.locked = False
+        self._docks_before_lock: list[QDockWidget] = []
 
         self.browser = StudyBrowser(self.home)
         self.browser.study_chosen.connect(self.open_study)
@@ -113,6 +136,7 @@ class MainWindow(QMainWindow):
         self.state.annotations_changed.connect(self._update_title)
 
         self.actions_by_key = build_actions(self)
+        self.start_idle_watch()
         self._restore_settings()
         self.browser.reload()
 
@@ -143,6 +167,9 @@ class MainWindow(QMainWindow):
         form.addRow(self.overlay_check)
         form.addRow("Opacity", self.opacity_slider)
         form.addRow("Threshold", self.threshold_slider)
+        self.operating_label = QLabel("")
+        self.operating_label.setWordWrap(True)
+        form.addRow(self.operating_label)
         form.addRow(self.overlay_label)
         form.addRow(self.measure_label)
         layout.addLayout(form)
@@ -152,6 +179,7 @@ class MainWindow(QMainWindow):
         return panel
 
     def _sync_overlay_controls(self) -> None:
+        self._update_operating_point()
         for widget, value in ((self.overlay_check, self.state.overlay_visible),
                               (self.opacity_slider, int(self.state.overlay_opacity * 100)),
                               (self.threshold_slider, int(self.state.overlay_threshold * 100))):
@@ -218,6 +246,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.show()
 
     def cancel_job(self) -> None:
+        self.adding_finding = False
         self.runner.cancel()
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
@@ -245,6 +274,8 @@ class MainWindow(QMainWindow):
                 save_thumbnail(volume, thumbnail)
             self.browser.reload()
         self._update_title()
+        self.analysis = None
+        self._open_session()
         log.info("loaded %s slices of %s", volume.shape[0], volume.metadata.series_uid)
         warnings = "; ".join(volume.warnings)
         self._set_status(f"Loaded {volume.shape[0]} slices" + (f" - warning: {warnings}" if warnings else ""))
@@ -260,22 +291,220 @@ class MainWindow(QMainWindow):
         except WorkstationError as exc:
             self._on_failed(str(exc))
             return
+        self.bundle = bundle
+        self.state.set_overlay(threshold=bundle.default_threshold)
         self._start_load(lambda cancel: run_inference_job(volume, bundle, "auto", None, cancel),
                          f"Running {bundle.name} {bundle.version}")
 
     def _on_analysis(self, analysis) -> None:
         volume = self.state.volume
-        markers = [(np.array(f.center_mm), f.diameter_mm / 2) for f in analysis.findings]
-        self.state.set_volume(volume, analysis.heatmap, markers, volume_summaries(volume, analysis.heatmap))
+        self.analysis = analysis
+        self.state.set_heatmap(analysis.heatmap, volume_summaries(volume, analysis.heatmap)["heat_maxima"])
         self.overlay_source = f"{analysis.model_name} {analysis.model_version} heatmap"
         self.overlay_label.setText(f"Overlay: {self.overlay_source}. {analysis.notice}")
-        self.findings_panel.show_analysis(analysis)
-        if analysis.findings:
+        self.findings_panel.show_model(analysis.model_name, analysis.model_version, analysis.device,
+                                       analysis.threshold, analysis.notice,
+                                       [f"Outside validated scope: {r}" for r in analysis.scope_warnings]
+                                       + analysis.notes)
+        self._update_operating_point()
+        if self.session is not None:
+            known = self.store.connection.execute(
+                "SELECT 1 FROM analyses WHERE study_uid = ? AND model_sha256 = ?",
+                (self.session.study_uid, analysis.model_sha256)).fetchone()
+            if not known:  # the same model again: its findings are already there to review
+                self._review(lambda s: s.record_analysis(analysis, volume.metadata.series_uid))
+        self._refresh_findings(analysis.findings if self.session is None else None)
+        if self.findings_panel.tree.topLevelItemCount():
             self.findings_panel.select_next(1)
         scope = f" - outside validated scope: {'; '.join(analysis.scope_warnings)}" if analysis.scope_warnings else ""
         self._set_status(f"{len(analysis.findings)} finding(s) in {analysis.runtime_s:.1f} s{scope}")
         log.info("analysis by %s %s: %d findings", analysis.model_name, analysis.model_version,
                  len(analysis.findings))
+
+    # -- review -------------------------------------------------------------------------------
+    def set_user(self, user: User | None) -> None:
+        self.user = user
+        self.session = None
+        if user is not None and self.state.volume is not None:
+            self._open_session()
+        self._set_status(f"Logged in as {user.username} ({user.role})" if user else "Not logged in")
+
+    def _open_session(self) -> None:
+        if self.user is None or self.state.volume is None:
+            return
+        try:
+            self.session = ReviewSession(self.store, self.user, self.state.volume.metadata.study_uid)
+        except WorkstationError as exc:
+            self.session = None
+            self._on_failed(str(exc))
+        self._refresh_findings()
+
+    def _refresh_findings(self, plain_findings=None) -> None:
+        states = self.session.findings() if self.session is not None else list(plain_findings or [])
+        status = {"signed": "signed", "in_review": "in review"}.get(self.session.status, "") if self.session else ""
+        self.findings_panel.show_findings(states, status)
+        self.state.set_markers([(np.array(s.center_mm), s.diameter_mm / 2) for s in states
+                                if getattr(s, "decision", "undecided") != "rejected"])
+
+    def _review(self, action) -> bool:
+        """Run a review action; errors (permissions, a full disk) become one clear message."""
+        if self.session is None:
+            self._on_failed("Log in and open a study to review findings")
+            return False
+        try:
+            action(self.session)
+        except WorkstationError as exc:
+            self._on_failed(str(exc))
+            return False
+        self._refresh_findings()
+        return True
+
+    def _selected(self) -> int | None:
+        finding = self.findings_panel.current_id()
+        if finding is None:
+            self._set_status("Select a finding first (N/P)")
+        return finding
+
+    def accept_finding(self) -> None:
+        finding = self._selected()
+        if finding is not None and self._review(lambda s: s.accept(finding)):
+            self._select_next_undecided()
+
+    def reject_finding(self, reason: str | None = None, text: str = "") -> None:
+        finding = self._selected()
+        if finding is None:
+            return
+        if reason is None:
+            reason, ok = QInputDialog.getItem(self, "Reject finding", "Reason", list(REJECT_REASONS), 0, False)
+            if not ok:
+                return
+            if reason == "other":
+                text, ok = QInputDialog.getText(self, "Reject finding", "Why, in a few words")
+                if not ok:
+                    return
+        if self._review(lambda s: s.reject(finding, reason, text)):
+            self._select_next_undecided()
+
+    def edit_finding(self, finding_type: str | None = None, diameter_mm: float | None = None) -> None:
+        finding = self._selected()
+        if finding is None or self.session is None:
+            return
+        current = next(s for s in self.session.findings() if s.id == finding)
+        if finding_type is None:
+            finding_type, ok = QInputDialog.getItem(self, "Edit finding", "Type", list(FINDING_TYPES),
+                                                    FINDING_TYPES.index(current.type), False)
+            if not ok:
+                return
+            diameter_mm, ok = QInputDialog.getDouble(self, "Edit finding", "Longest diameter (mm)",
+                                                     current.diameter_mm, 1.0, 100.0, 1)
+            if not ok:
+                return
+        changes = {name: value for name, value in (("type", finding_type), ("diameter_mm", diameter_mm))
+                   if value is not None and value != getattr(current, name)}
+        if changes:
+            self._review(lambda s: s.edit(finding, **changes))
+
+    def add_missed(self) -> None:
+        """The next left click in a slice view places a missed finding (size it with E)."""
+        self.adding_finding = True
+        self._set_status("Click the missed finding in a slice view (Esc to cancel)")
+
+    def _on_point_clicked(self, point) -> None:
+        if not self.adding_finding:
+            return
+        self.adding_finding = False
+        if self._review(lambda s: s.add(tuple(float(v) for v in point), 6.0, "solid")):
+            self.findings_panel.tree.setCurrentItem(
+                self.findings_panel.tree.topLevelItem(self.findings_panel.tree.topLevelItemCount() - 1))
+            self._set_status("Added a finding (6 mm, solid); E edits its type and size")
+
+    def undo_decision(self) -> None:
+        self._review(lambda s: s.undo())
+
+    def sign_study(self, impression: str | None = None, confirm_undecided: bool | None = None) -> None:
+        if self.session is None:
+            self._on_failed("Log in and open a study to sign it")
+            return
+        decided, total = self.session.progress()
+        if decided < total and confirm_undecided is None:
+            answer = QMessageBox.question(self, "Sign", f"{total - decided} finding(s) are undecided. Sign anyway?")
+            confirm_undecided = answer == QMessageBox.StandardButton.Yes
+        if decided < total and not confirm_undecided:
+            return
+        if impression is None:
+            impression, ok = QInputDialog.getMultiLineText(self, "Sign", "Impression")
+            if not ok:
+                return
+        if self._review(lambda s: s.sign(impression, allow_undecided=bool(confirm_undecided))):
+            self._set_status("Signed; later changes are addenda")
+
+    def _select_next_undecided(self) -> None:
+        tree = self.findings_panel.tree
+        for row in range(tree.topLevelItemCount()):
+            if tree.topLevelItem(row).text(1) == "undecided":
+                tree.setCurrentItem(tree.topLevelItem(row))
+                return
+
+    # -- screen lock and reading time ----------------------------------------------------------
+    def start_idle_watch(self) -> None:
+        minutes = float(self.settings.value("lock_minutes", 10))
+        self.idle = IdleWatcher(minutes * 60, self.lock_screen, self._add_reading_time, lambda: self.locked, self)
+        QApplication.instance().installEventFilter(self.idle)
+
+    def _add_reading_time(self, seconds: float) -> None:
+        if self.session is not None:
+            try:
+                self.session.add_active_time(seconds)
+            except WorkstationError as exc:
+                log.warning("reading time not saved: %s", exc)
+
+    def lock_screen(self) -> None:
+        """Hide every patient identifier and image until the same user or an admin logs in."""
+        if self.locked:
+            return
+        self.locked = True
+        self._docks_before_lock = [d for d in self.findChildren(QDockWidget) if d.isVisible()]
+        for dock in self._docks_before_lock:
+            dock.hide()
+        self.central_stack.setCurrentWidget(self.lock_page)
+        self.setWindowTitle("Workstation (locked)")
+        if self.user is not None:
+            with self.store.transaction() as connection:
+                audit.append(connection, self.user.username, "lock")
+        QTimer.singleShot(0, self._ask_unlock)
+
+    def _ask_unlock(self) -> None:
+        if not self.locked or self.user is None:
+            return
+        dialog = LoginDialog(self.store, self, "Unlock", only_user=self.user.username)
+        if dialog.exec() and dialog.user is not None:
+            self.unlock(dialog.user)
+        elif self.locked:
+            QTimer.singleShot(0, self._ask_unlock)
+
+    def unlock(self, user: User) -> None:
+        if self.user is not None and user.username != self.user.username and user.role != "admin":
+            raise PermissionDenied(f"Only {self.user.username} or an admin can unlock")
+        with self.store.transaction() as connection:
+            audit.append(connection, user.username, "unlock")
+        self.locked = False
+        self.central_stack.setCurrentIndex(0)
+        for dock in self._docks_before_lock:
+            dock.show()
+        self._update_title()
+        self.idle.last_input = time.monotonic()
+
+    def _update_operating_point(self) -> None:
+        """The threshold slider says what the model's card promises at that threshold."""
+        bundle = self.bundle
+        if bundle is None or not bundle.operating_points:
+            self.operating_label.setText("")
+            return
+        threshold = self.state.overlay_threshold
+        point = min(bundle.operating_points, key=lambda p: abs(p.threshold - threshold))
+        self.operating_label.setText(f"Model card at threshold {point.threshold:g}: sensitivity "
+                                     f"{point.sensitivity:.2f}, {point.false_positives_per_scan:.2f} false "
+                                     f"positives per scan (nodules >= 6 mm)")
 
     def centre_on(self, point_mm) -> None:
         """Crosshair and every slice view's centre on a point (selecting a finding)."""
@@ -372,6 +601,8 @@ class MainWindow(QMainWindow):
                 view.warm_up()
 
     def closeEvent(self, event) -> None:  # noqa: N802
+        self.idle.flush()
+        self.idle.timer.stop()
         self.runner.cancel()
         self.runner.wait(5.0)
         self.settings.setValue("geometry", self.saveGeometry())

@@ -17,6 +17,7 @@ class ViewerState(QObject):
     crosshair_changed = Signal()
     window_changed = Signal()
     overlay_changed = Signal()
+    heatmap_changed = Signal()
     annotations_changed = Signal()
 
     def __init__(self) -> None:
@@ -46,6 +47,18 @@ class ViewerState(QObject):
         self.crosshair = volume.voxel_to_patient((i, j, k))
         self.volume_changed.emit()
         self.crosshair_changed.emit()
+
+    def set_heatmap(self, heatmap: np.ndarray | None, heat_maxima: tuple = ()) -> None:
+        """A new heatmap on the current volume (e.g. from Run AI); crosshair and view stay."""
+        if heatmap is not None and (self.volume is None or heatmap.shape != self.volume.shape):
+            raise ValueError("the heatmap must be on the current volume's grid")
+        self.heatmap, self.heat_maxima = heatmap, heat_maxima
+        self.heatmap_changed.emit()
+        self.overlay_changed.emit()
+
+    def set_markers(self, markers: list[tuple[np.ndarray, float]]) -> None:
+        self.markers = list(markers)
+        self.annotations_changed.emit()
 
     def set_crosshair(self, point_mm: np.ndarray) -> None:
         point = np.asarray(point_mm, dtype=float)

@@ -18,7 +18,8 @@ from PIL import Image
 @pytest.mark.skipif(shutil.which("import") is None, reason="needs imagemagick's import")
 def test_app_starts_on_the_demo_case_and_shows_it(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {**os.environ, "WORKSTATION_HOME": str(home)}
+    env = {**os.environ, "WORKSTATION_HOME": str(home), "WORKSTATION_USER": "admin",
+           "WORKSTATION_PASSWORD": "demo-admin-password"}
     app = subprocess.Popen([sys.executable, "-m", "ui.launcher"], env=env, cwd=Path(__file__).parents[2],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     log = home / "logs" / "workstation.log"

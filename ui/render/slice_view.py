@@ -36,6 +36,7 @@ class SliceView(QVTKRenderWindowInteractor):
 
     activated = Signal(str)  # the view the user last touched
     measurement_changed = Signal(str)
+    point_clicked = Signal(object)  # patient mm of a left click (not a drag)
 
     def __init__(self, state: ViewerState, view: str, parent=None) -> None:
         super().__init__(parent)
@@ -93,6 +94,7 @@ class SliceView(QVTKRenderWindowInteractor):
         state.crosshair_changed.connect(self.refresh)
         state.window_changed.connect(self._on_window)
         state.overlay_changed.connect(self._on_overlay)
+        state.heatmap_changed.connect(self._on_heatmap)
         state.annotations_changed.connect(self.refresh)
 
     def warm_up(self) -> None:
@@ -115,8 +117,7 @@ class SliceView(QVTKRenderWindowInteractor):
         if volume is None:
             return
         self.base_mapper.SetInputData(image_data(volume.voxels, volume.affine))
-        if self.state.heatmap is not None:
-            self.overlay_mapper.SetInputData(image_data(self.state.heatmap, volume.affine))
+        self._on_heatmap()
         self.base_frame = view_frame(volume.direction, self.view)
         self.tilt_degrees = 0.0
         self.frame = self.base_frame
@@ -127,6 +128,10 @@ class SliceView(QVTKRenderWindowInteractor):
         self.measurement_text = ""
         self._on_window()
         self._on_overlay()
+
+    def _on_heatmap(self) -> None:
+        if self.state.heatmap is not None and self.state.volume is not None:
+            self.overlay_mapper.SetInputData(image_data(self.state.heatmap, self.state.volume.affine))
 
     def _on_window(self) -> None:
         centre, width = self.state.window
@@ -394,7 +399,9 @@ class SliceView(QVTKRenderWindowInteractor):
         if self._drag is not None:
             kind, _start, (_w, _h, _c, moved) = self._drag
             if kind == "window" and not moved:  # a click, not a drag: move the crosshair here
-                self._drive(self.state.set_crosshair, self.world_at(event.position().x(), event.position().y()))
+                point = self.world_at(event.position().x(), event.position().y())
+                self._drive(self.state.set_crosshair, point)
+                self.point_clicked.emit(point)
         self._drag = None
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802

@@ -74,6 +74,7 @@ class VolumeView(QVTKRenderWindowInteractor):
         for actor in (self.crosshair_actor, self.heat_actor):
             self.renderer.AddActor(actor)
         self._closed = False
+        self._grid = None
         self._holding = False
         self._still_pending = False
         self._follow_timer = _single_shot(self, FOLLOW_RENDER_MS, lambda: self._render(interactive=True))
@@ -81,6 +82,7 @@ class VolumeView(QVTKRenderWindowInteractor):
         state.volume_changed.connect(self._on_volume)
         state.crosshair_changed.connect(self._on_crosshair)
         state.overlay_changed.connect(self._on_overlay)
+        state.heatmap_changed.connect(self._on_heatmap)
 
     def warm_up(self) -> None:
         """Pick the mapper (needs a realised GL context) before the first study arrives."""
@@ -117,9 +119,8 @@ class VolumeView(QVTKRenderWindowInteractor):
         if self.renderer.GetVolumes().GetNumberOfItems() == 0:
             self.renderer.AddVolume(self.volume_actor)
         self.set_preset(self.preset, render=False)
-        if self.state.heatmap is not None:  # the surface from the same coarser grid: 10x cheaper
-            heat = np.ascontiguousarray(self.state.heatmap[::step[0], ::step[1], ::step[2]])
-            self.heat_surface.SetInputData(image_data(heat, affine))
+        self._grid = (step, affine)
+        self._on_heatmap()
         self.renderer.ResetCamera()
         camera = self.renderer.GetActiveCamera()
         camera.SetViewUp(0, 0, 1)
@@ -128,6 +129,14 @@ class VolumeView(QVTKRenderWindowInteractor):
         self.renderer.ResetCamera()
         self._on_overlay()
         self._on_crosshair()
+
+    def _on_heatmap(self) -> None:
+        """The heat surface from the same coarser grid as the ray caster: 10x cheaper."""
+        if self.state.heatmap is None or self._grid is None:
+            return
+        step, affine = self._grid
+        heat = np.ascontiguousarray(self.state.heatmap[::step[0], ::step[1], ::step[2]])
+        self.heat_surface.SetInputData(image_data(heat, affine))
 
     def set_preset(self, name: str, render: bool = True) -> None:
         self.preset = name

@@ -1,13 +1,15 @@
-"""The AI's findings beside the views: model identity and notice, scope banner, one row per
-finding; selecting a row centres all views on it. (Accept/reject come with the review workflow.)"""
+"""The findings beside the views: model identity and notice, scope banner, review progress,
+one row per finding with its decision; selecting a row centres all views on it."""
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-COLUMNS = ("#", "Probability", "Type", "Size", "Location")
+COLUMNS = ("#", "Decision", "Prob.", "Type", "Size", "Location")
+DECISION_COLOURS = {"accepted": "#7fd47f", "rejected": "#e08a8a", "undecided": "#d8d8d4"}
 
 
 class FindingsPanel(QWidget):
@@ -21,6 +23,7 @@ class FindingsPanel(QWidget):
         self.banner.setWordWrap(True)
         self.banner.setStyleSheet("background: #5a3b12; color: #ffd9a0; padding: 4px; border-radius: 3px;")
         self.banner.hide()
+        self.progress_label = QLabel("")
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(COLUMNS)
         self.tree.setRootIsDecorated(False)
@@ -28,34 +31,50 @@ class FindingsPanel(QWidget):
         self.tree.currentItemChanged.connect(self._on_current)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.model_label)
-        layout.addWidget(self.banner)
+        for widget in (self.model_label, self.banner, self.progress_label):
+            layout.addWidget(widget)
         layout.addWidget(self.tree, 1)
 
-    def show_analysis(self, analysis) -> None:
-        """Every finding is shown with the model's name, version and probability."""
-        self.model_label.setText(f"{analysis.model_name} {analysis.model_version} on {analysis.device}, "
-                                 f"threshold {analysis.threshold:g}: {len(analysis.findings)} finding(s)\n"
-                                 f"{analysis.notice}")
-        warnings = [f"Outside validated scope: {reason}" for reason in analysis.scope_warnings] + analysis.notes
+    def show_model(self, name: str, version: str, device: str, threshold: float, notice: str,
+                   warnings: list[str]) -> None:
+        """Every result of a model is shown with its name, version and notice."""
+        self.model_label.setText(f"{name} {version} on {device}, threshold {threshold:g}\n{notice}")
         self.banner.setText("\n".join(warnings))
         self.banner.setVisible(bool(warnings))
+
+    def show_findings(self, states, status: str = "") -> None:
+        """Rows from review FindingStates (or plain findings, shown as undecided)."""
+        current = self.current_id()
         self.tree.clear()
-        for finding in analysis.findings:
-            x, _y, z = finding.center_mm
+        for state in states:
+            x, _y, z = state.center_mm
             side = "left" if x > 0 else "right"  # LPS: +x is the patient's left
-            item = QTreeWidgetItem([str(finding.id), f"{finding.probability:.2f}", finding.type,
-                                    f"{finding.diameter_mm:.1f} mm", f"{side} lung, z {z:.0f} mm"])
-            item.setData(0, Qt.ItemDataRole.UserRole, np.array(finding.center_mm))
-            item.setToolTip(0, f"{finding.model_name} {finding.model_version}")
+            decision = getattr(state, "decision", "undecided")
+            probability = "added" if getattr(state, "source", "ai") == "clinician" else f"{state.probability:.2f}"
+            item = QTreeWidgetItem([str(state.id), decision, probability, state.type, f"{state.diameter_mm:.1f} mm",
+                                    f"{side} lung, z {z:.0f} mm"])
+            item.setForeground(1, QColor(DECISION_COLOURS.get(decision, "#d8d8d4")))
+            item.setData(0, Qt.ItemDataRole.UserRole, np.array(state.center_mm))
+            item.setData(1, Qt.ItemDataRole.UserRole, state.id)
+            if getattr(state, "reason", None):
+                item.setToolTip(1, f"{decision}: {state.reason} ({state.decided_by})")
             self.tree.addTopLevelItem(item)
+            if state.id == current:
+                self.tree.setCurrentItem(item)
         for column in range(len(COLUMNS)):
             self.tree.resizeColumnToContents(column)
+        decided = sum(getattr(s, "decision", "undecided") != "undecided" for s in states)
+        self.progress_label.setText(f"{decided} of {len(states)} decided" + (f" - {status}" if status else ""))
 
     def clear(self) -> None:
         self.tree.clear()
         self.banner.hide()
+        self.progress_label.setText("")
         self.model_label.setText("No AI result yet (Run AI: Ctrl+R)")
+
+    def current_id(self) -> int | None:
+        item = self.tree.currentItem()
+        return item.data(1, Qt.ItemDataRole.UserRole) if item is not None else None
 
     def select_next(self, step: int) -> None:
         count = self.tree.topLevelItemCount()

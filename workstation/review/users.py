@@ -17,8 +17,9 @@ from workstation.review.store import ReviewStore
 # OWASP's minimum for argon2id: 19 MiB, 2 iterations, 1 lane.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 ROLES = ("admin", "radiologist", "trainee")
+# In a small clinic the admin is usually also the radiologist, so admins may read and sign too.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"view", "run_ai", "export", "manage_users"}),
+    "admin": frozenset({"view", "run_ai", "review", "sign", "export", "manage_users"}),
     "radiologist": frozenset({"view", "run_ai", "review", "sign", "export"}),
     "trainee": frozenset({"view", "run_ai", "review"}),
 }
