@@ -36,7 +36,7 @@ from workstation.library import StudyLibrary, thumbnail_path
 from workstation.review.session import FINDING_TYPES, REJECT_REASONS, ReviewSession
 from workstation.review.store import ReviewStore
 from workstation.review import audit
-from workstation.review.users import PermissionDenied, User
+from workstation.review.users import PermissionDenied, User, logout
 
 log = logging.getLogger("workstation.ui")
 GRID_POSITIONS = {"axial": (0, 0), "coronal": (0, 1), "sagittal": (1, 0), "3d": (1, 1)}
@@ -342,7 +342,7 @@ class MainWindow(QMainWindow):
     def _refresh_findings(self, plain_findings=None) -> None:
         states = self.session.findings() if self.session is not None else list(plain_findings or [])
         status = {"signed": "signed", "in_review": "in review"}.get(self.session.status, "") if self.session else ""
-        self.findings_panel.show_findings(states, status)
+        self.findings_panel.show_findings(states, status, self.state.volume)
         self.state.set_markers([(np.array(s.center_mm), s.diameter_mm / 2) for s in states
                                 if getattr(s, "decision", "undecided") != "rejected"])
 
@@ -602,6 +602,11 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.idle.flush()
+        if self.user is not None:
+            try:
+                logout(self.store, self.user)
+            except WorkstationError as exc:
+                log.warning("logout not recorded: %s", exc)
         self.idle.timer.stop()
         self.runner.cancel()
         self.runner.wait(5.0)

@@ -4,8 +4,11 @@ one row per finding with its decision; selecting a row centres all views on it."
 from __future__ import annotations
 
 import numpy as np
+
+from workstation.imaging.snapshot import finding_thumbnail
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QSize
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 COLUMNS = ("#", "Decision", "Prob.", "Type", "Size", "Location")
@@ -28,6 +31,7 @@ class FindingsPanel(QWidget):
         self.tree.setHeaderLabels(COLUMNS)
         self.tree.setRootIsDecorated(False)
         self.tree.setAlternatingRowColors(True)
+        self.tree.setIconSize(QSize(48, 48))
         self.tree.currentItemChanged.connect(self._on_current)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -42,8 +46,9 @@ class FindingsPanel(QWidget):
         self.banner.setText("\n".join(warnings))
         self.banner.setVisible(bool(warnings))
 
-    def show_findings(self, states, status: str = "") -> None:
-        """Rows from review FindingStates (or plain findings, shown as undecided)."""
+    def show_findings(self, states, status: str = "", volume=None) -> None:
+        """Rows from review FindingStates (or plain findings, shown as undecided), with a
+        thumbnail of each finding when the volume is given."""
         current = self.current_id()
         self.tree.clear()
         for state in states:
@@ -56,6 +61,11 @@ class FindingsPanel(QWidget):
             item.setForeground(1, QColor(DECISION_COLOURS.get(decision, "#d8d8d4")))
             item.setData(0, Qt.ItemDataRole.UserRole, np.array(state.center_mm))
             item.setData(1, Qt.ItemDataRole.UserRole, state.id)
+            if volume is not None:
+                patch = finding_thumbnail(volume, state.center_mm)
+                image = QImage(patch.data, patch.shape[1], patch.shape[0], patch.strides[0],
+                               QImage.Format.Format_Grayscale8).copy()
+                item.setIcon(0, QIcon(QPixmap.fromImage(image)))
             if getattr(state, "reason", None):
                 item.setToolTip(1, f"{decision}: {state.reason} ({state.decided_by})")
             self.tree.addTopLevelItem(item)

@@ -62,3 +62,20 @@ def save_thumbnail(volume: Volume, path: Path, size: int = 96, window: tuple[flo
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path
+
+
+def finding_thumbnail(volume: Volume, centre_mm, size_mm: float = 40.0, pixels: int = 48,
+                      window: tuple[float, float] = (-600.0, 1500.0)) -> np.ndarray:
+    """A small axial patch (uint8, pixels x pixels) around a finding, at lung window."""
+    i, j, k = np.rint(volume.patient_to_voxel(centre_mm)).astype(int)
+    k = int(np.clip(k, 0, volume.shape[0] - 1))
+    half_i = int(size_mm / volume.spacing_mm[0] / 2)
+    half_j = int(size_mm / volume.spacing_mm[1] / 2)
+    plane = volume.voxels[k]
+    patch = np.full((2 * half_j + 1, 2 * half_i + 1), -1000, dtype=np.float32)
+    j0, j1 = max(j - half_j, 0), min(j + half_j + 1, plane.shape[0])
+    i0, i1 = max(i - half_i, 0), min(i + half_i + 1, plane.shape[1])
+    if j0 < j1 and i0 < i1:
+        patch[j0 - (j - half_j):j1 - (j - half_j), i0 - (i - half_i):i1 - (i - half_i)] = plane[j0:j1, i0:i1]
+    image = Image.fromarray(apply_window(patch, *window)).resize((pixels, pixels), Image.BILINEAR)
+    return np.asarray(image)
