@@ -80,7 +80,7 @@ def froc(cases: list[tuple[list, list[dict]]], keep=lambda nodule: True) -> dict
             "cpm": round(float(np.mean(list(sensitivities.values()))), 3), "curve": curve}
 
 
-def operating_points(cases, thresholds=(0.3, 0.5, 0.7, 0.85)) -> list[dict]:
+def operating_points(cases, thresholds=(0.3, 0.5, 0.7, 0.85, 0.95, 0.99)) -> list[dict]:
     points = []
     for threshold in thresholds:
         detected = total = false_positives = 0
@@ -159,7 +159,7 @@ def write_results(report: dict) -> None:
     meta["evaluation"] = {k: v for k, v in report.items() if k != "operating_points"}
     meta["operating_points"] = report["operating_points"]
     meets = [p for p in report["operating_points"] if p["false_positives_per_scan"] <= 1.0]
-    meta["default_threshold"] = max(meets, key=lambda p: p["sensitivity"])["threshold"] if meets else 0.85
+    meta["default_threshold"] = max(meets, key=lambda p: p["sensitivity"])["threshold"] if meets else 0.99
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     card = (HERE / "MODEL_CARD.md").read_text()
     start = card.index("<!-- evaluation -->")

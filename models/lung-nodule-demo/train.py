@@ -31,7 +31,10 @@ PATCH = (64, 64, 64)
 TRAIN_SEEDS = range(1000, 1000 + int(__import__("os").environ.get("DEMO_TRAIN_CASES", "48")))
 ARCHITECTURE = {"class": "monai.networks.nets.UNet",
                 "args": {"spatial_dims": 3, "in_channels": 1, "out_channels": 1, "channels": [8, 16, 32, 64],
-                         "strides": [2, 2, 2], "num_res_units": 1}}
+                         "strides": [2, 2, 2], "num_res_units": 1, "norm": "batch"}}
+# Batch norm, not MONAI's default instance norm: instance norm re-normalises every window
+# (and the 1-channel layer before the output), which capped probabilities near 0.75 and made
+# them depend on what else a window held. Measured on the first training run.
 CHECKPOINT = HERE / "checkpoint.safetensors"
 CHECKPOINT_STATE = HERE / "checkpoint.json"
 
@@ -57,13 +60,41 @@ def prepare_case(seed: int, matrix: int = 256) -> tuple[np.ndarray, np.ndarray, 
     return image.astype(np.float32), (mask > 0.5).astype(np.float32), phantom.nodules
 
 
-def sample_patch(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Two in three patches hold a nodule (anywhere in the patch); the rest are random lung."""
+def mine_hard_negatives(network, cases: list, device: str) -> list[np.ndarray]:
+    """Per case, the centres of the model's own false positives (probability > 0.5 away from any
+    nodule): vessels mostly. Training on them is what teaches vessel from nodule."""
+    from monai.inferers import sliding_window_inference
+    from scipy import ndimage
+
+    network.eval()
+    mined = []
+    with torch.inference_mode():
+        for image, mask, _nodules in cases:
+            x = torch.from_numpy(image)[None, None].to(device)
+            heat = torch.sigmoid(sliding_window_inference(x, PATCH, 4, network, overlap=0.25))[0, 0].cpu().numpy()
+            labels, count = ndimage.label((heat > 0.5) & (ndimage.binary_dilation(mask > 0, iterations=3) == 0))
+            centres = ndimage.center_of_mass(heat > 0.5, labels, range(1, count + 1)) if count else []
+            mined.append(np.array([np.rint(c).astype(int) for c in centres]).reshape(-1, 3))
+    network.train()
+    return mined
+
+
+def sample_patch(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+                 hard: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Half the patches hold a nodule (anywhere in the patch); a quarter are random, a quarter
+    centre on dense tissue (vessels, heart, chest wall): the hard negatives."""
     padded_image = np.pad(image, [(p // 2, p // 2) for p in PATCH], constant_values=0.0)
     padded_mask = np.pad(mask, [(p // 2, p // 2) for p in PATCH])
     positives = np.argwhere(mask > 0)
-    if len(positives) and rng.random() < 2 / 3:
+    draw = rng.random()
+    if len(positives) and draw < 0.5:
         centre = positives[rng.integers(len(positives))] + rng.integers(-20, 21, 3)
+    elif hard is not None and len(hard) and draw < 0.8:
+        centre = hard[rng.integers(len(hard))] + rng.integers(-8, 9, 3)
+    elif draw < 0.75:
+        dense = image[::4, ::4, ::4] > 0.5  # above about -300 HU
+        candidates = np.argwhere(dense) * 4
+        centre = candidates[rng.integers(len(candidates))] if len(candidates) else np.zeros(3, int)
     else:
         centre = np.array([rng.integers(n) for n in image.shape])
     centre = np.clip(centre, 0, np.array(image.shape) - 1)
@@ -130,6 +161,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--matrix", type=int, default=256, help="phantom matrix (model spacing is 1.5 mm anyway)")
+    parser.add_argument("--hard-negatives-from", type=int, default=0, metavar="STEP",
+                        help="from this step on, a third of the patches centre on the model's own false positives")
     args = parser.parse_args()
     device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
     torch.set_num_threads(args.threads)
@@ -144,8 +177,13 @@ def main() -> None:
     loss_function = DiceCELoss(sigmoid=True, smooth_nr=1e-3, smooth_dr=1e-3)
     rng = np.random.default_rng([7, step])  # resuming continues a reproducible stream
     network.train()
+    hard: list[np.ndarray] | None = None
     while step < args.steps:
-        images, masks = zip(*(sample_patch(*cases[rng.integers(len(cases))][:2], rng) for _ in range(args.batch)))
+        if args.hard_negatives_from and step >= args.hard_negatives_from and (hard is None or step % 1000 == 0):
+            hard = mine_hard_negatives(network, cases, device)
+            print(f"step {step}: mined {sum(len(h) for h in hard)} false positives", flush=True)
+        picks = rng.integers(len(cases), size=args.batch)
+        images, masks = zip(*(sample_patch(*cases[i][:2], rng, hard[i] if hard else None) for i in picks))
         x = torch.from_numpy(np.stack(images))[:, None].to(device)
         y = torch.from_numpy(np.stack(masks))[:, None].to(device)
         for group in optimizer.param_groups:  # cosine decay to a tenth
