@@ -22,7 +22,7 @@ import sqlite_utils
 from workstation.dicom.series import ScanResult, SeriesGroup, scan_job
 from workstation.dicom.sources import DicomSource, safe_join
 from workstation.errors import LibraryError, NoSeriesError
-from workstation.jobs import CancelToken, Job, Progress, run_job
+from workstation.jobs import CancelToken, Job, Progress
 
 SCHEMA_VERSION = 1
 
@@ -182,11 +182,6 @@ def _atomic_write(target: Path, data: bytes) -> None:
     except OSError as exc:
         Path(temporary).unlink(missing_ok=True)
         raise LibraryError(f"Cannot write into the data folder: {exc}", path=str(target)) from exc
-
-
-def import_paths(home: Path, paths: Iterable[Path]) -> ImportReport:
-    return run_job(StudyLibrary(home).import_job(paths))
-
 
 
 def thumbnail_path(home: Path, study_key: str) -> Path:
