@@ -35,8 +35,7 @@ from workstation.jobs import CancelToken, Job
 from workstation.library import StudyLibrary, thumbnail_path
 from workstation.review.session import FINDING_TYPES, REJECT_REASONS, ReviewSession
 from workstation.review.store import ReviewStore
-from workstation.review import audit
-from workstation.review.users import PermissionDenied, User, logout
+from workstation.review.users import User, logout, record_lock, unlock
 
 log = logging.getLogger("workstation.ui")
 GRID_POSITIONS = {"axial": (0, 0), "coronal": (0, 1), "sagittal": (1, 0), "3d": (1, 1)}
@@ -307,12 +306,9 @@ class MainWindow(QMainWindow):
                                        [f"Outside validated scope: {r}" for r in analysis.scope_warnings]
                                        + analysis.notes)
         self._update_operating_point()
-        if self.session is not None:
-            known = self.store.connection.execute(
-                "SELECT 1 FROM analyses WHERE study_uid = ? AND model_sha256 = ?",
-                (self.session.study_uid, analysis.model_sha256)).fetchone()
-            if not known:  # the same model again: its findings are already there to review
-                self._review(lambda s: s.record_analysis(analysis, volume.metadata.series_uid))
+        if self.session is not None and not self.session.has_analysis(analysis.model_sha256):
+            # (the same model again: its findings are already there to review)
+            self._review(lambda s: s.record_analysis(analysis, volume.metadata.series_uid))
         self._refresh_findings(analysis.findings if self.session is None else None)
         if self.findings_panel.tree.topLevelItemCount():
             self.findings_panel.select_next(1)
@@ -469,8 +465,7 @@ class MainWindow(QMainWindow):
         self.central_stack.setCurrentWidget(self.lock_page)
         self.setWindowTitle("Workstation (locked)")
         if self.user is not None:
-            with self.store.transaction() as connection:
-                audit.append(connection, self.user.username, "lock")
+            record_lock(self.store, self.user)
         QTimer.singleShot(0, self._ask_unlock)
 
     def _ask_unlock(self) -> None:
@@ -478,15 +473,15 @@ class MainWindow(QMainWindow):
             return
         dialog = LoginDialog(self.store, self, "Unlock", only_user=self.user.username)
         if dialog.exec() and dialog.user is not None:
-            self.unlock(dialog.user)
-        elif self.locked:
+            try:
+                self.unlock(dialog.user)
+            except WorkstationError as exc:  # someone else logged in: say so and ask again
+                self._set_status(str(exc))
+        if self.locked:
             QTimer.singleShot(0, self._ask_unlock)
 
     def unlock(self, user: User) -> None:
-        if self.user is not None and user.username != self.user.username and user.role != "admin":
-            raise PermissionDenied(f"Only {self.user.username} or an admin can unlock")
-        with self.store.transaction() as connection:
-            audit.append(connection, user.username, "unlock")
+        unlock(self.store, self.user or user, user)
         self.locked = False
         self.central_stack.setCurrentIndex(0)
         for dock in self._docks_before_lock:

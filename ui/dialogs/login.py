@@ -45,10 +45,7 @@ class LoginDialog(QDialog):
                 add_user(self.store, None, username, password, "admin")
                 self.user = login(self.store, username, password)
             else:
-                user = login(self.store, username, password)
-                if self.only_user and user.username != self.only_user and user.role != "admin":
-                    raise WorkstationError(f"Only {self.only_user} or an admin can unlock this screen")
-                self.user = user
+                self.user = login(self.store, username, password)
         except WorkstationError as exc:
             self.message.setText(str(exc))
             self.password.clear()

@@ -138,6 +138,12 @@ class ReviewSession:
                                   "sha256": analysis.model_sha256, "series_uid": series_uid})
         return ids
 
+    def has_analysis(self, model_sha256: str) -> bool:
+        """Whether this model (by weights) already ran on the study: its findings are here."""
+        return self.store.connection.execute(
+            "SELECT 1 FROM analyses WHERE study_uid = ? AND model_sha256 = ?",
+            (self.study_uid, model_sha256)).fetchone() is not None
+
     def accept(self, finding_id: int) -> None:
         self._decide(finding_id, "accept", "finding_accepted")
 

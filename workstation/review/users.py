@@ -119,6 +119,20 @@ def login(store: ReviewStore, username: str, password: str, now: float | None = 
     return User(username, role)
 
 
+def record_lock(store: ReviewStore, user: User) -> None:
+    """The screen locked (idle) while `user` was logged in."""
+    with store.transaction() as connection:
+        audit.append(connection, user.username, "lock")
+
+
+def unlock(store: ReviewStore, locked_for: User, user: User) -> None:
+    """Only the user whose screen locked, or an admin, may unlock it."""
+    if user.username != locked_for.username and user.role != "admin":
+        raise PermissionDenied(f"Only {locked_for.username} or an admin can unlock this screen")
+    with store.transaction() as connection:
+        audit.append(connection, user.username, "unlock", details={"locked_for": locked_for.username})
+
+
 def logout(store: ReviewStore, user: User) -> None:
     with store.transaction() as connection:
         audit.append(connection, user.username, "logout")
