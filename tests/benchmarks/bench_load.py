@@ -7,7 +7,6 @@ affects all three alike. Targets (issue #2): uncompressed <= 0.4x SimpleITK, JPE
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 import tracemalloc

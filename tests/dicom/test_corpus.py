@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
 from pydicom.data import get_testdata_file
 
 from workstation.dicom.load import load_volume

@@ -199,7 +199,7 @@ def test_acknowledged_decisions_survive_sigkill(tmp_path: Path, seed: int) -> No
 
 def test_full_disk_gives_a_clear_error_and_saves_nothing(store: ReviewStore, reader: User) -> None:
     session = ReviewSession(store, reader, STUDY)
-    finding = session.record_analysis(_Analysis(1))[0]
+    session.record_analysis(_Analysis(1))
     before = store.connection.execute("SELECT count(*) FROM audit").fetchone()[0]
     pages = store.connection.execute("PRAGMA page_count").fetchone()[0]
     store.connection.execute(f"PRAGMA max_page_count = {pages}")  # the database cannot grow: a full disk

@@ -41,12 +41,9 @@ _BIG_OR_DEFLATED = {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
 
 
 class FastDataset(dict):
-    """Keyword -> converted value, with the tiny slice of pydicom's Dataset API headers.py uses."""
+    """Keyword -> converted value; `get`, `in` and `file_meta` are all headers.py needs of a Dataset."""
 
     file_meta: dict[str, Any]
-
-    def get(self, keyword: str, default: Any = None) -> Any:  # type: ignore[override]
-        return super().get(keyword, default)
 
 
 class _Stop(Exception):

@@ -49,7 +49,8 @@ def load_series_job(group: SeriesGroup, cancel: CancelToken | None = None) -> Jo
     warnings = list(geometry.warnings)
     if failures:
         if len(failures) == n:
-            raise next(iter(_errors_of(group, failures)))
+            raise DicomError(f"No slice of series '{group.description}' could be read; first problem: "
+                             f"{next(iter(failures.values()))}")
         for k, reason in sorted(failures.items()):
             warnings.append(f"Slice {k + 1} of {n} could not be read and was left out: {reason}")
         keep = [k for k in range(n) if k not in failures]
@@ -87,11 +88,6 @@ def _decode_in_parallel(slices: tuple[SliceHeader, ...], integer_rescale: bool, 
             if k + window < len(slices):
                 pending.append(pool.submit(decode, slices[k + window]))
             yield k, result
-
-
-def _errors_of(group: SeriesGroup, failures: dict[int, str]) -> list[DicomError]:
-    return [DicomError(f"No slice of series '{group.description}' could be read; first problem: {reason}")
-            for reason in failures.values()]
 
 
 def _fits_int16(stored: np.ndarray, slope: float, intercept: float) -> bool:

@@ -26,7 +26,7 @@ _LETTERS = (("L", "R"), ("P", "A"), ("S", "I"))
 class ViewFrame:
     right: np.ndarray  # unit vector pointing to the screen's right edge
     up: np.ndarray  # unit vector pointing to the screen's top edge
-    normal: np.ndarray  # right x up: towards the viewer... see `direction_of_projection`
+    normal: np.ndarray  # right x up: points towards the viewer (the camera looks along -normal)
 
     @property
     def direction_of_projection(self) -> np.ndarray:
