@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     analyze.add_argument("--threshold", type=float, help="heatmap threshold (default: the model's)")
     analyze.add_argument("--json", type=Path, metavar="OUT", help="write the analysis as JSON")
+    analyze.add_argument("--report", type=Path, metavar="FILE.pdf", help="also write a draft PDF report")
+    analyze.add_argument("--as", dest="actor", help="who makes the report (default: the OS account)")
     analyze.set_defaults(run=cmd_analyze)
 
     models = commands.add_parser("models", help="list model bundles and whether they can run here")
@@ -104,6 +106,10 @@ def _parser() -> argparse.ArgumentParser:
     passwd = user_commands.add_parser("passwd")
     passwd.add_argument("username")
     passwd.set_defaults(run=cmd_users_passwd)
+
+    from workstation.cli_reports import register
+
+    register(commands)
 
     case = commands.add_parser("demo-case", help="write a synthetic chest CT phantom series and its ground truth")
     case.add_argument("out", type=Path)
@@ -185,7 +191,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"{analysis.runtime_s:.1f} s. {bundle.notice}")
     print(f"Outputs: {picture} (axial/coronal/sagittal through nodule {nodule['id']}, {nodule['diameter_mm']} mm "
           f"{nodule['kind']}, AI heatmap in red), {out / 'analysis.json'} and {out / 'info.json'}")
-    print("The PDF report arrives with issue #6.")
+    from workstation.cli_reports import write_draft_report
+
+    write_draft_report(_review_store(), analysis, volume, out / "report-draft.pdf")
     return 0
 
 
@@ -239,6 +247,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=1))
         print(f"Wrote {args.json}")
+    if args.report:
+        from workstation.cli_reports import write_draft_report
+
+        write_draft_report(_review_store(), analysis, volume, args.report, args.actor)
     return 0
 
 

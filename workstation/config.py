@@ -29,3 +29,32 @@ class ImportLimits:
 
 
 LIMITS = ImportLimits()
+
+
+SETTINGS_FILE = "settings.json"
+KNOWN_SETTINGS = {"institution": "the institution name printed on every report page"}
+
+
+def read_settings(home: Path) -> dict[str, str]:
+    """The clinic's settings (DATA/settings.json); a missing or damaged file means defaults."""
+    import json
+
+    try:
+        values = json.loads((Path(home) / SETTINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {key: str(value) for key, value in values.items() if key in KNOWN_SETTINGS} if isinstance(values, dict) \
+        else {}
+
+
+def write_setting(home: Path, key: str, value: str) -> None:
+    import json
+
+    if key not in KNOWN_SETTINGS:
+        raise ValueError(f"Unknown setting {key!r}; known: {', '.join(KNOWN_SETTINGS)}")
+    values = {**read_settings(home), key: value}
+    path = Path(home) / SETTINGS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(values, indent=1, ensure_ascii=False), encoding="utf-8")
+    temporary.replace(path)

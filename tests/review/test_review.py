@@ -7,10 +7,13 @@ import random
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.review.storm import kill_during_storm
 from workstation.inference.findings import Finding
+from workstation.inference.heatmap_file import load_heatmap
+from workstation.inference.runner import Analysis
 from workstation.review import audit
 from workstation.review.session import ReviewError, ReviewSession
 from workstation.review.store import ReviewStore, StoreError
@@ -22,12 +25,15 @@ from workstation.review.users import (
 STUDY = "1.2.826.0.1.3680043.8.498.1"
 
 
-class _Analysis:
-    model_name, model_version, model_sha256, device, threshold, runtime_s = "demo", "0.1", "ab" * 32, "CPU", 0.5, 1.0
-
-    def __init__(self, count: int) -> None:
-        self.findings = [Finding(i + 1, (float(i), 2.0, 3.0), (1.0, 2.0, 3.0), 8.0 + i, 200.0, 20.0, 0.9 - i / 10,
-                                 "solid", "demo", "0.1") for i in range(count)]
+def _Analysis(count: int) -> Analysis:  # noqa: N802 - reads like the class it builds
+    """A real Analysis with `count` findings and a small heatmap with a blob at each."""
+    heatmap = np.zeros((8, 16, 16), dtype=np.float32)
+    findings = []
+    for i in range(count):
+        heatmap[i % 8, 4, i % 16] = 0.9 - i / 10
+        findings.append(Finding(i + 1, (float(i), 2.0, 3.0), (1.0, 2.0, 3.0), 8.0 + i, 200.0, 20.0, 0.9 - i / 10,
+                                "solid", "demo", "0.1"))
+    return Analysis("demo", "0.1", "ab" * 32, "CPU", 0.5, 1.0, heatmap, findings, ["thick slices"], "Demo only.")
 
 
 @pytest.fixture

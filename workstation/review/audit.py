@@ -68,6 +68,12 @@ def append(connection: sqlite3.Connection, user: str, action: str, *, study_uid:
     return digest
 
 
+def head(connection: sqlite3.Connection) -> tuple[int, str]:
+    """(seq, hash) of the newest row: the anchor a report prints."""
+    row = connection.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+
 @dataclass(frozen=True)
 class Verification:
     ok: bool

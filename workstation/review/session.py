@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from workstation.errors import WorkstationError
+from workstation.inference.heatmap_file import save_heatmap
+from workstation.reporting.lungrads import CATEGORIES as LUNG_RADS_CATEGORIES
 from workstation.review import audit
 from workstation.review.store import ReviewStore
 from workstation.review.users import User
 
 REJECT_REASONS = ("vessel", "scar/fibrosis", "artefact", "outside lung", "duplicate", "other")
+log = logging.getLogger(__name__)
 EDITABLE = ("type", "diameter_mm", "center_mm")
 FINDING_TYPES = ("solid", "part-solid", "ground-glass")
 
@@ -78,20 +82,25 @@ class ReviewSession:
 
     def findings(self) -> list[FindingState]:
         """Every finding of the study with its current decision, AI ones by probability first."""
-        connection = self.store.connection
+        return self.findings_of(self.store, self.study_uid)
+
+    @staticmethod
+    def findings_of(store: ReviewStore, study_uid: str) -> list[FindingState]:
+        """The replay of a study's decisions (readable without a session, e.g. by reports)."""
+        connection = store.connection
         undone = {row[0] for row in connection.execute(
-            "SELECT undoes FROM decisions WHERE study_uid = ? AND action = 'undo'", (self.study_uid,))}
+            "SELECT undoes FROM decisions WHERE study_uid = ? AND action = 'undo'", (study_uid,))}
         decisions: dict[int, list[tuple]] = {}
         for row in connection.execute(
                 "SELECT id, finding_id, action, reason, new_values, user, created_at FROM decisions "
-                "WHERE study_uid = ? AND action != 'undo' ORDER BY id", (self.study_uid,)):
+                "WHERE study_uid = ? AND action != 'undo' ORDER BY id", (study_uid,)):
             if row[0] not in undone:
                 decisions.setdefault(row[1], []).append(row)
         states = []
         for row in connection.execute(
                 "SELECT id, source, center_mm, diameter_mm, volume_mm3, mean_hu, probability, type, model_name, "
                 "model_version FROM findings WHERE study_uid = ? ORDER BY probability IS NULL, probability DESC, id",
-                (self.study_uid,)):
+                (study_uid,)):
             values = {"center_mm": tuple(json.loads(row[2])), "diameter_mm": row[3], "type": row[7]}
             decision, reason, by, at = "undecided", None, None, None
             for _id, _finding, action, why, new_values, user, created in decisions.get(row[0], []):
@@ -116,12 +125,15 @@ class ReviewSession:
     def record_analysis(self, analysis: Any, series_uid: str = "") -> list[int]:
         """Store a model run and its findings (the AI proposes; nothing is decided yet)."""
         self.user.require("run_ai")
+        details = {"scope_warnings": list(analysis.scope_warnings), "notice": analysis.notice,
+                   "notes": list(analysis.notes)}
         with self.store.transaction() as connection:
             cursor = connection.execute(
                 "INSERT INTO analyses (study_uid, series_uid, model_name, model_version, model_sha256, device, "
-                "threshold, runtime_s, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "threshold, runtime_s, created_by, created_at, details) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (self.study_uid, series_uid, analysis.model_name, analysis.model_version, analysis.model_sha256,
-                 analysis.device, analysis.threshold, analysis.runtime_s, self.user.username, _now()))
+                 analysis.device, analysis.threshold, analysis.runtime_s, self.user.username, _now(),
+                 json.dumps(details)))
             analysis_id = cursor.lastrowid
             ids = []
             for finding in analysis.findings:
@@ -136,7 +148,15 @@ class ReviewSession:
                          object_id=str(analysis_id), new_value={"findings": len(ids)},
                          details={"model": analysis.model_name, "version": analysis.model_version,
                                   "sha256": analysis.model_sha256, "series_uid": series_uid})
+        self._save_heatmap(analysis_id, analysis.heatmap)
         return ids
+
+    def _save_heatmap(self, analysis_id: int, heatmap: Any) -> None:
+        """After the commit: a lost heatmap only costs the report its overlay, never a decision."""
+        try:
+            save_heatmap(self.store.heatmap_folder / f"analysis-{analysis_id}.npz", heatmap)
+        except OSError as exc:
+            log.warning("heatmap of analysis %s not saved: %s", analysis_id, exc)
 
     def has_analysis(self, model_sha256: str) -> bool:
         """Whether this model (by weights) already ran on the study: its findings are here."""
@@ -206,20 +226,26 @@ class ReviewSession:
                          object_id=str(last[1]), old_value={"decision": last[0], "action": last[2]},
                          details=self._addendum_details())
 
-    def sign(self, impression: str, *, allow_undecided: bool = False) -> None:
-        """Lock the read. Undecided findings must be confirmed (allow_undecided) by the caller."""
+    def sign(self, impression: str, *, allow_undecided: bool = False, lung_rads: str | None = None,
+             lung_rads_reason: str = "") -> None:
+        """Lock the read. Undecided findings must be confirmed (allow_undecided) by the caller.
+        `lung_rads` overrides the suggested category; the report prints both."""
         self.user.require("sign")
         decided, total = self.progress()
         if decided < total and not allow_undecided:
             raise ReviewError(f"{total - decided} finding(s) are undecided; decide them or confirm signing anyway")
+        if lung_rads is not None and lung_rads not in LUNG_RADS_CATEGORIES:
+            raise ReviewError(f"Lung-RADS category must be one of {', '.join(LUNG_RADS_CATEGORIES)}")
+        override = json.dumps({"category": lung_rads, "reason": lung_rads_reason}) if lung_rads else None
         with self.store.transaction() as connection:
             if self._is_signed(connection):
                 raise ReviewError("This read is already signed; later changes are addenda")
-            connection.execute("UPDATE reading_sessions SET status = 'signed', impression = ?, signed_at = ? "
-                               "WHERE study_uid = ? AND user = ?", (impression, _now(), self.study_uid,
-                                                                    self.user.username))
+            connection.execute("UPDATE reading_sessions SET status = 'signed', impression = ?, signed_at = ?, "
+                               "lung_rads = ? WHERE study_uid = ? AND user = ?",
+                               (impression, _now(), override, self.study_uid, self.user.username))
             audit.append(connection, self.user.username, "signed", study_uid=self.study_uid,
-                         new_value={"impression": impression, "decided": decided, "findings": total})
+                         new_value={"impression": impression, "decided": decided, "findings": total,
+                                    "lung_rads_override": lung_rads})
 
     def add_active_time(self, seconds: float) -> None:
         """Reading time: active seconds only (the caller excludes idle and locked time)."""

@@ -17,7 +17,7 @@ import sqlite_utils
 from workstation.errors import WorkstationError
 from workstation.review import audit
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, str] = {
     1: audit.SCHEMA + """
 CREATE TABLE IF NOT EXISTS users (
@@ -44,6 +44,11 @@ CREATE TABLE IF NOT EXISTS reading_sessions (
     PRIMARY KEY (study_uid, user));
 CREATE INDEX IF NOT EXISTS decisions_by_finding ON decisions(finding_id);
 CREATE INDEX IF NOT EXISTS findings_by_study ON findings(study_uid);
+""",
+    # 2: what a report needs later: the analysis' scope warnings and notes, the reader's Lung-RADS override
+    2: """
+ALTER TABLE analyses ADD COLUMN details TEXT;
+ALTER TABLE reading_sessions ADD COLUMN lung_rads TEXT;
 """,
 }
 
@@ -96,6 +101,11 @@ class ReviewStore:
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"The change was not saved: {exc}", path=str(self.path)) from exc
             raise
+
+    @property
+    def heatmap_folder(self) -> Path:
+        """Heatmaps of recorded analyses live beside the database (the report's key images use them)."""
+        return self.path.parent / "heatmaps"
 
     def integrity_ok(self) -> bool:
         return self.connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

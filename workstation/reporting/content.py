@@ -1,0 +1,193 @@
+"""What a report says, gathered from the review store (or from a fresh analysis, for a draft).
+
+The report shows as findings only what a person accepted or added. A signed read gives a
+final report; anything else gives a draft, in which the AI's undecided proposals appear in
+their own section, labelled as not reviewed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from workstation.errors import WorkstationError
+from workstation.imaging.volume import SeriesMetadata, Volume
+from workstation.inference.preprocess import lung_crop
+from workstation.reporting.lungrads import LungRadsSuggestion, NoduleInput, suggest_category
+from workstation.review import audit
+from workstation.review.session import FindingState, ReviewSession
+from workstation.review.store import ReviewStore
+
+
+class ReportError(WorkstationError):
+    """A report cannot be made (nothing to report on, output not writable, fonts unusable)."""
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    name: str
+    version: str
+    sha256: str
+    device: str
+    threshold: float
+    run_at: str
+    run_by: str
+    series_uid: str
+    scope_warnings: tuple[str, ...] = ()
+    notice: str = ""
+    intended_use: str = ""
+    stated_sensitivity: float | None = None  # at the operating threshold, from the model card
+    stated_fp_per_scan: float | None = None
+    analysis_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ReportFinding:
+    number: int
+    finding_id: int
+    source: str  # ai or clinician
+    location: str
+    center_mm: tuple[float, float, float]
+    diameter_mm: float
+    volume_mm3: float | None
+    type: str
+    probability: float | None
+    model: str  # "name version" for AI findings
+    decided_by: str | None
+    decided_at: str | None
+    reason: str | None
+    analysis_id: int | None
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    institution: str
+    metadata: SeriesMetadata
+    model_runs: tuple[ModelRun, ...]
+    findings: tuple[ReportFinding, ...]  # accepted by a person or added by one
+    proposals: tuple[ReportFinding, ...]  # AI findings nobody decided (shown in drafts only)
+    rejected: tuple[ReportFinding, ...]
+    suggestion: LungRadsSuggestion
+    impression: str = ""
+    lung_rads_override: dict | None = None  # {"category", "reason"} chosen by the reader
+    reading_seconds: float | None = None
+    signer: str | None = None
+    signed_at: str | None = None
+    audit_head: tuple[int, str] = (0, audit.GENESIS)
+    generated_by: str = ""
+    generated_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def draft(self) -> bool:
+        return self.signed_at is None
+
+    @property
+    def lung_rads(self) -> str:
+        return (self.lung_rads_override or {}).get("category") or self.suggestion.category
+
+
+def content_from_store(store: ReviewStore, study_uid: str, volume: Volume, *, institution: str = "",
+                       generated_by: str = "") -> ReportContent:
+    """The study's read as it stands: the newest signed reading session, else a draft."""
+    connection = store.connection
+    runs = _model_runs(connection, study_uid)
+    reading = connection.execute(
+        "SELECT user, status, impression, signed_at, active_seconds, lung_rads FROM reading_sessions "
+        "WHERE study_uid = ? ORDER BY status = 'signed' DESC, signed_at DESC, started_at DESC", (study_uid,)).fetchone()
+    if not runs and reading is None:
+        raise ReportError("Nothing has been read or analysed on this study yet; open it and run the AI first")
+    analysis_of = dict(connection.execute("SELECT id, analysis_id FROM findings WHERE study_uid = ?", (study_uid,)))
+    states = ReviewSession.findings_of(store, study_uid)
+    locate = _locator(volume)
+
+    def report_finding(number: int, state: FindingState) -> ReportFinding:
+        return ReportFinding(number, state.id, state.source, locate(state.center_mm), state.center_mm,
+                             state.diameter_mm, state.volume_mm3, state.type, state.probability,
+                             f"{state.model_name} {state.model_version}" if state.model_name else "",
+                             state.decided_by, state.decided_at, state.reason, analysis_of.get(state.id))
+
+    accepted = [report_finding(n, s) for n, s in enumerate((s for s in states if s.reportable), start=1)]
+    undecided = [report_finding(0, s) for s in states if s.decision == "undecided"]
+    rejected = [report_finding(0, s) for s in states if s.decision == "rejected"]
+    signed = reading is not None and reading[1] == "signed"
+    return ReportContent(
+        institution=institution, metadata=volume.metadata, model_runs=tuple(runs), findings=tuple(accepted),
+        proposals=tuple(undecided), rejected=tuple(rejected), suggestion=_suggest(accepted),
+        impression=(reading[2] or "") if reading else "",
+        lung_rads_override=json.loads(reading[5]) if reading and reading[5] else None,
+        reading_seconds=float(reading[4]) if reading else None, signer=reading[0] if signed else None,
+        signed_at=reading[3] if signed else None, audit_head=audit.head(connection), generated_by=generated_by)
+
+
+def content_from_analysis(analysis: Any, volume: Volume, *, institution: str = "", generated_by: str = "",
+                          audit_head: tuple[int, str] = (0, audit.GENESIS)) -> ReportContent:
+    """A draft straight from a model run (the headless pipeline): every finding is a proposal."""
+    locate = _locator(volume)
+    proposals = tuple(
+        ReportFinding(0, f.id, "ai", locate(f.center_mm), tuple(f.center_mm), f.diameter_mm, f.volume_mm3, f.type,
+                      f.probability, f"{f.model_name} {f.model_version}", None, None, None, None)
+        for f in analysis.findings)
+    run = _with_model_card(ModelRun(
+        analysis.model_name, analysis.model_version, analysis.model_sha256, analysis.device, analysis.threshold,
+        dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), generated_by, volume.metadata.series_uid,
+        tuple(analysis.scope_warnings), analysis.notice))
+    return ReportContent(institution=institution, metadata=volume.metadata, model_runs=(run,), findings=(),
+                         proposals=proposals, rejected=(), suggestion=_suggest([]), audit_head=audit_head,
+                         generated_by=generated_by)
+
+
+def _suggest(findings: list[ReportFinding]) -> LungRadsSuggestion:
+    return suggest_category(NoduleInput(f.number, f.type, f.diameter_mm) for f in findings)
+
+
+def _model_runs(connection: sqlite3.Connection, study_uid: str) -> list[ModelRun]:
+    runs = []
+    for row in connection.execute(
+            "SELECT id, model_name, model_version, model_sha256, device, threshold, created_at, created_by, "
+            "series_uid, details FROM analyses WHERE study_uid = ? ORDER BY id", (study_uid,)):
+        details = json.loads(row[9]) if row[9] else {}
+        runs.append(_with_model_card(ModelRun(
+            row[1], row[2], row[3], row[4] or "", float(row[5] or 0), row[6], row[7], row[8] or "",
+            tuple(details.get("scope_warnings", ())), details.get("notice", ""), analysis_id=row[0])))
+    return runs
+
+
+def _with_model_card(run: ModelRun) -> ModelRun:
+    """Intended use and the stated performance at the run's threshold, from the same bundle (by sha256)."""
+    from dataclasses import replace
+
+    from workstation.inference.registry import list_models
+
+    bundle = next((e.bundle for e in list_models() if e.bundle and e.bundle.weights_sha256 == run.sha256), None)
+    if bundle is None:
+        return run
+    point = min(bundle.operating_points, key=lambda p: abs(p.threshold - run.threshold), default=None)
+    matches = point is not None and abs(point.threshold - run.threshold) < 1e-6
+    return replace(run, intended_use=bundle.intended_use, notice=run.notice or bundle.notice,
+                   stated_sensitivity=point.sensitivity if matches else None,
+                   stated_fp_per_scan=point.false_positives_per_scan if matches else None)
+
+
+def _locator(volume: Volume):
+    """Side and zone (upper/middle/lower third of the lungs' height) of a point, from the lung box."""
+    box = lung_crop(volume).box
+    low = volume.voxel_to_patient(np.array([box[2].start, box[1].start, box[0].start]))
+    high = volume.voxel_to_patient(np.array([box[2].stop - 1, box[1].stop - 1, box[0].stop - 1]))
+    mid_x = (low[0] + high[0]) / 2
+    z_low, z_high = sorted((low[2], high[2]))
+
+    def locate(center_mm) -> str:
+        x, _, z = center_mm
+        side = "left" if x > mid_x else "right"  # LPS: +x is the patient's left
+        if z_high - z_low < 1e-3:
+            return f"{side} lung"
+        share = (z - z_low) / (z_high - z_low)
+        zone = "upper" if share > 2 / 3 else "middle" if share > 1 / 3 else "lower"
+        return f"{side} {zone} zone"
+
+    return locate

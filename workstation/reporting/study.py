@@ -1,0 +1,105 @@
+"""Report and decisions exports of a study, each recorded as an audit event.
+
+The one place CLI and GUI go through, so both write the same report and the same audit row.
+An export that cannot be audited (a read-only database) is removed again: nothing leaves the
+workstation unrecorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workstation.errors import WorkstationError
+from workstation.imaging.volume import Volume
+from workstation.inference.heatmap_file import load_heatmap
+from workstation.jobs import CancelToken, Job
+from workstation.reporting.content import ReportContent, content_from_analysis, content_from_store
+from workstation.reporting.decisions import decisions_csv, decisions_export
+from workstation.reporting.pdf import export_report_job
+from workstation.review import audit
+from workstation.review.store import ReviewStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExportedReport:
+    path: Path
+    content: ReportContent
+    sha256: str
+
+
+def study_report_job(store: ReviewStore, volume: Volume, path: Path, *, generated_by: str, institution: str = "",
+                     record: bool = True, cancel: CancelToken | None = None) -> Job[ExportedReport]:
+    """The study's read from the store as a PDF: final when signed, else a watermarked draft.
+    `record=False` makes a preview; `record_report_export` then audits the copy that is kept."""
+    content = content_from_store(store, volume.metadata.study_uid, volume, institution=institution,
+                                 generated_by=generated_by)
+    written = yield from export_report_job(content, volume, stored_heatmaps(store, content), path, cancel)
+    if not record:
+        return ExportedReport(written, content, "")
+    return record_report_export(store, generated_by, content, written)
+
+
+def draft_report_job(store: ReviewStore, analysis: Any, volume: Volume, path: Path, *, generated_by: str,
+                     institution: str = "", cancel: CancelToken | None = None) -> Job[ExportedReport]:
+    """A draft straight from a model run that nobody has reviewed (the headless pipeline)."""
+    content = content_from_analysis(analysis, volume, institution=institution, generated_by=generated_by,
+                                    audit_head=audit.head(store.connection))
+    written = yield from export_report_job(content, volume, {None: analysis.heatmap}, path, cancel)
+    return record_report_export(store, generated_by, content, written)
+
+
+def export_decisions(store: ReviewStore, study_uid: str, path: Path, fmt: str, *, exported_by: str) -> Path:
+    """Findings, decisions, readers and model identity as JSON or CSV; audited."""
+    record = decisions_export(store, study_uid, exported_by)
+    if not record["findings"] and not record["readers"]:
+        raise WorkstationError("Nothing has been read or analysed on this study yet")
+    text = json.dumps(record, indent=1, ensure_ascii=False) if fmt == "json" else decisions_csv(record)
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise WorkstationError(f"Cannot write {path}: {exc.strerror or exc}; choose another folder") from exc
+    record_export(store, exported_by, study_uid, path, kind=f"decisions-{fmt}", findings=len(record["findings"]))
+    return path
+
+
+def stored_heatmaps(store: ReviewStore, content: ReportContent) -> dict[int | None, np.ndarray]:
+    """The heatmap of each model run, where it was kept; a lost one only drops the overlay."""
+    heatmaps: dict[int | None, np.ndarray] = {}
+    for run in content.model_runs:
+        path = store.heatmap_folder / f"analysis-{run.analysis_id}.npz"
+        if path.is_file():
+            try:
+                heatmaps[run.analysis_id] = load_heatmap(path)
+            except WorkstationError as exc:
+                log.warning("%s", exc)
+    return heatmaps
+
+
+def record_export(store: ReviewStore, user: str, study_uid: str, path: Path, **details: Any) -> str:
+    """Audit an export (with the file's SHA-256); if that fails, the file is removed again."""
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    try:
+        with store.transaction() as connection:
+            audit.append(connection, user, "exported", study_uid=study_uid,
+                         new_value={"path": str(Path(path).resolve()), "sha256": digest, **details})
+    except WorkstationError:
+        Path(path).unlink(missing_ok=True)
+        raise
+    return digest
+
+
+def record_report_export(store: ReviewStore, user: str, content: ReportContent, written: Path) -> ExportedReport:
+    digest = record_export(store, user, content.metadata.study_uid, written, kind="report", draft=content.draft,
+                           findings=len(content.findings))
+    return ExportedReport(written, content, digest)
