@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 
 from ui.actions import build_actions, shortcuts_dialog
 from ui.dialogs.login import LoginDialog
+from ui.dialogs.report_preview import ReportPreviewDialog
 from ui.idle import IdleWatcher
 from ui.render.slice_view import SliceView
 from ui.render.volume_view import VolumeView
@@ -24,6 +25,7 @@ from ui.widgets.findings_panel import FindingsPanel
 from ui.widgets.histogram import HistogramPanel
 from ui.widgets.study_browser import StudyBrowser
 from ui.workers import JobRunner
+from workstation.config import read_settings, write_setting
 from workstation.demo import demo_truth_for, ensure_demo_case, truth_overlay
 from workstation.dicom.load import load_largest_series_job
 from workstation.errors import WorkstationError
@@ -33,6 +35,7 @@ from workstation.inference.registry import find_model
 from workstation.inference.runner import run_inference_job
 from workstation.jobs import CancelToken, Job
 from workstation.library import StudyLibrary, thumbnail_path
+from workstation.reporting.study import ExportedReport, study_report_job
 from workstation.review.session import FINDING_TYPES, REJECT_REASONS, ReviewSession
 from workstation.review.store import ReviewStore
 from workstation.review.users import User, logout, record_lock, unlock
@@ -83,7 +86,9 @@ class MainWindow(QMainWindow):
         self.session: ReviewSession | None = None
         self.bundle = None
         self.analysis = None
-        self.adding_finding = False
+        self.pending_click: tuple[str, int | None] | None = None  # ('add', None) or ('move', finding id)
+        self.report_preview: ReportPreviewDialog | None = None
+        self.export_offer: QMessageBox | None = None
 
         self.views: dict[str, QWidget] = {name: SliceView(self.state, name) for name in ("axial", "coronal", "sagittal")}
         self.views["3d"] = VolumeView(self.state)
@@ -245,7 +250,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.show()
 
     def cancel_job(self) -> None:
-        self.adding_finding = False
+        self.pending_click = None
         self.runner.cancel()
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
@@ -254,6 +259,9 @@ class MainWindow(QMainWindow):
         self._set_status(message)
 
     def _on_loaded(self, result) -> None:
+        if isinstance(result, ExportedReport):
+            self._show_report_preview(result)
+            return
         if not isinstance(result, dict):  # an Analysis from "Run AI"
             self._on_analysis(result)
             return
@@ -402,14 +410,26 @@ class MainWindow(QMainWindow):
 
     def add_missed(self) -> None:
         """The next left click in a slice view places a missed finding (size it with E)."""
-        self.adding_finding = True
+        self.pending_click = ("add", None)
         self._set_status("Click the missed finding in a slice view (Esc to cancel)")
 
+    def move_finding(self) -> None:
+        """The next left click in a slice view becomes the selected finding's new centre."""
+        finding = self._selected()
+        if finding is not None:
+            self.pending_click = ("move", finding)
+            self._set_status(f"Click the new centre of finding {finding} in a slice view (Esc to cancel)")
+
     def _on_point_clicked(self, point) -> None:
-        if not self.adding_finding:
+        if self.pending_click is None:
             return
-        self.adding_finding = False
-        if self._review(lambda s: s.add(tuple(float(v) for v in point), 6.0, "solid")):
+        (mode, finding), self.pending_click = self.pending_click, None
+        centre = tuple(round(float(v), 2) for v in point)
+        if mode == "move":
+            if self._review(lambda s: s.edit(finding, center_mm=centre)):
+                self._set_status(f"Moved finding {finding} to {centre} mm (the old centre is kept in the record)")
+            return
+        if self._review(lambda s: s.add(centre, 6.0, "solid")):
             self.findings_panel.tree.setCurrentItem(
                 self.findings_panel.tree.topLevelItem(self.findings_panel.tree.topLevelItemCount() - 1))
             self._set_status("Added a finding (6 mm, solid); E edits its type and size")
@@ -417,7 +437,8 @@ class MainWindow(QMainWindow):
     def undo_decision(self) -> None:
         self._review(lambda s: s.undo())
 
-    def sign_study(self, impression: str | None = None, confirm_undecided: bool | None = None) -> None:
+    def sign_study(self, impression: str | None = None, confirm_undecided: bool | None = None,
+                   export_after: bool | None = None) -> None:
         if self.session is None:
             self._on_failed("Log in and open a study to sign it")
             return
@@ -433,6 +454,58 @@ class MainWindow(QMainWindow):
                 return
         if self._review(lambda s: s.sign(impression, allow_undecided=bool(confirm_undecided))):
             self._set_status("Signed; later changes are addenda")
+            if export_after is None:  # offered without blocking: the reader may go on to the next study
+                self._offer_export()
+            elif export_after:
+                self.export_report()
+
+    def _offer_export(self) -> None:
+        buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+        self.export_offer = QMessageBox(QMessageBox.Icon.Question, "Signed",
+                                        "The read is signed. Export the report now?", buttons, self)
+        self.export_offer.buttonClicked.connect(
+            lambda button: self.export_offer.buttonRole(button) == QMessageBox.ButtonRole.YesRole
+            and self.export_report())
+        self.export_offer.open()
+
+    # -- report -------------------------------------------------------------------------------
+    def export_report(self) -> None:
+        """Build the report off the GUI thread, then preview it; Save there keeps and audits it."""
+        volume = self.state.volume
+        if self.session is None or volume is None:
+            self._on_failed("Log in and open a study to export its report")
+            return
+        if not self.user.can("export"):
+            self._on_failed(f"A {self.user.role} may not export reports")
+            return
+        preview = self.home / "previews" / "report-preview.pdf"
+        store, who = self.store, self.user.username
+        institution = read_settings(self.home).get("institution", "")
+        self.report_preview = None
+        self._start_load(lambda cancel: study_report_job(store, volume, preview, generated_by=who,
+                                                         institution=institution, record=False, cancel=cancel),
+                         "Building the report")
+
+    def _show_report_preview(self, result: ExportedReport) -> None:
+        folder = Path(self.settings.value("report_folder", str(Path.home())))
+        self.report_preview = ReportPreviewDialog(result, self.store, self.user.username, folder, self)
+        self.report_preview.accepted.connect(self._on_report_saved)
+        self.report_preview.open()
+        self._set_status(f"Report ready to save ({self.report_preview.page_count()} pages)")
+
+    def _on_report_saved(self) -> None:
+        path = self.report_preview.saved_path
+        self.settings.setValue("report_folder", str(path.parent))
+        self._set_status(f"Report saved to {path} and recorded in the audit trail")
+
+    def set_institution(self, name: str | None = None) -> None:
+        if name is None:
+            name, ok = QInputDialog.getText(self, "Institution", "Name printed on every report page",
+                                            text=read_settings(self.home).get("institution", ""))
+            if not ok:
+                return
+        write_setting(self.home, "institution", name.strip())
+        self._set_status(f"Reports will say: {name.strip() or '(no institution)'}")
 
     def _select_next_undecided(self) -> None:
         tree = self.findings_panel.tree

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.review.storm import kill_during_storm
+from workstation.errors import WorkstationError
 from workstation.inference.findings import Finding
 from workstation.inference.heatmap_file import load_heatmap
 from workstation.inference.runner import Analysis
@@ -230,3 +231,34 @@ def test_failed_write_rolls_back_both_the_change_and_its_audit_row(store: Review
     store.connection.execute("PRAGMA query_only = OFF")
     assert store.connection.execute("SELECT count(*) FROM audit").fetchone()[0] == before
     assert session.findings()[0].decision == "undecided"
+
+
+def test_the_heatmap_of_an_analysis_is_kept_for_the_report(store: ReviewStore) -> None:
+    session = ReviewSession(store, User("dr", "radiologist"), STUDY)
+    analysis = _Analysis(3)
+    session.record_analysis(analysis, "1.2.3")
+    analysis_id = store.connection.execute("SELECT id FROM analyses").fetchone()[0]
+    path = store.heatmap_folder / f"analysis-{analysis_id}.heatmap"
+    kept = load_heatmap(path)
+    assert kept.shape == analysis.heatmap.shape
+    assert np.abs(kept - analysis.heatmap).max() <= 0.5 / 255 + 1e-6
+    path.write_bytes(path.read_bytes()[:-10])  # truncated: a clear error, not a crash
+    with pytest.raises(WorkstationError, match="cannot be read"):
+        load_heatmap(path)
+
+
+def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
+    from workstation.review.store import MIGRATIONS, _run_script
+
+    connection = sqlite3.connect(tmp_path / "review.db", isolation_level=None)
+    connection.execute("BEGIN")
+    _run_script(connection, MIGRATIONS[1])
+    connection.execute("PRAGMA user_version=1")
+    connection.execute("INSERT INTO analyses (study_uid, model_name, model_version, model_sha256, created_by, "
+                       "created_at) VALUES ('1.2', 'm', '1', 'ab', 'dr', 'now')")
+    connection.execute("COMMIT")
+    connection.close()
+    store = ReviewStore(tmp_path / "review.db")
+    assert store.connection.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert store.connection.execute("SELECT model_name, details FROM analyses").fetchone() == ("m", None)
+    store.close()

@@ -119,3 +119,83 @@ def test_end_to_end_read_of_the_demo_case_by_keyboard(window: MainWindow, qtbot,
     capsys.readouterr()
     assert cli(["audit", "verify"]) == 0
     assert "audit trail ok" in capsys.readouterr().out
+
+
+def test_sign_offers_the_report_preview_then_save_keeps_and_audits_it(loaded: MainWindow, users, qtbot,
+                                                                      tmp_path) -> None:
+    from pypdf import PdfReader
+
+    loaded.set_user(users[1])
+    loaded.set_institution("Clinique du Lac")
+    _run_ai(loaded, qtbot)
+    loaded.accept_finding()
+    with qtbot.waitSignal(loaded.runner.finished, timeout=60000):
+        loaded.sign_study("Reviewed.", confirm_undecided=True, export_after=True)
+    qtbot.waitUntil(lambda: loaded.report_preview is not None and loaded.report_preview.isVisible())
+    preview = loaded.report_preview
+    assert preview.page_count() >= 2 and "signed by dr.lee" in preview.summary.text()
+
+    def colours_shown() -> int:  # QPdfView renders pages on a thread; a Qt widget, so grab() sees them
+        page = preview.view.grab().toImage()
+        return len({page.pixel(x, y) for x in range(0, page.width(), 7) for y in range(0, page.height(), 7)})
+
+    qtbot.waitUntil(lambda: colours_shown() > 40, timeout=20000)  # text and key images, not a blank page
+    preview.view.grab().save(str(tmp_path / "preview.png"))
+    blocked = tmp_path / "a-file"
+    blocked.write_text("x")
+    assert preview.save(blocked / "r.pdf") is None and "Cannot save the report" in preview.summary.text()
+    target = tmp_path / "kept" / "report.pdf"
+    assert preview.save(target) == target and not preview.isVisible()
+    text = "\n".join(p.extract_text() for p in PdfReader(str(target)).pages)
+    assert "Clinique du Lac" in text and "Electronically signed by dr.lee" in text and "Reviewed." in text
+    row = loaded.store.connection.execute("SELECT user, action, new_value FROM audit ORDER BY seq DESC").fetchone()
+    assert row[:2] == ("dr.lee", "exported") and str(target) in row[2]
+    assert "recorded in the audit trail" in loaded.status_label.text()
+
+
+def test_export_report_needs_the_export_right(loaded: MainWindow, users, qtbot) -> None:
+    loaded.set_user(users[2])  # trainee
+    loaded.export_report()
+    assert "may not export" in loaded.error_box.text() and not loaded.runner.busy
+
+
+def test_reason_picker_by_keyboard_and_moving_a_finding_by_click(loaded: MainWindow, users, qtbot) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QComboBox, QInputDialog
+
+    loaded.set_user(users[1])
+    _run_ai(loaded, qtbot)
+    session = loaded.session
+    tree = loaded.findings_panel.tree
+    tree.setCurrentItem(tree.topLevelItem(0))
+    first = loaded.findings_panel.current_id()
+    picked: list[str] = []
+
+    def answer_with_keys() -> None:  # R opened the modal reason picker: choose the third reason by keys
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, QInputDialog):
+            QTimer.singleShot(50, answer_with_keys)
+            return
+        combo = dialog.findChild(QComboBox)  # the list has the keyboard focus in the picker
+        qtbot.keyClick(combo, Qt.Key.Key_Down)
+        qtbot.keyClick(combo, Qt.Key.Key_Down)
+        picked.append(dialog.textValue())
+        qtbot.keyClick(combo, Qt.Key.Key_Return)
+
+    _active(loaded, qtbot)
+    QTimer.singleShot(50, answer_with_keys)
+    qtbot.keyClick(loaded.views["axial"], Qt.Key.Key_R)
+    state = next(s for s in session.findings() if s.id == first)
+    assert picked == ["artefact"] and state.decision == "rejected" and state.reason == "artefact"
+
+    tree.setCurrentItem(tree.topLevelItem(0))
+    moved = loaded.findings_panel.current_id()
+    before = next(s for s in session.findings() if s.id == moved).center_mm
+    _active(loaded, qtbot)
+    qtbot.keyClick(loaded.views["axial"], Qt.Key.Key_M, Qt.KeyboardModifier.ShiftModifier)
+    axial = loaded.views["axial"]
+    qtbot.mouseClick(axial, Qt.MouseButton.LeftButton, pos=QPoint(axial.width() // 2 - 30, axial.height() // 2))
+    after = next(s for s in session.findings() if s.id == moved).center_mm
+    assert after != before and "Moved finding" in loaded.status_label.text()
+    old = loaded.store.connection.execute("SELECT old_value FROM audit WHERE action = 'finding_edited'").fetchone()
+    assert old is not None and str(round(before[0], 2))[:5] in old[0]  # the old centre stays in the record

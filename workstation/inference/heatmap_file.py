@@ -1,13 +1,17 @@
 """A model run's heatmap on disk, so a report made later shows what the reader saw.
 
-Stored as uint8 (1/255 steps are finer than any display or threshold needs) and cropped to the
-box where the heatmap is not zero: a 300x512x512 study's heatmap is a few hundred kilobytes.
+Stored as uint8 (1/255 steps are finer than any display or threshold needs), cropped to the
+box where the heatmap is not zero and zlib-compressed, behind a one-line JSON header: a
+300x512x512 study's heatmap is a few hundred kilobytes. Read back without any loader that
+could unpickle.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +28,14 @@ def save_heatmap(path: Path, heatmap: np.ndarray) -> Path:
     high = np.array([axis.max() + 1 if axis.size else 0 for axis in nonzero])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".heatmap-", suffix=".npz")
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".heatmap-")
     try:
+        values = quantised[low[0]:high[0], low[1]:high[1], low[2]:high[2]]
+        header = {"format": "workstation-heatmap-1", "shape": list(quantised.shape), "low": low.tolist(),
+                  "box": list(values.shape)}
         with os.fdopen(descriptor, "wb") as stream:
-            np.savez_compressed(stream, shape=np.array(quantised.shape), low=low,
-                                values=quantised[low[0]:high[0], low[1]:high[1], low[2]:high[2]])
+            stream.write(json.dumps(header).encode() + b"\n")
+            stream.write(zlib.compress(np.ascontiguousarray(values).tobytes(), 6))
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -39,11 +46,12 @@ def save_heatmap(path: Path, heatmap: np.ndarray) -> Path:
 def load_heatmap(path: Path) -> np.ndarray:
     """float32 in 0..1 on the study's grid; a clear error for a missing or damaged file."""
     try:
-        with np.load(Path(path)) as data:
-            shape, low, values = tuple(int(v) for v in data["shape"]), data["low"], data["values"]
-    except (OSError, KeyError, ValueError) as exc:
+        header_line, _, payload = Path(path).read_bytes().partition(b"\n")
+        header = json.loads(header_line)
+        shape, low, box = (tuple(int(v) for v in header[key]) for key in ("shape", "low", "box"))
+        values = np.frombuffer(zlib.decompress(payload), dtype=np.uint8).reshape(box)
+        heatmap = np.zeros(shape, dtype=np.float32)
+        heatmap[low[0]:low[0] + box[0], low[1]:low[1] + box[1], low[2]:low[2] + box[2]] = values / np.float32(255)
+    except (OSError, KeyError, ValueError, TypeError, zlib.error) as exc:
         raise WorkstationError(f"The stored heatmap {Path(path).name} cannot be read: {exc}") from exc
-    heatmap = np.zeros(shape, dtype=np.float32)
-    high = low + np.array(values.shape)
-    heatmap[low[0]:high[0], low[1]:high[1], low[2]:high[2]] = values.astype(np.float32) / 255
     return heatmap

@@ -77,7 +77,7 @@ def stored_heatmaps(store: ReviewStore, content: ReportContent) -> dict[int | No
     """The heatmap of each model run, where it was kept; a lost one only drops the overlay."""
     heatmaps: dict[int | None, np.ndarray] = {}
     for run in content.model_runs:
-        path = store.heatmap_folder / f"analysis-{run.analysis_id}.npz"
+        path = store.heatmap_folder / f"analysis-{run.analysis_id}.heatmap"
         if path.is_file():
             try:
                 heatmaps[run.analysis_id] = load_heatmap(path)

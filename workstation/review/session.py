@@ -154,7 +154,7 @@ class ReviewSession:
     def _save_heatmap(self, analysis_id: int, heatmap: Any) -> None:
         """After the commit: a lost heatmap only costs the report its overlay, never a decision."""
         try:
-            save_heatmap(self.store.heatmap_folder / f"analysis-{analysis_id}.npz", heatmap)
+            save_heatmap(self.store.heatmap_folder / f"analysis-{analysis_id}.heatmap", heatmap)
         except OSError as exc:
             log.warning("heatmap of analysis %s not saved: %s", analysis_id, exc)
 
