@@ -51,6 +51,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("ruler", "Distance ruler", "D", "Tools", "set_tool:ruler", True),
     ActionSpec("roi", "ROI mean/SD HU", "O", "Tools", "set_tool:roi", True),
     ActionSpec("shortcuts", "Keyboard shortcuts", "F1", "Help", "show_shortcuts"),
+    ActionSpec("tour", "Guided tour of the review keys", "", "Help", "show_tour"),
 )
 
 # Keys and gestures handled inside the views (listed on the shortcuts sheet, not menu actions).
@@ -72,7 +73,7 @@ def build_actions(window: QMainWindow) -> dict[str, QAction]:
     for spec in ACTIONS:
         action = QAction(spec.text, window)
         action.setShortcut(QKeySequence(spec.shortcut))
-        action.setToolTip(f"{spec.text} ({spec.shortcut})")
+        action.setToolTip(f"{spec.text} ({spec.shortcut})" if spec.shortcut else spec.text)
         name, _, argument = spec.handler.partition(":")
         method = getattr(window, name)
         action.triggered.connect((lambda _=False, m=method, a=argument: m(a)) if argument else

@@ -15,6 +15,7 @@ from ui.main_window import MainWindow
 from ui.theme import apply_dark_theme
 from workstation.config import data_home
 from workstation.library import StudyLibrary
+from workstation.review.users import has_users
 
 
 def create_app() -> QApplication:
@@ -68,10 +69,13 @@ def run_app(target: str | None = None, home: Path | None = None) -> int:
     app = create_app()
     sys.excepthook = _log_uncaught
     window = MainWindow(home or data_home())
+    first_run = not has_users(window.store)
     user = login_from_environment(window.store) or ask_login(window.store, None)  # first run: creates the admin
     if user is None:
         return 0
     window.set_user(user)
     window.show()
     open_initial(window, target)
+    if first_run:  # which device, how long a study takes, and the review keys on the demo case
+        window.show_tour()
     return app.exec()

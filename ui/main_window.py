@@ -636,6 +636,13 @@ class MainWindow(QMainWindow):
         if isinstance(view, SliceView):
             view.set_tool(tool)
 
+    def show_tour(self) -> None:
+        """The first-run welcome: AI device and time estimate, then the review keys."""
+        from ui.dialogs.welcome import WelcomeTour
+
+        self.tour = WelcomeTour(self)
+        self.tour.open()
+
     def show_shortcuts(self) -> None:
         shortcuts_dialog(self).exec()
 

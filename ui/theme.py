@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
-STYLE_SHEET = Path(__file__).resolve().parents[1] / "resources" / "style.qss"
+from workstation.paths import shipped
+
+STYLE_SHEET = shipped("resources") / "style.qss"
 
 
 def apply_dark_theme(app: QApplication) -> None:

@@ -41,9 +41,17 @@ def main(argv: list[str] | None = None) -> int:
         return 3
 
 
+class _PrintDataFolder(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(data_home())
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workstation", description="Offline CT review station with local AI.")
     parser.add_argument("--version", action="version", version=f"workstation {__version__}")
+    parser.add_argument("--data-folder", action=_PrintDataFolder, nargs=0,
+                        help="print the data folder (studies, reads, audit trail, logs) and exit")
     commands = parser.add_subparsers(metavar="COMMAND")
 
     gui = commands.add_parser("gui", help="open the desktop viewer (the default when a display is present)")
@@ -107,9 +115,10 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("username")
     passwd.set_defaults(run=cmd_users_passwd)
 
-    from workstation.cli_reports import register
+    from workstation import cli_admin, cli_reports
 
-    register(commands)
+    cli_reports.register(commands)
+    cli_admin.register(commands)
 
     case = commands.add_parser("demo-case", help="write a synthetic chest CT phantom series and its ground truth")
     case.add_argument("out", type=Path)

@@ -31,6 +31,9 @@ def test_app_starts_on_the_demo_case_and_shows_it(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert app.poll() is None, app.stdout.read().decode()[-2000:]
         assert "loaded " in log.read_text(), "the demo case did not load in time"
+        while time.monotonic() < deadline and "device check:" not in log.read_text():
+            time.sleep(0.5)  # first run: the welcome tour measures the AI device
+        assert "per chest CT" in log.read_text().split("device check:")[1].splitlines()[0]
         time.sleep(2.0)  # the follower views and the 3D view finish their renders
         screenshot = tmp_path / "app.png"
         subprocess.run(["import", "-window", "root", str(screenshot)], check=True, env=env, timeout=30)

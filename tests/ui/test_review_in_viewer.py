@@ -199,3 +199,19 @@ def test_reason_picker_by_keyboard_and_moving_a_finding_by_click(loaded: MainWin
     assert after != before and "Moved finding" in loaded.status_label.text()
     old = loaded.store.connection.execute("SELECT old_value FROM audit WHERE action = 'finding_edited'").fetchone()
     assert old is not None and str(round(before[0], 2))[:5] in old[0]  # the old centre stays in the record
+
+
+def test_first_run_tour_names_the_device_and_walks_the_review_keys(loaded: MainWindow, qtbot) -> None:
+    from ui.dialogs.welcome import TOUR
+
+    loaded.show_tour()
+    tour = loaded.tour
+    qtbot.waitUntil(lambda: "per chest CT" in tour.device_label.text(), timeout=60000)
+    seen = []
+    while tour.isVisible():
+        seen.append(tour.pages.currentWidget())
+        qtbot.mouseClick(tour.next, Qt.MouseButton.LeftButton)
+    assert len(seen) == 1 + len(TOUR) and tour.result() == tour.DialogCode.Accepted
+    texts = " ".join(page.text() for page in seen[1:])
+    for key in ("<b>A</b>", "<b>R</b>", "<b>Shift+M</b>", "<b>Ctrl+Z</b>", "<b>Ctrl+Shift+E</b>"):
+        assert key in texts

@@ -10,8 +10,9 @@ from workstation.config import data_home
 from workstation.errors import ModelBundleError
 from workstation.inference.bundle import ModelBundle
 from workstation.inference.device import choose_device
+from workstation.paths import shipped
 
-SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "models"
+SHIPPED_MODELS = shipped("models")
 DEFAULT_MODEL = "lung-nodule-demo"
 
 

@@ -107,7 +107,7 @@ def _sliding_window(network, image, bundle: ModelBundle, device: str, batch: int
     from monai.inferers import sliding_window_inference
 
     network = network.to(device)
-    windows = _window_count(image.shape[2:], bundle.patch_size)
+    windows = window_count(image.shape[2:], bundle.patch_size)
     done = {"windows": 0}
     outcome: dict = {}
 
@@ -139,7 +139,7 @@ def _sliding_window(network, image, bundle: ModelBundle, device: str, batch: int
     return outcome["result"]
 
 
-def _window_count(shape, patch) -> int:
+def window_count(shape, patch) -> int:
     count = 1
     for size, window in zip(shape, patch):
         step = max(1, int(window * (1 - OVERLAP)))

@@ -20,9 +20,11 @@ from xml.sax.saxutils import escape
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFError, TTFont
 
+from workstation.paths import shipped
+
 log = logging.getLogger(__name__)
 
-FONT_FOLDER = Path(__file__).resolve().parents[2] / "resources" / "fonts"
+FONT_FOLDER = shipped("resources") / "fonts"
 FILES = {"Report": "DejaVuSans.ttf", "Report-Bold": "DejaVuSans-Bold.ttf", "Report-CJK": "DroidSansFallback.ttf"}
 _RTL = ("R", "AL")
 

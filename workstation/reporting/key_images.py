@@ -7,18 +7,18 @@ patient-orientation letters at the edges (radiological convention falls out of t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from workstation.imaging.volume import Volume
 from workstation.imaging.windowing import apply_window
+from workstation.paths import shipped
 
 LUNG_WINDOW = (-600.0, 1500.0)
 MARKER_RGB = (0, 230, 255)  # cyan: apart from the red-to-yellow heatmap
 LETTERS = (("R", "L"), ("A", "P"), ("I", "S"))  # LPS axis: (negative, positive)
-FONT_FILE = Path(__file__).resolve().parents[2] / "resources" / "fonts" / "DejaVuSans-Bold.ttf"
+FONT_FILE = shipped("resources") / "fonts" / "DejaVuSans-Bold.ttf"
 
 
 @dataclass(frozen=True)
