@@ -115,10 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("username")
     passwd.set_defaults(run=cmd_users_passwd)
 
-    from workstation import cli_admin, cli_reports
+    from workstation import cli_admin, cli_reports, cli_teaching
 
     cli_reports.register(commands)
     cli_admin.register(commands)
+    cli_teaching.register(commands)
 
     case = commands.add_parser("demo-case", help="write a synthetic chest CT phantom series and its ground truth")
     case.add_argument("out", type=Path)

@@ -248,7 +248,7 @@ def test_the_heatmap_of_an_analysis_is_kept_for_the_report(store: ReviewStore) -
 
 
 def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
-    from workstation.review.store import MIGRATIONS, _run_script
+    from workstation.review.store import MIGRATIONS, SCHEMA_VERSION, _run_script
 
     connection = sqlite3.connect(tmp_path / "review.db", isolation_level=None)
     connection.execute("BEGIN")
@@ -259,6 +259,6 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
     connection.execute("COMMIT")
     connection.close()
     store = ReviewStore(tmp_path / "review.db")
-    assert store.connection.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert store.connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert store.connection.execute("SELECT model_name, details FROM analyses").fetchone() == ("m", None)
     store.close()

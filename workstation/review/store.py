@@ -17,7 +17,7 @@ import sqlite_utils
 from workstation.errors import WorkstationError
 from workstation.review import audit
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, str] = {
     1: audit.SCHEMA + """
 CREATE TABLE IF NOT EXISTS users (
@@ -49,6 +49,16 @@ CREATE INDEX IF NOT EXISTS findings_by_study ON findings(study_uid);
     2: """
 ALTER TABLE analyses ADD COLUMN details TEXT;
 ALTER TABLE reading_sessions ADD COLUMN lung_rads TEXT;
+""",
+    # 3: teaching packs' answer keys and trainees' quiz attempts
+    3: """
+CREATE TABLE IF NOT EXISTS teaching_cases (
+    study_uid TEXT PRIMARY KEY, pack_id TEXT NOT NULL, name TEXT NOT NULL, answers TEXT NOT NULL, notes TEXT,
+    imported_by TEXT NOT NULL, imported_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS quiz_attempts (
+    id INTEGER PRIMARY KEY, trainee TEXT NOT NULL, study_uid TEXT NOT NULL, case_name TEXT, marks TEXT NOT NULL,
+    hits INTEGER NOT NULL, misses INTEGER NOT NULL, false_marks INTEGER NOT NULL, sensitivity REAL,
+    ai_hits INTEGER, ai_false INTEGER, submitted_at TEXT NOT NULL);
 """,
 }
 

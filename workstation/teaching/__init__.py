@@ -1,0 +1,1 @@
+"""Teaching: de-identified teaching packs with answer keys, and quiz mode for trainees."""
