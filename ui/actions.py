@@ -37,6 +37,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("undo", "Undo last decision", "Ctrl+Z", "Review", "undo_decision"),
     ActionSpec("sign", "Sign the read...", "Ctrl+S", "Review", "sign_study", True),
     ActionSpec("export_report", "Export report (PDF)...", "Ctrl+Shift+E", "Review", "export_report", True),
+    ActionSpec("start_quiz", "Quiz on this teaching case", "Ctrl+Shift+Q", "Teaching", "start_quiz"),
+    ActionSpec("submit_quiz", "Submit quiz answers", "Ctrl+Return", "Teaching", "submit_quiz"),
     ActionSpec("preset_lung", "Window: lung", "1", "View", "apply_preset:lung", True),
     ActionSpec("preset_mediastinum", "Window: mediastinum", "2", "View", "apply_preset:mediastinum", True),
     ActionSpec("preset_bone", "Window: bone", "3", "View", "apply_preset:bone", True),
@@ -50,6 +52,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("render_soft", "3D preset: soft tissue", "Shift+3", "View", "apply_3d_preset:soft tissue"),
     ActionSpec("ruler", "Distance ruler", "D", "Tools", "set_tool:ruler", True),
     ActionSpec("roi", "ROI mean/SD HU", "O", "Tools", "set_tool:roi", True),
+    ActionSpec("presentation", "Presentation mode (hide patient identifiers)", "F12", "View",
+               "toggle_presentation", True),
     ActionSpec("shortcuts", "Keyboard shortcuts", "F1", "Help", "show_shortcuts"),
     ActionSpec("tour", "Guided tour of the review keys", "", "Help", "show_tour"),
 )

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 
 from ui.actions import build_actions, shortcuts_dialog
 from ui.dialogs.login import LoginDialog
+from ui.dialogs.quiz_result import QuizResultDialog
 from ui.dialogs.report_preview import ReportPreviewDialog
 from ui.idle import IdleWatcher
 from ui.render.slice_view import SliceView
@@ -30,11 +31,14 @@ from workstation.demo import demo_truth_for, ensure_demo_case, truth_overlay
 from workstation.dicom.load import load_largest_series_job
 from workstation.errors import WorkstationError
 from workstation.imaging.snapshot import save_thumbnail
+from workstation.imaging.volume import masked_identifiers
 from workstation.imaging.windowing import PRESETS
 from workstation.inference.registry import find_model
 from workstation.inference.runner import run_inference_job
 from workstation.jobs import CancelToken, Job
 from workstation.library import StudyLibrary, thumbnail_path
+from workstation.teaching.pack import PackCase, teaching_case
+from workstation.teaching.quiz import submit_quiz
 from workstation.reporting.study import ExportedReport, study_report_job
 from workstation.review.session import FINDING_TYPES, REJECT_REASONS, ReviewSession
 from workstation.review.store import ReviewStore
@@ -89,6 +93,10 @@ class MainWindow(QMainWindow):
         self.pending_click: tuple[str, int | None] | None = None  # ('add', None) or ('move', finding id)
         self.report_preview: ReportPreviewDialog | None = None
         self.export_offer: QMessageBox | None = None
+        self.quiz_case: PackCase | None = None  # a teaching case being answered: AI and key hidden
+        self.quiz_marks: list[tuple[float, float, float]] = []
+        self.quiz_submitting = False
+        self.quiz_result: QuizResultDialog | None = None
 
         self.views: dict[str, QWidget] = {name: SliceView(self.state, name) for name in ("axial", "coronal", "sagittal")}
         self.views["3d"] = VolumeView(self.state)
@@ -116,7 +124,8 @@ class MainWindow(QMainWindow):
         self._dock("Studies", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea).setMaximumWidth(420)
         self.findings_panel = FindingsPanel()
         self.findings_panel.finding_selected.connect(self.centre_on)
-        self._dock("AI findings", self.findings_panel, Qt.DockWidgetArea.LeftDockWidgetArea).setMaximumWidth(420)
+        self.findings_dock = self._dock("AI findings", self.findings_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.findings_dock.setMaximumWidth(420)
         self.histogram = HistogramPanel(self.state)
         self._dock("Histogram and overlay", self._side_panel(), Qt.DockWidgetArea.RightDockWidgetArea
                    ).setMaximumWidth(340)
@@ -293,6 +302,9 @@ class MainWindow(QMainWindow):
         if volume is None:
             self._set_status("Open a study first")
             return
+        if self.quiz_case is not None and not self.quiz_submitting:
+            self._on_failed("The AI stays hidden until you submit your answers (Ctrl+Return)")
+            return
         try:
             bundle = find_model()
         except WorkstationError as exc:
@@ -304,6 +316,9 @@ class MainWindow(QMainWindow):
                          f"Running {bundle.name} {bundle.version}")
 
     def _on_analysis(self, analysis) -> None:
+        if self.quiz_submitting:
+            self._finish_quiz(analysis)
+            return
         volume = self.state.volume
         self.analysis = analysis
         self.state.set_heatmap(analysis.heatmap, volume_summaries(volume, analysis.heatmap)["heat_maxima"])
@@ -352,6 +367,9 @@ class MainWindow(QMainWindow):
 
     def _review(self, action) -> bool:
         """Run a review action; errors (permissions, a full disk) become one clear message."""
+        if self.quiz_case is not None:
+            self._on_failed("A quiz is in progress: mark nodules with M, submit with Ctrl+Return")
+            return False
         if self.session is None:
             self._on_failed("Log in and open a study to review findings")
             return False
@@ -409,7 +427,11 @@ class MainWindow(QMainWindow):
             self._review(lambda s: s.edit(finding, **changes))
 
     def add_missed(self) -> None:
-        """The next left click in a slice view places a missed finding (size it with E)."""
+        """The next left click in a slice view places a missed finding (size it with E); in a quiz, a mark."""
+        if self.quiz_case is not None:
+            self.pending_click = ("mark", None)
+            self._set_status("Click the suspected nodule in a slice view (Esc to cancel)")
+            return
         self.pending_click = ("add", None)
         self._set_status("Click the missed finding in a slice view (Esc to cancel)")
 
@@ -425,6 +447,11 @@ class MainWindow(QMainWindow):
             return
         (mode, finding), self.pending_click = self.pending_click, None
         centre = tuple(round(float(v), 2) for v in point)
+        if mode == "mark":
+            self.quiz_marks.append(centre)
+            self.state.set_markers([(np.array(m), 4.0) for m in self.quiz_marks])
+            self._set_status(f"{len(self.quiz_marks)} mark(s); M for another, Ctrl+Return submits")
+            return
         if mode == "move":
             if self._review(lambda s: s.edit(finding, center_mm=centre)):
                 self._set_status(f"Moved finding {finding} to {centre} mm (the old centre is kept in the record)")
@@ -468,6 +495,48 @@ class MainWindow(QMainWindow):
             and self.export_report())
         self.export_offer.open()
 
+    # -- quiz ---------------------------------------------------------------------------------
+    def start_quiz(self) -> None:
+        """Answer the open teaching case: AI and answer key hidden until submitted."""
+        volume = self.state.volume
+        case = teaching_case(self.store, volume.metadata.study_uid) if volume is not None else None
+        if case is None:
+            self._on_failed("Open a teaching case first (import a pack: workstation pack import PACK.zip)")
+            return
+        self.quiz_case, self.quiz_marks, self.quiz_submitting = case, [], False
+        self.findings_panel.clear()
+        self.findings_dock.hide()
+        self.state.set_heatmap(None, ())
+        self.state.set_markers([])
+        self.overlay_label.setText("Quiz: AI and answers hidden until you submit")
+        self._set_status(f"Quiz on {case.name}: M then click marks a suspected nodule; Ctrl+Return submits")
+
+    def submit_quiz(self) -> None:
+        if self.quiz_case is None or self.user is None:
+            self._on_failed("Start a quiz on a teaching case first (Ctrl+Shift+Q)")
+            return
+        self.quiz_submitting = True
+        self.run_ai()  # the AI's answer, for the side-by-side comparison
+
+    def _finish_quiz(self, analysis) -> None:
+        case, self.quiz_submitting = self.quiz_case, False
+        try:
+            result = submit_quiz(self.store, self.user, case, self.quiz_marks,
+                                 [f.center_mm for f in analysis.findings])
+        except WorkstationError as exc:
+            self._on_failed(str(exc))
+            return
+        self.quiz_case = None
+        self.findings_dock.show()
+        self.state.set_heatmap(analysis.heatmap, volume_summaries(self.state.volume, analysis.heatmap)["heat_maxima"])
+        self.state.set_markers([(np.array(a["center_mm"]), a["diameter_mm"] / 2) for a in case.answers]
+                               + [(np.array(m), 4.0) for m in self.quiz_marks])
+        self.overlay_label.setText(f"Overlay: {analysis.model_name} {analysis.model_version} heatmap; markers: "
+                                   "answer key and your marks")
+        self.quiz_result = QuizResultDialog(result, self)
+        self.quiz_result.open()
+        self._set_status(f"Quiz submitted: {result.summary()}")
+
     # -- report -------------------------------------------------------------------------------
     def export_report(self) -> None:
         """Build the report off the GUI thread, then preview it; Save there keeps and audits it."""
@@ -479,6 +548,8 @@ class MainWindow(QMainWindow):
             self._on_failed(f"A {self.user.role} may not export reports")
             return
         preview = self.home / "previews" / "report-preview.pdf"
+        if self.state.presentation:  # the preview may be shown to an audience: identifiers masked, no saving
+            volume = masked_identifiers(volume)
         store, who = self.store, self.user.username
         institution = read_settings(self.home).get("institution", "")
         self.report_preview = None
@@ -488,7 +559,8 @@ class MainWindow(QMainWindow):
 
     def _show_report_preview(self, result: ExportedReport) -> None:
         folder = Path(self.settings.value("report_folder", str(Path.home())))
-        self.report_preview = ReportPreviewDialog(result, self.store, self.user.username, folder, self)
+        self.report_preview = ReportPreviewDialog(result, self.store, self.user.username, folder, self,
+                                                  can_save=not self.state.presentation)
         self.report_preview.accepted.connect(self._on_report_saved)
         self.report_preview.open()
         self._set_status(f"Report ready to save ({self.report_preview.page_count()} pages)")
@@ -612,8 +684,8 @@ class MainWindow(QMainWindow):
 
     def _update_title(self) -> None:
         volume = self.state.volume
-        if volume is None or not self.state.show_patient_text:
-            self.setWindowTitle("Workstation")
+        if volume is None or not self.state.identifiers_visible:
+            self.setWindowTitle("Workstation - presentation mode" if self.state.presentation else "Workstation")
             return
         meta = volume.metadata
         self.setWindowTitle(f"Workstation - {meta.patient_name or meta.patient_id} - {meta.study_date}")
@@ -630,6 +702,14 @@ class MainWindow(QMainWindow):
 
     def toggle_patient_text(self) -> None:
         self.state.toggle_patient_text()
+
+    def toggle_presentation(self) -> None:
+        """One key for lectures: names, IDs, dates hidden in the views, title, browser and report preview."""
+        self.state.set_presentation(not self.state.presentation)
+        self.browser.hide_identifiers = self.state.presentation
+        self.browser.reload()
+        self._set_status("Presentation mode: patient identifiers hidden" if self.state.presentation
+                         else "Presentation mode off")
 
     def set_tool(self, tool: str) -> None:
         view = self.views.get(self.active_view)

@@ -33,6 +33,7 @@ class ViewerState(QObject):
         self.overlay_opacity = 0.5
         self.overlay_threshold = 0.3
         self.show_patient_text = True
+        self.presentation = False  # lectures: every patient identifier hidden, whatever else is set
 
     def set_volume(self, volume: Volume, heatmap: np.ndarray | None = None,
                    markers: list[tuple[np.ndarray, float]] | None = None,
@@ -88,6 +89,14 @@ class ViewerState(QObject):
     def toggle_patient_text(self) -> None:
         self.show_patient_text = not self.show_patient_text
         self.annotations_changed.emit()
+
+    def set_presentation(self, on: bool) -> None:
+        self.presentation = on
+        self.annotations_changed.emit()
+
+    @property
+    def identifiers_visible(self) -> bool:
+        return self.show_patient_text and not self.presentation
 
     def value_at(self, point_mm: np.ndarray) -> float | None:
         """HU of the nearest voxel, or None outside the volume."""

@@ -25,4 +25,4 @@ def apply_dark_theme(app: QApplication) -> None:
         palette.setColor(role, QColor(colour))
     app.setPalette(palette)
     if STYLE_SHEET.is_file():
-        app.setStyleSheet(STYLE_SHEET.read_text())
+        app.setStyleSheet(STYLE_SHEET.read_text(encoding="utf-8"))

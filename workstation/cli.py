@@ -187,7 +187,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     analysis = _run_with_progress(run_inference_job(volume, bundle))
     out = args.out or home / "demo-output"
     out.mkdir(parents=True, exist_ok=True)
-    truth = json.loads((series_folder.parent / "truth.json").read_text())
+    truth = json.loads((series_folder.parent / "truth.json").read_text(encoding="utf-8"))
     nodule = max(truth["nodules"], key=lambda n: n["diameter_mm"])
     centre = tuple(int(round(v)) for v in volume.patient_to_voxel(nodule["centre_mm"]))
     picture = save_overview_png(volume, out / "overview.png", centre_ijk=centre,  # type: ignore[arg-type]
@@ -212,7 +212,7 @@ def cmd_demo_case(args: argparse.Namespace) -> int:
 
     series, truth = write_demo_case(args.out, seed=args.seed, matrix=args.matrix, syntax=args.syntax,
                                     slice_thickness_mm=args.slice_thickness)
-    count = len(json.loads(truth.read_text())["nodules"])
+    count = len(json.loads(truth.read_text(encoding="utf-8"))["nodules"])
     print(f"Wrote the phantom series to {series} and its ground truth ({count} nodules) to {truth}")
     return 0
 

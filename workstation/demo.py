@@ -31,7 +31,7 @@ def demo_truth_for(volume: Volume, home: Path) -> dict | None:
     path = demo_folder(home) / "truth.json"
     if not path.is_file():
         return None
-    truth = json.loads(path.read_text())
+    truth = json.loads(path.read_text(encoding="utf-8"))
     return truth if truth.get("study_uid") == volume.metadata.study_uid else None
 
 

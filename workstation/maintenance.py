@@ -157,7 +157,7 @@ def restore(backup_folder: Path, home: Path) -> int:
     """Copy a verified backup into an empty (or new) data folder; returns the number of files."""
     backup_folder, home = Path(backup_folder), Path(home)
     try:
-        manifest = json.loads((backup_folder / MANIFEST).read_text())
+        manifest = json.loads((backup_folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise MaintenanceError(f"{backup_folder} is not a workstation backup (no readable {MANIFEST})") from exc
     for name, digest in manifest["files"].items():

@@ -103,7 +103,7 @@ def test_no_pickle_loading_anywhere_in_the_source() -> None:
     offenders = []
     for path in list((REPO / "workstation").rglob("*.py")) + list((REPO / "ui").rglob("*.py")) + \
             list((REPO / "models").rglob("*.py")):
-        for number, line in enumerate(path.read_text().splitlines(), 1):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if pattern.search(line):
                 offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert not offenders, offenders

@@ -215,3 +215,66 @@ def test_first_run_tour_names_the_device_and_walks_the_review_keys(loaded: MainW
     texts = " ".join(page.text() for page in seen[1:])
     for key in ("<b>A</b>", "<b>R</b>", "<b>Shift+M</b>", "<b>Ctrl+Z</b>", "<b>Ctrl+Shift+E</b>"):
         assert key in texts
+
+
+def test_quiz_hides_the_ai_then_scores_marks_beside_it(loaded: MainWindow, users, qtbot, small_phantom_dir) -> None:
+    import json
+
+    truth = json.loads((small_phantom_dir / "truth.json").read_text())["nodules"]
+    answers = [{"center_mm": n["centre_mm"], "diameter_mm": n["diameter_mm"], "type": "solid"} for n in truth]
+    with loaded.store.transaction() as connection:  # as a pack import leaves it (import itself: core tests)
+        connection.execute("INSERT INTO teaching_cases VALUES (?, 'p1', 'case-01', ?, 'Look at both bases.', "
+                           "'admin', 'now')", (loaded.state.volume.metadata.study_uid, json.dumps(answers)))
+    loaded.set_user(users[2])  # a trainee
+    _active(loaded, qtbot)
+    qtbot.keyClick(loaded.views["axial"], Qt.Key.Key_Q,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert loaded.quiz_case is not None and not loaded.findings_dock.isVisible()
+    loaded.run_ai()
+    assert "hidden until you submit" in loaded.error_box.text() and not loaded.runner.busy
+    loaded.undo_decision()
+    assert "quiz is in progress" in loaded.error_box.text()
+    for point in (truth[0]["centre_mm"], [0.0, 0.0, 0.0]):  # a hit and a false mark
+        qtbot.keyClick(loaded.views["axial"], Qt.Key.Key_M)
+        loaded._on_point_clicked(point)  # (the click-to-point path is covered by the add/move tests)
+    with qtbot.waitSignal(loaded.runner.finished, timeout=180000):
+        loaded.submit_quiz()
+    qtbot.waitUntil(lambda: loaded.quiz_result is not None and loaded.quiz_result.isVisible())
+    table = loaded.quiz_result.table
+    cells = [[table.item(r, c).text() if table.item(r, c) else "" for c in range(3)] for r in range(table.rowCount())]
+    assert cells[0][1] == "found" and ["Your mark 2", "false mark", ""] in cells
+    assert f"1 of {len(truth)} nodules found" in loaded.quiz_result.summary.text()
+    row = loaded.store.connection.execute("SELECT trainee, hits, false_marks FROM quiz_attempts").fetchone()
+    assert row == ("trainee", 1, 1) and loaded.findings_dock.isVisible() and loaded.quiz_case is None
+
+
+def test_presentation_mode_hides_every_identifier(loaded: MainWindow, users, qtbot, small_phantom_dir) -> None:
+    from workstation.jobs import run_job
+    from workstation.library import StudyLibrary
+
+    meta = loaded.state.volume.metadata
+    loaded.set_user(users[1])
+    run_job(StudyLibrary(loaded.home).import_job([small_phantom_dir / "dicom"]))
+    loaded.browser.reload()
+    assert meta.patient_name in loaded.browser.tree.topLevelItem(0).text(0)
+    _active(loaded, qtbot)
+    qtbot.keyClick(loaded.views["axial"], Qt.Key.Key_F12)
+    assert loaded.state.presentation
+    assert meta.patient_name not in loaded.windowTitle() and "presentation" in loaded.windowTitle()
+    assert loaded.views["axial"].texts["top_left"].GetInput() == ""
+    browser = loaded.browser.tree.topLevelItem(0)
+    assert browser.text(0) == "(hidden)" and browser.text(1) == "(hidden)"
+    _run_ai(loaded, qtbot)
+    loaded.accept_finding()
+    with qtbot.waitSignal(loaded.runner.finished, timeout=60000):
+        loaded.export_report()
+    qtbot.waitUntil(lambda: loaded.report_preview is not None)
+    from pypdf import PdfReader
+
+    text = "\n".join(p.extract_text() for p in PdfReader(str(loaded.report_preview.preview.path)).pages)
+    assert meta.patient_id not in text and "(hidden)" in text
+    assert not loaded.report_preview.save_button.isEnabled()
+    loaded.report_preview.reject()
+    _active(loaded, qtbot)
+    qtbot.keyClick(loaded.views["axial"], Qt.Key.Key_F12)
+    assert meta.patient_id in loaded.views["axial"].texts["top_left"].GetInput()

@@ -18,7 +18,7 @@ from workstation.review.store import ReviewStore
 
 class ReportPreviewDialog(QDialog):
     def __init__(self, preview: ExportedReport, store: ReviewStore, username: str, default_folder: Path,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, can_save: bool = True) -> None:
         super().__init__(parent)
         self.preview, self.store, self.username = preview, store, username
         self.default_folder = Path(default_folder)
@@ -40,6 +40,10 @@ class ReportPreviewDialog(QDialog):
         self.save_button = buttons.addButton("Save PDF...", QDialogButtonBox.ButtonRole.AcceptRole)
         buttons.addButton(QDialogButtonBox.StandardButton.Close)
         self.save_button.clicked.connect(lambda: self.save())
+        self.save_button.setEnabled(can_save)
+        if not can_save:
+            self.summary.setText(self.summary.text() + " Presentation mode: identifiers masked; leave it (F12) "
+                                 "to save the report.")
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)

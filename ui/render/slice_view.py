@@ -235,7 +235,7 @@ class SliceView(QVTKRenderWindowInteractor):
         k = self.slice_index()
         count = self.slice_count()
         position = state.crosshair @ -self.frame.direction_of_projection
-        patient = f"{meta.patient_name}\n{meta.patient_id}\n{meta.study_date}" if state.show_patient_text else ""
+        patient = f"{meta.patient_name}\n{meta.patient_id}\n{meta.study_date}" if state.identifiers_visible else ""
         self.texts["top_left"].SetInput(patient)
         tilt = f"  tilt {self.tilt_degrees:+.0f} deg" if self.tilt_degrees else ""
         self.texts["top_right"].SetInput(f"{self.view.upper()}{tilt}\n{meta.series_description}\n"

@@ -41,7 +41,8 @@ class StudyBrowser(QWidget):
         for study in studies:
             series = library.series(study["key"])
             patient = "(hidden)" if self.hide_identifiers else (study["patient_name"] or study["patient_id"] or "-")
-            item = QTreeWidgetItem([patient, _date(study["study_date"]), study["study_description"] or "-",
+            date = "(hidden)" if self.hide_identifiers else _date(study["study_date"])
+            item = QTreeWidgetItem([patient, date, study["study_description"] or "-",
                                     str(len(series)), str(sum(s["slices"] for s in series))])
             item.setData(0, Qt.ItemDataRole.UserRole, study["key"])
             thumbnail = thumbnail_path(self.home, study["key"])

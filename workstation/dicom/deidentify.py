@@ -80,8 +80,8 @@ class DeidSummary:
 @lru_cache(maxsize=1)
 def action_table() -> tuple[dict[str, str], list[dict], dict[str, str]]:
     """(Table E.1-1 actions by tag, masked group entries (the table's, then ours), retained K/C by tag)."""
-    table = json.loads((TABLES / f"table_{EDITION}.json").read_text())
-    ours = json.loads((TABLES / "retained.json").read_text())
+    table = json.loads((TABLES / f"table_{EDITION}.json").read_text(encoding="utf-8"))
+    ours = json.loads((TABLES / "retained.json").read_text(encoding="utf-8"))
     return (table["actions"], table["masked"] + ours["masked"],
             {tag: entry["action"] for tag, entry in ours["retained"].items()})
 

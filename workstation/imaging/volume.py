@@ -165,3 +165,16 @@ class Volume:
             "metadata": meta.to_dict(), "interpolated_slices": list(self.interpolated_slices),
             "warnings": list(self.warnings),
         }
+
+
+MASKED = "(hidden)"
+
+
+def masked_identifiers(volume: Volume) -> Volume:
+    """The same voxels with the patient's name, ID, birth date, accession and dates hidden
+    (presentation mode: what may be shown to an audience)."""
+    from dataclasses import replace
+
+    return replace(volume, metadata=replace(volume.metadata, patient_name=MASKED, patient_id=MASKED,
+                                            patient_birth_date="", accession_number=MASKED, study_date="",
+                                            study_time="", institution=""))

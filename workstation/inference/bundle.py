@@ -71,7 +71,7 @@ class ModelBundle:
         if not meta_path.is_file():
             raise ModelBundleError("Model bundle has no metadata.json", path=str(folder))
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ModelBundleError(f"metadata.json cannot be read: {exc}", path=str(folder)) from exc
         missing = [name for name in REQUIRED_FIELDS if name not in meta]

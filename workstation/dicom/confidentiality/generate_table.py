@@ -20,7 +20,7 @@ LISTS = {"D_TAGS": "D", "Z_TAGS": "Z", "X_TAGS": "X", "U_TAGS": "U", "Z_D_TAGS":
 
 
 def main(source: Path, edition: str) -> Path:
-    tree = ast.parse(Path(source).read_text())
+    tree = ast.parse(Path(source).read_text(encoding="utf-8"))
     actions, masked = {}, []
     for node in tree.body:
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id in LISTS:
