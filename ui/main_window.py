@@ -39,6 +39,8 @@ from workstation.jobs import CancelToken, Job
 from workstation.library import StudyLibrary, thumbnail_path
 from workstation.teaching.pack import PackCase, teaching_case
 from workstation.teaching.quiz import submit_quiz
+from workstation.reporting.lungrads import CATEGORIES as LUNG_RADS_CATEGORIES
+from workstation.reporting.lungrads import suggest_for_read
 from workstation.reporting.study import ExportedReport, study_report_job
 from workstation.review.session import FINDING_TYPES, REJECT_REASONS, ReviewSession
 from workstation.review.store import ReviewStore
@@ -465,7 +467,7 @@ class MainWindow(QMainWindow):
         self._review(lambda s: s.undo())
 
     def sign_study(self, impression: str | None = None, confirm_undecided: bool | None = None,
-                   export_after: bool | None = None) -> None:
+                   export_after: bool | None = None, lung_rads: str | None = None, lung_rads_reason: str = "") -> None:
         if self.session is None:
             self._on_failed("Log in and open a study to sign it")
             return
@@ -479,12 +481,30 @@ class MainWindow(QMainWindow):
             impression, ok = QInputDialog.getMultiLineText(self, "Sign", "Impression")
             if not ok:
                 return
-        if self._review(lambda s: s.sign(impression, allow_undecided=bool(confirm_undecided))):
+            chosen = self._ask_lung_rads()
+            if chosen is None:
+                return
+            lung_rads, lung_rads_reason = chosen
+        if self._review(lambda s: s.sign(impression, allow_undecided=bool(confirm_undecided), lung_rads=lung_rads,
+                                         lung_rads_reason=lung_rads_reason)):
             self._set_status("Signed; later changes are addenda")
             if export_after is None:  # offered without blocking: the reader may go on to the next study
                 self._offer_export()
             elif export_after:
                 self.export_report()
+
+    def _ask_lung_rads(self) -> tuple[str | None, str] | None:
+        """The suggested category, confirmed or overridden (with a reason); None if cancelled."""
+        suggestion = suggest_for_read(self.session.findings())
+        category, ok = QInputDialog.getItem(
+            self, "Lung-RADS", f"Suggested: {suggestion.category} ({suggestion.rule}).\nCategory for the report:",
+            list(LUNG_RADS_CATEGORIES), LUNG_RADS_CATEGORIES.index(suggestion.category), False)
+        if not ok:
+            return None
+        if category == suggestion.category:
+            return None, ""
+        reason, ok = QInputDialog.getText(self, "Lung-RADS", f"Why {category} instead of {suggestion.category}?")
+        return (category, reason) if ok else None
 
     def _offer_export(self) -> None:
         buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No

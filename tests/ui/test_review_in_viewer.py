@@ -278,3 +278,54 @@ def test_presentation_mode_hides_every_identifier(loaded: MainWindow, users, qtb
     _active(loaded, qtbot)
     qtbot.keyClick(loaded.views["axial"], Qt.Key.Key_F12)
     assert meta.patient_id in loaded.views["axial"].texts["top_left"].GetInput()
+
+
+def test_demo_case_read_entirely_by_keyboard_then_the_audit_verifies(window: MainWindow, qtbot, capsys) -> None:
+    """Issue #5's end-to-end: open the demo case, run the AI, decide every finding by keys (rejects
+    through the reason picker), sign with impression and Lung-RADS dialogs, verify the audit."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QComboBox, QDialogButtonBox, QInputDialog, QPlainTextEdit
+
+    admin = add_user(window.store, None, "admin", "correct horse", "admin")
+    window.set_user(add_user(window.store, admin, "dr.kim", "battery staple", "radiologist"))
+    with qtbot.waitSignal(window.runner.finished, timeout=180000):
+        window.open_demo()
+    _active(window, qtbot)
+    with qtbot.waitSignal(window.runner.finished, timeout=180000):
+        qtbot.keyClick(window.views["axial"], Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    session = window.session
+    total = len(session.findings())
+    assert total >= 1
+    answered: list[str] = []
+
+    def answer() -> None:  # whatever modal dialog is up, answer it with keys as a reader would
+        dialog = QApplication.activeModalWidget()
+        if isinstance(dialog, QInputDialog):
+            text = dialog.findChild(QPlainTextEdit)
+            if text is not None:  # the impression
+                qtbot.keyClicks(text, "Nodules as listed; no other findings.")
+                answered.append("impression")
+                qtbot.mouseClick(dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok),
+                                 Qt.MouseButton.LeftButton)
+            else:  # a picker: reason (first entry: vessel) or Lung-RADS (the suggestion)
+                answered.append(dialog.findChild(QComboBox).currentText())
+                qtbot.keyClick(dialog.findChild(QComboBox), Qt.Key.Key_Return)
+        if len(answered) < 99:
+            QTimer.singleShot(50, answer)
+
+    QTimer.singleShot(50, answer)
+    for index in range(total):
+        _active(window, qtbot)
+        qtbot.keyClick(window.views["axial"], Qt.Key.Key_R if index % 2 else Qt.Key.Key_A)
+        qtbot.waitUntil(lambda: session.progress()[0] == index + 1, timeout=5000)
+    _active(window, qtbot)  # (the reason picker had the focus)
+    qtbot.keyClick(window.views["axial"], Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: session.signed, timeout=10000)
+    answered.extend(["stop"] * 99)
+    assert "impression" in answered and (total < 2 or "vessel" in answered)
+    assert any(a in ("1", "2", "3", "4A", "4B") for a in answered)  # the Lung-RADS suggestion, confirmed
+    window.export_offer.reject()  # "Export the report now?" - not now
+    states = session.findings()
+    assert [s.decision for s in states].count("rejected") == total // 2
+    assert all(s.reason == "vessel" for s in states if s.decision == "rejected")
+    assert cli(["audit", "verify"]) == 0 and "audit trail ok" in capsys.readouterr().out

@@ -59,3 +59,9 @@ def suggest_category(nodules: Iterable[NoduleInput]) -> LungRadsSuggestion:
             best = LungRadsSuggestion(category, f"finding {nodule.number}: {rule} ({nodule.diameter_mm:.1f} mm)",
                                       nodule.number)
     return best or LungRadsSuggestion("1", "no lung nodules accepted", None)
+
+
+def suggest_for_read(states: Iterable) -> LungRadsSuggestion:
+    """The suggestion for a read in progress: its accepted findings numbered as the report will."""
+    accepted = [s for s in states if s.reportable]
+    return suggest_category(NoduleInput(n, s.type, s.diameter_mm) for n, s in enumerate(accepted, start=1))
