@@ -9,9 +9,7 @@ or by content when a file has none).
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ import sqlite_utils
 from workstation.dicom.series import ScanResult, SeriesGroup, scan_job
 from workstation.dicom.sources import DicomSource, safe_join
 from workstation.errors import LibraryError, NoSeriesError
+from workstation.files import write_atomically
 from workstation.jobs import CancelToken, Job, Progress
 
 SCHEMA_VERSION = 1
@@ -171,16 +170,9 @@ class StudyLibrary:
 
 
 def _atomic_write(target: Path, data: bytes) -> None:
-    """Write to a temporary file and rename, so a crash never leaves half a file under the real name."""
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
     try:
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
+        write_atomically(target, data)
     except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
         raise LibraryError(f"Cannot write into the data folder: {exc}", path=str(target)) from exc
 
 

@@ -6,7 +6,6 @@ runs is consistent).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import platform
 import shutil
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from workstation import __version__
 from workstation.errors import WorkstationError
+from workstation.files import sha256_file
 from workstation.jobs import CancelToken, Job, Progress
 
 DATABASES = ("review.db", "library.db")
@@ -145,7 +145,7 @@ def backup(home: Path, destination: Path) -> Path:
                 shutil.copytree(entry, target / entry.name)
             elif entry.is_file():
                 shutil.copy2(entry, target / entry.name)
-        files = {str(p.relative_to(target)): _sha256(p) for p in sorted(target.rglob("*")) if p.is_file()}
+        files = {str(p.relative_to(target)): sha256_file(p) for p in sorted(target.rglob("*")) if p.is_file()}
         (target / MANIFEST).write_text(json.dumps({"version": __version__, "created_utc": stamp, "files": files},
                                                   indent=1))
     except (OSError, sqlite3.Error) as exc:
@@ -162,7 +162,7 @@ def restore(backup_folder: Path, home: Path) -> int:
         raise MaintenanceError(f"{backup_folder} is not a workstation backup (no readable {MANIFEST})") from exc
     for name, digest in manifest["files"].items():
         path = backup_folder / name
-        if not path.is_file() or _sha256(path) != digest:
+        if not path.is_file() or sha256_file(path) != digest:
             raise MaintenanceError(f"The backup is damaged: {name} is missing or changed; nothing was restored")
     if home.exists() and any(p.name != "logs" for p in home.iterdir()):
         raise MaintenanceError(f"{home} already holds data; restore into an empty folder (set WORKSTATION_HOME) "
@@ -182,11 +182,3 @@ def _sqlite_backup(source: Path, target: Path) -> None:
         reader.backup(writer)
     writer.close()
     reader.close()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -140,13 +140,13 @@ def export_weights(network) -> Path:
     """weights.safetensors, and its sha256 into metadata.json (the bundle checks it on load)."""
     from safetensors.torch import save_file
 
-    from workstation.inference.bundle import sha256_of
+    from workstation.files import sha256_file
 
     path = HERE / "weights.safetensors"
     save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(path))
     meta_path = HERE / "metadata.json"
     meta = json.loads(meta_path.read_text())
-    meta["weights"]["sha256"] = sha256_of(path)
+    meta["weights"]["sha256"] = sha256_file(path)
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     return path
 

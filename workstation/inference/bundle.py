@@ -7,13 +7,13 @@ are read with safetensors (plain tensors, no code): nothing here unpickles.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from workstation.errors import ModelBundleError
+from workstation.files import sha256_file
 
 # Networks a bundle may name, with the arguments they may be given.
 ALLOWED_ARCHITECTURES: dict[str, set[str]] = {
@@ -91,7 +91,7 @@ class ModelBundle:
             raise ModelBundleError(f"Weights file {weights.get('file')!r} is missing", path=str(folder))
         if not str(weights_path).endswith(".safetensors"):
             raise ModelBundleError("Weights must be a .safetensors file", path=str(folder))
-        digest = sha256_of(weights_path)
+        digest = sha256_file(weights_path)
         if digest != weights.get("sha256"):
             raise ModelBundleError(f"Weights do not match their sha256 (expected {str(weights.get('sha256'))[:12]}, "
                                    f"found {digest[:12]}); the file is damaged or was replaced", path=str(folder))
@@ -129,7 +129,7 @@ class ModelBundle:
         network_class = getattr(importlib.import_module(module_name), class_name)
         network = network_class(**self.architecture_args)
         path = self.folder / self.weights_file
-        if sha256_of(path) != self.weights_sha256:  # changed since the bundle was validated
+        if sha256_file(path) != self.weights_sha256:  # changed since the bundle was validated
             raise ModelBundleError("Weights changed on disk after validation", path=str(path))
         state = load_file(str(path))
         try:
@@ -138,11 +138,3 @@ class ModelBundle:
             raise ModelBundleError(f"Weights do not fit the architecture: {str(exc)[:200]}", path=str(path)) from exc
         network.eval()
         return network
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

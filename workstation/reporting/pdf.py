@@ -8,8 +8,6 @@ to a temporary file and renamed, so a failed export never leaves half a report b
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from reportlab.platypus import (
     CondPageBreak, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle,
 )
 
+from workstation.files import write_atomically
 from workstation.imaging.volume import Volume
 from workstation.jobs import CancelToken, Job, Progress
 from workstation.reporting.content import ReportContent, ReportError, ReportFinding
@@ -73,7 +72,10 @@ def write_report_pdf(content: ReportContent, images: Mapping[tuple[str, int], li
                                  title=f"CT report {'(draft) ' if content.draft else ''}{content.metadata.study_uid}",
                                  author=content.signer or "", creator="Workstation")
     document.build(story, onFirstPage=page.draw, onLaterPages=page.draw, canvasmaker=_NumberedCanvas)
-    _write_atomically(path, buffer.getvalue())
+    try:
+        write_atomically(path, buffer.getvalue())
+    except OSError as exc:
+        raise ReportError(f"Cannot write the report to {path}: {exc.strerror or exc}; choose another folder") from exc
     return path
 
 
@@ -83,26 +85,6 @@ def _key(finding: ReportFinding) -> tuple[str, int]:
 
 def _label(finding: ReportFinding) -> str:
     return str(finding.number) if finding.number else f"P{finding.finding_id}"
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".report-", suffix=".pdf")
-    except OSError as exc:
-        raise ReportError(f"Cannot write the report to {path.parent}: {exc.strerror or exc}; "
-                          "choose another folder") from exc
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise ReportError(f"Cannot write the report to {path}: {exc.strerror or exc}; choose another folder") from exc
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 def _styles(fonts: FontSet) -> dict[str, ParagraphStyle]:

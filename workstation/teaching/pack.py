@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
 import tempfile
 import zipfile
 from collections.abc import Iterable
@@ -23,6 +22,7 @@ import pydicom
 
 from workstation.dicom.deidentify import DeidOptions, Deidentifier, deidentify_job, installation_secret
 from workstation.errors import WorkstationError
+from workstation.files import write_atomically
 from workstation.jobs import CancelToken, Job, Progress
 from workstation.library import StudyLibrary
 from workstation.review import audit
@@ -71,7 +71,10 @@ def export_pack_job(home: Path, store: ReviewStore, studies: Iterable[str], out:
         manifest = {"format": FORMAT, "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     "cases": cases, "files": {name: _sha256(path.read_bytes()) for name, path in files.items()}}
         data = _zip(manifest, files)
-    _write_atomically(Path(out), data)
+    try:
+        write_atomically(Path(out), data)
+    except OSError as exc:
+        raise PackError(f"Cannot write the pack to {out}: {exc.strerror or exc}; choose another folder") from exc
     with store.transaction() as connection:
         audit.append(connection, created_by, "exported", new_value={
             "kind": "teaching-pack", "path": str(Path(out).resolve()), "sha256": _sha256(data),
@@ -156,17 +159,6 @@ def _zip(manifest: dict, files: dict[str, Path]) -> bytes:
         for name, path in files.items():
             archive.write(path, name)
     return buffer.getvalue()
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".pack-")
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise PackError(f"Cannot write the pack to {path}: {exc.strerror or exc}; choose another folder") from exc
 
 
 def _sha256(data: bytes) -> str:
