@@ -79,13 +79,23 @@ def mine_hard_negatives(network, cases: list, device: str) -> list[np.ndarray]:
     return mined
 
 
+def nodule_voxels(mask: np.ndarray) -> list[np.ndarray]:
+    """The voxels of each nodule separately, so patches can pick a nodule first, then a voxel."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask > 0)
+    return [np.argwhere(labels == index) for index in range(1, count + 1)]
+
+
 def sample_patch(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
-                 hard: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 hard: np.ndarray | None = None, nodules: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Half the patches hold a nodule (anywhere in the patch); a quarter are random, a quarter
-    centre on dense tissue (vessels, heart, chest wall): the hard negatives."""
+    centre on dense tissue (vessels, heart, chest wall): the hard negatives. The nodule is drawn
+    uniformly among the case's nodules (given `nodules`), not by voxel: by voxel a 20 mm nodule is
+    drawn 37 times as often as a 6 mm one, which starved the small ones (6-10 mm sensitivity 0.28)."""
     padded_image = np.pad(image, [(p // 2, p // 2) for p in PATCH], constant_values=0.0)
     padded_mask = np.pad(mask, [(p // 2, p // 2) for p in PATCH])
-    positives = np.argwhere(mask > 0)
+    positives = nodules[rng.integers(len(nodules))] if nodules else np.argwhere(mask > 0)
     draw = rng.random()
     if len(positives) and draw < 0.5:
         centre = positives[rng.integers(len(positives))] + rng.integers(-20, 21, 3)
@@ -163,6 +173,8 @@ def main() -> None:
     parser.add_argument("--matrix", type=int, default=256, help="phantom matrix (model spacing is 1.5 mm anyway)")
     parser.add_argument("--hard-negatives-from", type=int, default=0, metavar="STEP",
                         help="from this step on, a third of the patches centre on the model's own false positives")
+    parser.add_argument("--per-nodule-from", type=int, default=0, metavar="STEP",
+                        help="from this step on, positive patches draw a nodule uniformly (not by voxel)")
     args = parser.parse_args()
     device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
     torch.set_num_threads(args.threads)
@@ -170,6 +182,7 @@ def main() -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
     started = time.time()
     cases = [prepare_case(seed, args.matrix) for seed in TRAIN_SEEDS]
+    per_nodule = [nodule_voxels(mask) for _, mask, _ in cases] if args.per_nodule_from else None
     print(f"prepared {len(cases)} phantoms in {time.time() - started:.0f}s", flush=True)
     network = build_network().to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=2e-3)
@@ -183,7 +196,9 @@ def main() -> None:
             hard = mine_hard_negatives(network, cases, device)
             print(f"step {step}: mined {sum(len(h) for h in hard)} false positives", flush=True)
         picks = rng.integers(len(cases), size=args.batch)
-        images, masks = zip(*(sample_patch(*cases[i][:2], rng, hard[i] if hard else None) for i in picks))
+        uniform = per_nodule is not None and step >= args.per_nodule_from
+        images, masks = zip(*(sample_patch(*cases[i][:2], rng, hard[i] if hard else None,
+                                           per_nodule[i] if uniform else None) for i in picks))
         x = torch.from_numpy(np.stack(images))[:, None].to(device)
         y = torch.from_numpy(np.stack(masks))[:, None].to(device)
         for group in optimizer.param_groups:  # cosine decay to a tenth
