@@ -16,6 +16,7 @@ burned-in text (BurnedInAnnotation YES, secondary capture) are refused unless ov
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import hmac
@@ -135,7 +136,7 @@ class Deidentifier:
     def dataset(self, source: Dataset, summary: DeidSummary | None = None) -> Dataset:
         """A de-identified copy (the source is not changed)."""
         summary = summary or DeidSummary()
-        dataset = _deep_copy(source)
+        dataset = copy.deepcopy(source)
         patient_id = str(source.get("PatientID", "")) or str(source.get("PatientName", ""))
         identifying = _identifying_values(source)
         self._walk(dataset, patient_id, identifying, summary)
@@ -223,12 +224,6 @@ class Deidentifier:
             element.value = [self.uid(v) for v in element.value]
         elif element.value:
             element.value = self.uid(element.value)
-
-
-def _deep_copy(dataset: Dataset) -> Dataset:
-    import copy
-
-    return copy.deepcopy(dataset)
 
 
 def _code(value: str, meaning: str) -> Dataset:

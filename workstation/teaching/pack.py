@@ -18,8 +18,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pydicom
-
 from workstation.dicom.deidentify import DeidOptions, Deidentifier, deidentify_job, installation_secret
 from workstation.errors import WorkstationError
 from workstation.files import write_atomically
@@ -144,12 +142,6 @@ def teaching_case(store: ReviewStore, study_uid: str) -> PackCase | None:
     row = store.connection.execute("SELECT name, answers, notes FROM teaching_cases WHERE study_uid = ?",
                                    (study_uid,)).fetchone()
     return PackCase(row[0], study_uid, json.loads(row[1]), row[2]) if row else None
-
-
-def pack_study_uids(files: dict[str, bytes]) -> set[str]:
-    """Study UIDs of the DICOM files in a pack (for checks)."""
-    return {str(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).StudyInstanceUID)
-            for name, data in files.items() if name.endswith(".dcm")}
 
 
 def _zip(manifest: dict, files: dict[str, Path]) -> bytes:
