@@ -215,7 +215,7 @@ class _Story:
         out = [self.p("AI findings rejected by the reader", "h2")]
         if not self.content.rejected:
             return out + [self.p("None.")]
-        rows = [["Location", "Longest diameter", "AI probability", "Reason", "Rejected by"]]
+        rows = [["Location", "Longest diameter", "AI prob.", "Reason", "Rejected by"]]
         for f in self.content.rejected:
             rows.append([f.location, f"{f.diameter_mm:.1f} mm",
                          f"{f.probability:.2f}" if f.probability is not None else "-", f.reason or "-",
