@@ -38,6 +38,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("sign", "Sign the read...", "Ctrl+S", "Review", "sign_study", True),
     ActionSpec("export_report", "Export report (PDF)...", "Ctrl+Shift+E", "Review", "export_report", True),
     ActionSpec("start_quiz", "Quiz on this teaching case", "Ctrl+Shift+Q", "Teaching", "start_quiz"),
+    ActionSpec("import_pack", "Import a teaching pack...", "", "Teaching", "import_pack"),
+    ActionSpec("export_pack", "Export this study as a teaching pack...", "", "Teaching", "export_pack"),
     ActionSpec("submit_quiz", "Submit quiz answers", "Ctrl+Return", "Teaching", "submit_quiz"),
     ActionSpec("preset_lung", "Window: lung", "1", "View", "apply_preset:lung", True),
     ActionSpec("preset_mediastinum", "Window: mediastinum", "2", "View", "apply_preset:mediastinum", True),

@@ -37,7 +37,7 @@ from workstation.inference.registry import find_model
 from workstation.inference.runner import run_inference_job
 from workstation.jobs import CancelToken, Job
 from workstation.library import StudyLibrary, thumbnail_path
-from workstation.teaching.pack import PackCase, teaching_case
+from workstation.teaching.pack import PackCase, export_pack_job, import_pack_job, teaching_case
 from workstation.teaching.quiz import submit_quiz
 from workstation.reporting.lungrads import CATEGORIES as LUNG_RADS_CATEGORIES
 from workstation.reporting.lungrads import suggest_for_read
@@ -94,6 +94,7 @@ class MainWindow(QMainWindow):
         self.analysis = None
         self.pending_click: tuple[str, int | None] | None = None  # ('add', None) or ('move', finding id)
         self.report_preview: ReportPreviewDialog | None = None
+        self._on_done = None  # where the running job's result goes, when not the default dispatch
         self.export_offer: QMessageBox | None = None
         self.quiz_case: PackCase | None = None  # a teaching case being answered: AI and key hidden
         self.quiz_marks: list[tuple[float, float, float]] = []
@@ -245,15 +246,53 @@ class MainWindow(QMainWindow):
     def import_folder_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Import a folder into the library")
         if folder:
-            self.runner.succeeded.disconnect(self._on_loaded)
-            self.runner.succeeded.connect(self._on_imported)
             self._start_load(lambda cancel: StudyLibrary(self.home).import_job([Path(folder)], cancel),
-                             f"Importing {folder}")
+                             f"Importing {folder}", on_done=self._on_imported)
 
-    def _start_load(self, make_job, description: str) -> None:
+    # -- teaching packs -------------------------------------------------------------------------
+    def import_pack(self, path: Path | None = None) -> None:
+        """Verify a teaching pack and add its cases (with their answer keys) to the library."""
+        if path is None:
+            chosen, _ = QFileDialog.getOpenFileName(self, "Import a teaching pack", str(Path.home()),
+                                                    "Teaching pack (*.zip)")
+            if not chosen:
+                return
+            path = Path(chosen)
+        store, home, who = self.store, self.home, self.user.username if self.user else "unknown"
+        self._start_load(lambda cancel: import_pack_job(path, home, store, imported_by=who, cancel=cancel),
+                         f"Importing the teaching pack {path.name}", on_done=self._on_pack_imported)
+
+    def _on_pack_imported(self, cases) -> None:
+        self.browser.reload()
+        self._set_status(f"Imported {len(cases)} teaching case(s); open one and start the quiz (Ctrl+Shift+Q)")
+
+    def export_pack(self, path: Path | None = None, notes: str | None = None) -> None:
+        """The open study, de-identified, with its accepted findings as the answer key."""
+        if self.user is None or not self.user.can("export") or self.current_study_key is None:
+            self._on_failed("Log in as a radiologist or admin and open a library study to export it as a pack")
+            return
+        if path is None:
+            chosen, _ = QFileDialog.getSaveFileName(self, "Export a teaching pack", str(Path.home() / "case.zip"),
+                                                    "Teaching pack (*.zip)")
+            if not chosen:
+                return
+            path = Path(chosen)
+        if notes is None:
+            notes, ok = QInputDialog.getMultiLineText(self, "Teaching pack", "Notes for the trainees")
+            if not ok:
+                return
+        store, home, who, study = self.store, self.home, self.user.username, self.current_study_key
+        self._start_load(lambda cancel: export_pack_job(home, store, [study], path, notes=notes, created_by=who,
+                                                        cancel=cancel),
+                         "Exporting a de-identified teaching pack",
+                         on_done=lambda written: self._set_status(f"Wrote the teaching pack {written}"))
+
+    def _start_load(self, make_job, description: str, on_done=None) -> None:
+        """Run a core job on the worker; its result goes to `on_done`, else to _on_loaded's dispatch."""
         if not self.runner.start(make_job, description):
             self._set_status("Another job is still running; cancel it first (Esc)")
             return
+        self._on_done = on_done
         self.views["3d"].hold_full_quality(True)
         self._set_status(description)
         self.progress.setValue(0)
@@ -270,6 +309,10 @@ class MainWindow(QMainWindow):
         self._set_status(message)
 
     def _on_loaded(self, result) -> None:
+        if self._on_done is not None:
+            handler, self._on_done = self._on_done, None
+            handler(result)
+            return
         if isinstance(result, ExportedReport):
             self._show_report_preview(result)
             return
@@ -680,8 +723,6 @@ class MainWindow(QMainWindow):
         self.findings_panel.select_next(-1)
 
     def _on_imported(self, report) -> None:
-        self.runner.succeeded.disconnect(self._on_imported)
-        self.runner.succeeded.connect(self._on_loaded)
         self.browser.reload()
         self._set_status(f"Imported {len(report.studies)} study(ies): {report.files_copied} file(s) copied, "
                          f"{report.files_already_present} already in the library")
@@ -695,6 +736,7 @@ class MainWindow(QMainWindow):
         self.error_box.show()
 
     def _on_job_finished(self) -> None:
+        self._on_done = None  # (a failed or cancelled job leaves no handler behind)
         self.views["3d"].hold_full_quality(False)
         self.progress.hide()
         self.cancel_button.hide()

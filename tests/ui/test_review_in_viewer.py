@@ -23,6 +23,12 @@ def users(loaded: MainWindow):
     return admin, reader, trainee
 
 
+@pytest.fixture
+def users_of_window(window: MainWindow):
+    admin = add_user(window.store, None, "admin", "correct horse", "admin")
+    return admin, add_user(window.store, admin, "dr.lee", "battery staple", "radiologist")
+
+
 def _run_ai(window: MainWindow, qtbot) -> None:
     with qtbot.waitSignal(window.runner.succeeded, timeout=180000):
         window.run_ai()
@@ -329,3 +335,29 @@ def test_demo_case_read_entirely_by_keyboard_then_the_audit_verifies(window: Mai
     assert [s.decision for s in states].count("rejected") == total // 2
     assert all(s.reason == "vessel" for s in states if s.decision == "rejected")
     assert cli(["audit", "verify"]) == 0 and "audit trail ok" in capsys.readouterr().out
+
+
+def test_teaching_pack_export_and_import_from_the_viewer(window: MainWindow, users_of_window, qtbot,
+                                                          small_phantom_dir, tmp_path) -> None:
+    from workstation.jobs import run_job
+    from workstation.library import StudyLibrary
+    from workstation.teaching.pack import teaching_case
+
+    run_job(StudyLibrary(window.home).import_job([small_phantom_dir / "dicom"]))
+    key = StudyLibrary(window.home).studies()[0]["key"]
+    window.set_user(users_of_window[1])
+    with qtbot.waitSignal(window.runner.finished, timeout=120000):
+        window.open_study(key)
+    window.session.add(tuple(window.state.crosshair), 8.0, "solid")
+    pack = tmp_path / "lecture.zip"
+    with qtbot.waitSignal(window.runner.finished, timeout=120000):
+        window.export_pack(pack, notes="One solid nodule.")
+    assert pack.is_file() and "Wrote the teaching pack" in window.status_label.text()
+    with qtbot.waitSignal(window.runner.finished, timeout=120000):
+        window.import_pack(pack)
+    assert "Imported 1 teaching case" in window.status_label.text()
+    studies = StudyLibrary(window.home).studies()
+    assert len(studies) == 2 and window.browser.tree.topLevelItemCount() == 2
+    case = next(teaching_case(window.store, s["study_uid"]) for s in studies
+                if teaching_case(window.store, s["study_uid"]))
+    assert case.notes == "One solid nodule." and len(case.answers) == 1
