@@ -87,8 +87,8 @@ def nodule_voxels(mask: np.ndarray) -> list[np.ndarray]:
     return [np.argwhere(labels == index) for index in range(1, count + 1)]
 
 
-def sample_patch(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
-                 hard: np.ndarray | None = None, nodules: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def sample_patch(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, hard: np.ndarray | None = None,
+                 nodules: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Half the patches hold a nodule (anywhere in the patch); a quarter are random, a quarter
     centre on dense tissue (vessels, heart, chest wall): the hard negatives. The nodule is drawn
     uniformly among the case's nodules (given `nodules`), not by voxel: by voxel a 20 mm nodule is

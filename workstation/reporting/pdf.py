@@ -257,7 +257,8 @@ class _PageDecor:
         styles = _styles(fonts)
         self.styles = styles
         m = content.metadata
-        self.header_left = [Paragraph(markup(content.institution or "Institution not set", fonts, True), styles["body"]),
+        institution = content.institution or "Institution not set"
+        self.header_left = [Paragraph(markup(institution, fonts, True), styles["body"]),
                             Paragraph(markup(_patient_line(m), fonts), styles["body"]),
                             Paragraph(markup(f"Study {_date(m.study_date)} {m.study_description}", fonts),
                                       styles["small"])]
@@ -323,7 +324,8 @@ def _flowable(image, width: float) -> Image:
 
 def _patient_line(m) -> str:
     birth = _date(m.patient_birth_date) if m.patient_birth_date else "-"
-    return f"{person_name(m.patient_name) or '(no name)'} · ID {m.patient_id or '-'} · born {birth} · sex {m.patient_sex or '-'}"
+    name = person_name(m.patient_name) or "(no name)"
+    return f"{name} · ID {m.patient_id or '-'} · born {birth} · sex {m.patient_sex or '-'}"
 
 
 def person_name(value: str) -> str:
