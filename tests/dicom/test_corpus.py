@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from pydicom.data import get_testdata_file
 
 from workstation.dicom.load import load_volume
@@ -60,3 +61,13 @@ def test_every_real_ct_file_and_folder(real_ct: Path) -> None:
             pass
     for folder in sorted(p for p in real_ct.iterdir() if p.is_dir()):
         assert load_volume(folder).shape[0] >= 20
+
+
+def test_a_file_that_vanishes_during_a_scan_is_skipped_by_name(tmp_path: Path) -> None:
+    """A data folder's SQLite -shm/-wal files come and go while a folder is scanned."""
+    from workstation.dicom.headers import read_headers
+    from workstation.dicom.sources import DicomSource
+    from workstation.errors import NotDicomError
+
+    with pytest.raises(NotDicomError, match="cannot be read"):
+        read_headers(DicomSource(tmp_path / "library.db-shm"))

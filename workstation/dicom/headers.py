@@ -91,7 +91,10 @@ def read_headers(source: DicomSource, metadata_cache: MetadataCache | None = Non
     Files of one series share their study/series metadata; with a cache it is converted once
     per series instead of once per file (the bulk of header-reading time).
     """
-    size = source.size()
+    try:
+        size = source.size()
+    except OSError as exc:  # e.g. a database's -shm file that vanished between listing and reading
+        raise NotDicomError(f"The file cannot be read: {exc.strerror or exc}", path=source.label) from exc
     if size > LIMITS.max_file_bytes:
         raise SizeLimitError(f"File is {size} bytes, over the {LIMITS.max_file_bytes}-byte limit", path=source.label)
     try:
