@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QStackedWidget, QVBoxLayout, QWidget
 
 from ui.actions import ACTIONS
@@ -69,6 +69,7 @@ class WelcomeTour(QDialog):
                            for k in keys)
             page = QLabel(f"<h3>{title}</h3><table>{rows}</table><p>{text}</p>")
             page.setWordWrap(True)
+            page.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
             self.pages.addWidget(page)
         self.back = QPushButton("Back")
         self.next = QPushButton("Next")
