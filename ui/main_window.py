@@ -313,9 +313,6 @@ class MainWindow(QMainWindow):
             handler, self._on_done = self._on_done, None
             handler(result)
             return
-        if isinstance(result, ExportedReport):
-            self._show_report_preview(result)
-            return
         if not isinstance(result, dict):  # an Analysis from "Run AI"
             self._on_analysis(result)
             return
@@ -618,7 +615,7 @@ class MainWindow(QMainWindow):
         self.report_preview = None
         self._start_load(lambda cancel: study_report_job(store, volume, preview, generated_by=who,
                                                          institution=institution, record=False, cancel=cancel),
-                         "Building the report")
+                         "Building the report", on_done=self._show_report_preview)
 
     def _show_report_preview(self, result: ExportedReport) -> None:
         folder = Path(self.settings.value("report_folder", str(Path.home())))

@@ -200,7 +200,7 @@ class Deidentifier:
                 and key not in NEVER_SHIFTED and element.value not in (None, ""):
             element.value = _shift(str(element.value), vr, self.day_shift(patient_id))
             return
-        if action in ("K",):
+        if action == "K":
             return
         if action == "C":
             if vr in TEXT_VRS and element.value not in (None, ""):

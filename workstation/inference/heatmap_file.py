@@ -9,14 +9,13 @@ could unpickle.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from workstation.errors import WorkstationError
+from workstation.files import write_atomically
 
 
 def save_heatmap(path: Path, heatmap: np.ndarray) -> Path:
@@ -26,20 +25,12 @@ def save_heatmap(path: Path, heatmap: np.ndarray) -> Path:
         np.nonzero(quantised.any(axis=(0, 1)))[0]
     low = np.array([axis.min() if axis.size else 0 for axis in nonzero])
     high = np.array([axis.max() + 1 if axis.size else 0 for axis in nonzero])
+    values = quantised[low[0]:high[0], low[1]:high[1], low[2]:high[2]]
+    header = {"format": "workstation-heatmap-1", "shape": list(quantised.shape), "low": low.tolist(),
+              "box": list(values.shape)}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".heatmap-")
-    try:
-        values = quantised[low[0]:high[0], low[1]:high[1], low[2]:high[2]]
-        header = {"format": "workstation-heatmap-1", "shape": list(quantised.shape), "low": low.tolist(),
-                  "box": list(values.shape)}
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(json.dumps(header).encode() + b"\n")
-            stream.write(zlib.compress(np.ascontiguousarray(values).tobytes(), 6))
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    write_atomically(path, json.dumps(header).encode() + b"\n" +
+                     zlib.compress(np.ascontiguousarray(values).tobytes(), 6))
     return path
 
 

@@ -255,7 +255,6 @@ class _PageDecor:
     def __init__(self, content: ReportContent, fonts: FontSet) -> None:
         self.content, self.fonts = content, fonts
         styles = _styles(fonts)
-        self.styles = styles
         m = content.metadata
         institution = content.institution or "Institution not set"
         self.header_left = [Paragraph(markup(institution, fonts, True), styles["body"]),
