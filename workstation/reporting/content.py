@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ import numpy as np
 from workstation.errors import WorkstationError
 from workstation.imaging.volume import SeriesMetadata, Volume
 from workstation.inference.preprocess import lung_crop
+from workstation.inference.registry import list_models
 from workstation.reporting.lungrads import LungRadsSuggestion, NoduleInput, suggest_category
 from workstation.review import audit
 from workstation.review.session import FindingState, ReviewSession
@@ -159,10 +160,6 @@ def _model_runs(connection: sqlite3.Connection, study_uid: str) -> list[ModelRun
 
 def _with_model_card(run: ModelRun) -> ModelRun:
     """Intended use and the stated performance at the run's threshold, from the same bundle (by sha256)."""
-    from dataclasses import replace
-
-    from workstation.inference.registry import list_models
-
     bundle = next((e.bundle for e in list_models() if e.bundle and e.bundle.weights_sha256 == run.sha256), None)
     if bundle is None:
         return run
