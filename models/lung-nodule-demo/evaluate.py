@@ -1,8 +1,10 @@
 """Evaluate the demo model: FROC on unseen phantoms, and the real-CT development check.
 
     python models/lung-nodule-demo/evaluate.py [--cases 50] [--write]
+    python models/lung-nodule-demo/evaluate.py --validation --bundle FOLDER   # choosing a snapshot
 
-Seeds 10000 and up (training used 1000-1999). A candidate hits a nodule when its centre lies
+Seeds 10000 and up (training used 1000-1999); --validation uses 20 cases from seed 5000 instead,
+so that choosing among training snapshots never looks at the evaluation phantoms. A candidate hits a nodule when its centre lies
 within the nodule's radius (LUNA16); further hits on a detected nodule are ignored, every other
 candidate is a false positive. Sensitivity at 1/8 ... 8 false positives per scan and their
 mean (CPM) are reported for nodules >= 6 mm and for all, and by kind and size. --write puts
@@ -29,6 +31,7 @@ from workstation.inference.runner import run_inference_job  # noqa: E402
 from workstation.jobs import run_job  # noqa: E402
 
 EVAL_SEED_START = 10000
+VALIDATION_SEED_START = 5000
 FP_RATES = (0.125, 0.25, 0.5, 1, 2, 4, 8)
 CANDIDATE_THRESHOLD = 0.05
 SIZE_BINS = ((4, 6), (6, 10), (10, 20), (20, 31))
@@ -122,18 +125,21 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=50)
     parser.add_argument("--matrix", type=int, default=256)
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--validation", action="store_true", help="20 validation phantoms, nothing written")
+    parser.add_argument("--bundle", type=Path, default=HERE, help="model bundle folder (default: this one)")
     args = parser.parse_args()
-    bundle = ModelBundle.from_folder(HERE)
+    bundle = ModelBundle.from_folder(args.bundle)
+    first_seed, count = (VALIDATION_SEED_START, 20) if args.validation else (EVAL_SEED_START, args.cases)
     cases = []
     started = time.time()
-    for seed in range(EVAL_SEED_START, EVAL_SEED_START + args.cases):
+    for seed in range(first_seed, first_seed + count):
         phantom = generate_phantom(PhantomSpec.from_seed(seed, matrix=args.matrix))
         analysis = run_job(run_inference_job(phantom.volume, bundle, threshold=CANDIDATE_THRESHOLD))
         cases.append((match([f.to_dict() for f in analysis.findings], phantom.nodules), phantom.nodules))
         print(f"seed {seed}: {len(phantom.nodules)} nodules, {len(analysis.findings)} candidates "
               f"({time.time() - started:.0f}s)", flush=True)
     report = {
-        "cases": len(cases), "phantom_seeds": f"{EVAL_SEED_START}-{EVAL_SEED_START + len(cases) - 1}",
+        "cases": len(cases), "phantom_seeds": f"{first_seed}-{first_seed + len(cases) - 1}",
         "phantom_matrix": args.matrix, "candidate_threshold": CANDIDATE_THRESHOLD,
         "nodules_6mm_and_larger": _summary(froc(cases, lambda n: n["diameter_mm"] >= 6)),
         "all_nodules": _summary(froc(cases)),
@@ -142,10 +148,10 @@ def main() -> None:
         "by_size_mm": {f"{low}-{high}": _summary(froc(cases, lambda n, a=low, b=high: a <= n["diameter_mm"] < b))
                        for low, high in SIZE_BINS},
         "operating_points": operating_points(cases),
-        "real_ct_development_check": real_ct_check(bundle),
+        "real_ct_development_check": [] if args.validation else real_ct_check(bundle),
     }
     print(json.dumps(report, indent=1))
-    if args.write:
+    if args.write and not args.validation:
         write_results(report)
 
 
