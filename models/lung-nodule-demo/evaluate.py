@@ -83,7 +83,7 @@ def froc(cases: list[tuple[list, list[dict]]], keep=lambda nodule: True) -> dict
             "cpm": round(float(np.mean(list(sensitivities.values()))), 3), "curve": curve}
 
 
-def operating_points(cases, thresholds=(0.3, 0.5, 0.7, 0.85, 0.95, 0.99)) -> list[dict]:
+def operating_points(cases, thresholds=(0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 0.95, 0.99)) -> list[dict]:
     points = []
     for threshold in thresholds:
         detected = total = false_positives = 0

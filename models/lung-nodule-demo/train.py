@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from workstation.imaging.phantom import PhantomSpec, generate_phantom  # noqa: E402
-from workstation.inference.preprocess import lung_crop, normalise, zoom_factors  # noqa: E402
+from workstation.inference.preprocess import LungCrop, lung_crop, normalise, patch_at, zoom_factors  # noqa: E402
 
 SPACING_MM = (1.5, 1.5, 1.5)
 HU_WINDOW = (-1000.0, 400.0)
@@ -35,8 +35,7 @@ ARCHITECTURE = {"class": "monai.networks.nets.UNet",
 # Batch norm, not MONAI's default instance norm: instance norm re-normalises every window
 # (and the 1-channel layer before the output), which capped probabilities near 0.75 and made
 # them depend on what else a window held. Measured on the first training run.
-CHECKPOINT = HERE / "checkpoint.safetensors"
-CHECKPOINT_STATE = HERE / "checkpoint.json"
+CHECKPOINT = HERE / "checkpoint.safetensors"  # its JSON sidecar: checkpoint.json
 
 
 def build_network():
@@ -45,9 +44,10 @@ def build_network():
     return UNet(**ARCHITECTURE["args"])
 
 
-def prepare_case(seed: int, matrix: int = 256, nodule_count: int | None = None) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """(image 0..1 as float16, nodule mask as uint8, nodules) on the model grid, made the way the
-    runner makes it. Half-precision storage keeps 200 cases in about 5 GB."""
+def prepare_case(seed: int, matrix: int = 256, nodule_count: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, list[dict], LungCrop, object]:
+    """(image 0..1 as float16, nodule mask as uint8, nodules, lung crop, phantom volume) on the
+    model grid, made the way the runner makes it. Half precision keeps 300 cases in about 1.5 GB."""
     phantom = generate_phantom(PhantomSpec.from_seed(seed, matrix=matrix, nodule_count=nodule_count))
     volume = phantom.volume
     crop = lung_crop(volume)
@@ -58,7 +58,7 @@ def prepare_case(seed: int, matrix: int = 256, nodule_count: int | None = None) 
                                             align_corners=False)[0, 0].numpy()
     mask = torch.from_numpy((phantom.nodule_mask[crop.box] > 0).astype(np.float32))[None, None]
     mask = torch.nn.functional.interpolate(mask, size=shape, mode="trilinear", align_corners=False)[0, 0].numpy()
-    return image.astype(np.float16), (mask > 0.5).astype(np.uint8), phantom.nodules
+    return image.astype(np.float16), (mask > 0.5).astype(np.uint8), phantom.nodules, crop, volume
 
 
 def mine_hard_negatives(network, cases: list, device: str) -> list[np.ndarray]:
@@ -70,7 +70,7 @@ def mine_hard_negatives(network, cases: list, device: str) -> list[np.ndarray]:
     network.eval()
     mined = []
     with torch.inference_mode():
-        for image, mask, _nodules in cases:
+        for image, mask, *_ in cases:
             x = torch.from_numpy(image.astype(np.float32))[None, None].to(device)
             heat = torch.sigmoid(sliding_window_inference(x, PATCH, 4, network, overlap=0.25))[0, 0].cpu().numpy()
             labels, count = ndimage.label((heat > 0.5) & (ndimage.binary_dilation(mask > 0, iterations=3) == 0))
@@ -96,15 +96,6 @@ def nodule_weights(nodules: list[np.ndarray]) -> np.ndarray:
     return weights / weights.sum() if len(weights) else weights
 
 
-def cut_patch(array: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """The PATCH-sized block centred on `centre`, zero beyond the array's edges (no full-volume pad)."""
-    low = np.asarray(centre) - np.array(PATCH) // 2
-    source = tuple(slice(max(int(a), 0), min(int(a) + p, n)) for a, p, n in zip(low, PATCH, array.shape))
-    block = array[source]
-    before = [s.start - int(a) for s, a in zip(source, low)]
-    return np.pad(block, [(b, p - b - n) for b, p, n in zip(before, PATCH, block.shape)])
-
-
 def sample_patch(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, hard: np.ndarray | None = None,
                  nodules: list[np.ndarray] | None = None, weights: np.ndarray | None = None,
                  ) -> tuple[np.ndarray, np.ndarray]:
@@ -128,8 +119,8 @@ def sample_patch(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, 
     else:
         centre = np.array([rng.integers(n) for n in image.shape])
     centre = np.clip(centre, 0, np.array(image.shape) - 1)
-    patch_image = cut_patch(image, centre).astype(np.float32)
-    patch_mask = cut_patch(mask, centre).astype(np.float32)
+    patch_image = patch_at(image, centre, PATCH).astype(np.float32)
+    patch_mask = patch_at(mask, centre, PATCH).astype(np.float32)
     for axis in (0, 1, 2):  # flips: left/right, anterior/posterior and head/feet are all plausible
         if rng.random() < 0.5:
             patch_image, patch_mask = np.flip(patch_image, axis), np.flip(patch_mask, axis)
@@ -138,7 +129,7 @@ def sample_patch(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, 
     return np.ascontiguousarray(patch_image, dtype=np.float32), np.ascontiguousarray(patch_mask)
 
 
-def save_checkpoint(network, optimizer, step: int) -> None:
+def save_checkpoint(network, optimizer, step: int, path: Path = CHECKPOINT) -> None:
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.contiguous() for k, v in network.state_dict().items()}
@@ -146,17 +137,17 @@ def save_checkpoint(network, optimizer, step: int) -> None:
     for index, values in state["state"].items():
         for key, value in values.items():
             tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).contiguous()
-    save_file(tensors, str(CHECKPOINT) + ".tmp")
-    Path(str(CHECKPOINT) + ".tmp").replace(CHECKPOINT)
-    CHECKPOINT_STATE.write_text(json.dumps({"step": step, "param_groups": state["param_groups"]}))
+    save_file(tensors, str(path) + ".tmp")
+    Path(str(path) + ".tmp").replace(path)
+    path.with_suffix(".json").write_text(json.dumps({"step": step, "param_groups": state["param_groups"]}))
 
 
-def load_checkpoint(network, optimizer) -> int:
+def load_checkpoint(network, optimizer, path: Path = CHECKPOINT) -> int:
     from safetensors.torch import load_file
 
-    tensors = load_file(str(CHECKPOINT))
+    tensors = load_file(str(path))
     network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    meta = json.loads(CHECKPOINT_STATE.read_text())
+    meta = json.loads(path.with_suffix(".json").read_text())
     state: dict = {"state": {}, "param_groups": meta["param_groups"]}
     for key, value in tensors.items():
         if key.startswith("optimizer."):
@@ -211,7 +202,7 @@ def main() -> None:
     # the first 48 cases are the original training set, unchanged whatever the options
     cases = [prepare_case(TRAIN_SEED_START + index, args.matrix, args.nodules_per_case if index >= 48 else None)
              for index in range(args.cases)]
-    per_nodule = [nodule_voxels(mask) for _, mask, _ in cases]
+    per_nodule = [nodule_voxels(mask) for _, mask, *_ in cases]
     print(f"prepared {len(cases)} phantoms in {time.time() - started:.0f}s", flush=True)
     network = build_network().to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=2e-3)

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def bundle_copy(tmp_path: Path) -> Path:
     target = tmp_path / "lung-nodule-demo"
-    shutil.copytree(DEMO, target, ignore=shutil.ignore_patterns("checkpoint.*", "*.py"))
+    shutil.copytree(DEMO, target, ignore=shutil.ignore_patterns("checkpoint.*", "fpr-checkpoint.*", "snapshot-*", "*.py"))
     return target
 
 
@@ -107,3 +107,33 @@ def test_no_pickle_loading_anywhere_in_the_source() -> None:
             if pattern.search(line):
                 offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert not offenders, offenders
+
+
+def test_shipped_bundle_has_a_checked_second_stage() -> None:
+    bundle = ModelBundle.from_folder(DEMO)
+    stage = bundle.fp_reduction
+    assert stage is not None and stage.architecture == "monai.networks.nets.Classifier"
+    assert 0 < stage.candidate_threshold < bundle.default_threshold
+    classifier = bundle.load_fp_reduction()
+    assert sum(p.numel() for p in classifier.parameters()) > 10_000
+
+
+def test_tampered_second_stage_weights_are_refused(bundle_copy: Path) -> None:
+    weights = bundle_copy / "fpr.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelBundleError, match="do not match their sha256"):
+        ModelBundle.from_folder(bundle_copy)
+
+
+def test_second_stage_outside_the_allow_list_is_refused(bundle_copy: Path) -> None:
+    _edit(bundle_copy, lambda m: m["false_positive_reduction"]["architecture"].__setitem__("class", "builtins.eval"))
+    with pytest.raises(ModelBundleError, match="not on the allow-list"):
+        ModelBundle.from_folder(bundle_copy)
+
+
+def test_second_stage_with_a_missing_field_is_refused(bundle_copy: Path) -> None:
+    _edit(bundle_copy, lambda m: m["false_positive_reduction"].pop("patch_size"))
+    with pytest.raises(ModelBundleError, match="malformed"):
+        ModelBundle.from_folder(bundle_copy)

@@ -23,6 +23,8 @@ ALLOWED_ARCHITECTURES: dict[str, set[str]] = {
                                  "kernel_size", "up_kernel_size", "num_res_units", "act", "norm", "dropout"},
     "monai.networks.nets.SegResNet": {"spatial_dims", "init_filters", "in_channels", "out_channels", "dropout_prob",
                                       "blocks_down", "blocks_up", "upsample_mode"},
+    "monai.networks.nets.Classifier": {"in_shape", "classes", "channels", "strides", "kernel_size", "num_res_units",
+                                       "act", "norm", "dropout", "bias"},
 }
 REQUIRED_FIELDS = ("name", "version", "task", "modality", "intended_use", "limitations", "input", "architecture",
                    "weights", "output_activation", "default_threshold", "operating_points", "training_data",
@@ -34,6 +36,18 @@ class OperatingPoint:
     threshold: float
     sensitivity: float
     false_positives_per_scan: float
+
+
+@dataclass(frozen=True)
+class FalsePositiveReduction:
+    """Optional second stage: a classifier that rescores each candidate from a patch around it."""
+
+    architecture: str
+    architecture_args: dict[str, Any]
+    weights_file: str
+    weights_sha256: str
+    patch_size: tuple[int, int, int]  # (z, y, x) at the model spacing
+    candidate_threshold: float  # heatmap level at which a blob becomes a candidate to rescore
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,7 @@ class ModelBundle:
     evaluation: dict[str, Any] = field(default_factory=dict)
     notice: str = ""  # the line every view of this model's results must show
     requires_gpu: bool = False
+    fp_reduction: FalsePositiveReduction | None = None
 
     @classmethod
     def from_folder(cls, folder: Path) -> "ModelBundle":
@@ -77,24 +92,8 @@ class ModelBundle:
         missing = [name for name in REQUIRED_FIELDS if name not in meta]
         if missing:
             raise ModelBundleError(f"metadata.json lacks {', '.join(missing)}", path=str(folder))
-        architecture = meta["architecture"]
-        class_name, arguments = architecture.get("class", ""), dict(architecture.get("args", {}))
-        if class_name not in ALLOWED_ARCHITECTURES:
-            raise ModelBundleError(f"Architecture {class_name!r} is not on the allow-list", path=str(folder))
-        unknown = set(arguments) - ALLOWED_ARCHITECTURES[class_name]
-        if unknown:
-            raise ModelBundleError(f"Architecture arguments not allowed: {', '.join(sorted(unknown))}",
-                                   path=str(folder))
+        class_name, arguments, digest = _checked_network(folder, meta["architecture"], meta["weights"])
         weights = meta["weights"]
-        weights_path = folder / str(weights.get("file", ""))
-        if not weights.get("file") or "/" in weights["file"] or not weights_path.is_file():
-            raise ModelBundleError(f"Weights file {weights.get('file')!r} is missing", path=str(folder))
-        if not str(weights_path).endswith(".safetensors"):
-            raise ModelBundleError("Weights must be a .safetensors file", path=str(folder))
-        digest = sha256_file(weights_path)
-        if digest != weights.get("sha256"):
-            raise ModelBundleError(f"Weights do not match their sha256 (expected {str(weights.get('sha256'))[:12]}, "
-                                   f"found {digest[:12]}); the file is damaged or was replaced", path=str(folder))
         if not (folder / "MODEL_CARD.md").is_file():
             raise ModelBundleError("Model bundle has no MODEL_CARD.md", path=str(folder))
         model_input = meta["input"]
@@ -115,26 +114,68 @@ class ModelBundle:
                 valid_inputs=dict(meta["valid_inputs"]), training_data=str(meta["training_data"]),
                 licence=str(meta["licence"]), evaluation=dict(meta.get("evaluation", {})),
                 notice=str(meta.get("notice", "")), requires_gpu=bool(meta.get("requires_gpu", False)),
+                fp_reduction=_fp_reduction(folder, meta["false_positive_reduction"])
+                if "false_positive_reduction" in meta else None,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelBundleError(f"metadata.json has a malformed field: {exc}", path=str(folder)) from exc
 
     def load_network(self):
         """The network with its checked weights, in eval mode (torch and MONAI imported here)."""
-        import importlib
+        return _load_network(self.folder, self.architecture, self.architecture_args, self.weights_file,
+                             self.weights_sha256)
 
-        from safetensors.torch import load_file
+    def load_fp_reduction(self):
+        """The second-stage classifier, checked like the network; None when the bundle has none."""
+        stage = self.fp_reduction
+        if stage is None:
+            return None
+        return _load_network(self.folder, stage.architecture, stage.architecture_args, stage.weights_file,
+                             stage.weights_sha256)
 
-        module_name, class_name = self.architecture.rsplit(".", 1)
-        network_class = getattr(importlib.import_module(module_name), class_name)
-        network = network_class(**self.architecture_args)
-        path = self.folder / self.weights_file
-        if sha256_file(path) != self.weights_sha256:  # changed since the bundle was validated
-            raise ModelBundleError("Weights changed on disk after validation", path=str(path))
-        state = load_file(str(path))
-        try:
-            network.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ModelBundleError(f"Weights do not fit the architecture: {str(exc)[:200]}", path=str(path)) from exc
-        network.eval()
-        return network
+
+def _checked_network(folder: Path, architecture: dict, weights: dict) -> tuple[str, dict[str, Any], str]:
+    """(class, arguments, weights sha256) after the allow-list, file and checksum checks."""
+    class_name, arguments = architecture.get("class", ""), dict(architecture.get("args", {}))
+    if class_name not in ALLOWED_ARCHITECTURES:
+        raise ModelBundleError(f"Architecture {class_name!r} is not on the allow-list", path=str(folder))
+    unknown = set(arguments) - ALLOWED_ARCHITECTURES[class_name]
+    if unknown:
+        raise ModelBundleError(f"Architecture arguments not allowed: {', '.join(sorted(unknown))}",
+                               path=str(folder))
+    weights_path = folder / str(weights.get("file", ""))
+    if not weights.get("file") or "/" in weights["file"] or not weights_path.is_file():
+        raise ModelBundleError(f"Weights file {weights.get('file')!r} is missing", path=str(folder))
+    if not str(weights_path).endswith(".safetensors"):
+        raise ModelBundleError("Weights must be a .safetensors file", path=str(folder))
+    digest = sha256_file(weights_path)
+    if digest != weights.get("sha256"):
+        raise ModelBundleError(f"Weights do not match their sha256 (expected {str(weights.get('sha256'))[:12]}, "
+                               f"found {digest[:12]}); the file is damaged or was replaced", path=str(folder))
+    return class_name, arguments, digest
+
+
+def _fp_reduction(folder: Path, stage: dict) -> FalsePositiveReduction:
+    class_name, arguments, digest = _checked_network(folder, stage.get("architecture", {}), stage.get("weights", {}))
+    return FalsePositiveReduction(class_name, arguments, str(stage["weights"]["file"]), digest,
+                                  tuple(int(v) for v in stage["patch_size"]),  # type: ignore[arg-type]
+                                  float(stage["candidate_threshold"]))
+
+
+def _load_network(folder: Path, architecture: str, arguments: dict[str, Any], weights_file: str, sha256: str):
+    import importlib
+
+    from safetensors.torch import load_file
+
+    module_name, class_name = architecture.rsplit(".", 1)
+    network = getattr(importlib.import_module(module_name), class_name)(**arguments)
+    path = folder / weights_file
+    if sha256_file(path) != sha256:  # changed since the bundle was validated
+        raise ModelBundleError("Weights changed on disk after validation", path=str(path))
+    state = load_file(str(path))
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelBundleError(f"Weights do not fit the architecture: {str(exc)[:200]}", path=str(path)) from exc
+    network.eval()
+    return network

@@ -73,8 +73,13 @@ def extract_findings(volume: Volume, heatmap: np.ndarray, threshold: float, mode
             mean_hu=round(float(hu[region][component].mean()), 1),
             probability=round(float(heat[region][component].max()), 4), type=nodule_type(hu[region][component]),
             model_name=model_name, model_version=model_version))
-    findings.sort(key=lambda f: -f.probability)
-    return [Finding(**{**f.to_dict(), "id": number}) for number, f in enumerate(findings, start=1)]
+    return numbered(findings)
+
+
+def numbered(findings: list[Finding]) -> list[Finding]:
+    """Sorted by probability, highest first, with ids 1..n in that order."""
+    ordered = sorted(findings, key=lambda f: -f.probability)
+    return [Finding(**{**f.to_dict(), "id": number}) for number, f in enumerate(ordered, start=1)]
 
 
 def _longest_diameter(points_mm: np.ndarray, spacing: np.ndarray) -> float:

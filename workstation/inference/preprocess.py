@@ -66,3 +66,22 @@ def normalise(hu, window: tuple[float, float]):
     """HU clipped to the model's window and scaled to 0..1 (works on numpy and torch)."""
     low, high = window
     return ((hu.clip(low, high) - low) / (high - low))
+
+
+def model_grid_index(index_kji: np.ndarray, crop: LungCrop, model_shape) -> np.ndarray:
+    """A (k, j, i) position on the volume's grid -> the same point on the resampled model grid
+    (trilinear resampling with align_corners=False maps voxel centres this way)."""
+    scale = np.array(model_shape, dtype=float) / np.array(crop.shape, dtype=float)
+    start = np.array([s.start for s in crop.box], dtype=float)
+    return (np.asarray(index_kji, dtype=float) - start + 0.5) * scale - 0.5
+
+
+def patch_at(array: np.ndarray, centre, size) -> np.ndarray:
+    """The `size` block centred on `centre` (rounded), zero beyond the array's edges (even wholly
+    outside it: a candidate at the crop's edge still gets a patch of the right shape)."""
+    low = np.rint(np.asarray(centre, dtype=float)).astype(int) - np.array(size) // 2
+    starts = [int(np.clip(a, 0, n)) for a, n in zip(low, array.shape)]
+    stops = [int(np.clip(a + p, 0, n)) for a, p, n in zip(low, size, array.shape)]
+    block = array[tuple(slice(a, b) for a, b in zip(starts, stops))]
+    before = [int(np.clip(a - lo, 0, p)) for a, lo, p in zip(starts, low, size)]
+    return np.pad(block, [(b, p - b - n) for b, p, n in zip(before, size, block.shape)])

@@ -15,6 +15,7 @@ from workstation.imaging.volume import Volume
 from workstation.inference.bundle import ModelBundle
 from workstation.inference.device import choose_device, describe_device
 from workstation.inference.findings import Finding, extract_findings
+from workstation.inference.fp_reduction import rescore
 from workstation.inference.preprocess import lung_crop, normalise, zoom_factors
 from workstation.inference.scope import scope_warnings
 from workstation.jobs import CancelToken, Job, Progress
@@ -87,7 +88,14 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
                                            align_corners=False)[0, 0].numpy()
     heatmap = np.zeros(volume.shape, dtype=np.float32)
     heatmap[crop.box] = back
-    findings = extract_findings(volume, heatmap, threshold, bundle.name, bundle.version, crop.box)
+    stage = bundle.fp_reduction
+    findings = extract_findings(volume, heatmap, stage.candidate_threshold if stage else threshold, bundle.name,
+                                bundle.version, crop.box)
+    if stage:
+        cancel.check()
+        yield Progress(95, 100, f"Checking {len(findings)} candidate(s)")
+        findings = rescore(findings, image[0, 0].numpy(), crop, stage, bundle.load_fp_reduction(), threshold,
+                           "cpu")
     yield Progress(100, 100, f"{len(findings)} finding(s)")
     return Analysis(bundle.name, bundle.version, bundle.weights_sha256, describe_device(device), threshold,
                     time.perf_counter() - started, heatmap, findings, scope_warnings(volume, bundle), bundle.notice,

@@ -1,0 +1,158 @@
+"""Train the second stage (false-positive reduction) of the demo model on synthetic phantoms.
+
+    python models/lung-nodule-demo/train_fpr.py --steps 1500 [--resume] [--cases 150]
+
+The detector (weights.safetensors, as the bundle ships it) runs on the training phantoms the
+way the runner runs it; every candidate becomes a sample, labelled nodule when its centre lies
+within a nodule's radius (as the evaluation counts it), and every true nodule centre is added as
+a positive too. A MONAI Classifier learns from 32^3 patches (48 mm at 1.5 mm) around them,
+with flips and a voxel or two of jitter. Balanced batches; seeded; resumable from
+fpr-checkpoint.safetensors; writes fpr.safetensors and its sha256 into metadata.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[1]))
+
+from evaluate import match  # noqa: E402
+from train import TRAIN_SEED_START, load_checkpoint, prepare_case, save_checkpoint  # noqa: E402
+
+from workstation.files import sha256_file  # noqa: E402
+from workstation.inference.bundle import ModelBundle  # noqa: E402
+from workstation.inference.fp_reduction import candidate_patches  # noqa: E402
+from workstation.inference.preprocess import model_grid_index, patch_at  # noqa: E402
+from workstation.inference.runner import run_inference_job  # noqa: E402
+from workstation.jobs import run_job  # noqa: E402
+
+PATCH = (32, 32, 32)
+CANDIDATE_THRESHOLD = 0.05
+ARCHITECTURE = {"class": "monai.networks.nets.Classifier",
+                "args": {"in_shape": [1, *PATCH], "classes": 1, "channels": [16, 32, 64], "strides": [2, 2, 2],
+                         "num_res_units": 1, "norm": "batch"}}
+CHECKPOINT = HERE / "fpr-checkpoint.safetensors"
+STAGE = {"architecture": ARCHITECTURE, "weights": {"file": "fpr.safetensors", "sha256": ""},
+         "patch_size": list(PATCH), "candidate_threshold": CANDIDATE_THRESHOLD}
+
+
+def build_network():
+    from monai.networks.nets import Classifier
+
+    return Classifier(**ARCHITECTURE["args"])
+
+
+def collect_samples(cases: int, matrix: int, nodules_per_case: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(patches (n, 1, 40, 40, 40) float16 with room for jitter, labels (n,)) from the detector's
+    candidates on training phantoms plus the true nodule centres."""
+    detector = dataclasses.replace(ModelBundle.from_folder(HERE), fp_reduction=None)
+    stage = dataclasses.replace(_stage_for_collection(), patch_size=(40, 40, 40))
+    patches, labels = [], []
+    started = time.time()
+    for index in range(cases):
+        image, _mask, nodules, crop, volume = prepare_case(TRAIN_SEED_START + index, matrix,
+                                                           nodules_per_case if index >= 48 else None)
+        analysis = run_job(run_inference_job(volume, detector, threshold=CANDIDATE_THRESHOLD))
+        hits = match([f.to_dict() for f in analysis.findings], nodules)
+        by_probability = sorted(analysis.findings, key=lambda f: -f.probability)
+        if by_probability:
+            patches.append(candidate_patches(image.astype(np.float32), crop, by_probability, stage))
+            labels += [0.0 if hit is None else 1.0 for _p, hit in hits]
+        for nodule in nodules:
+            centre = model_grid_index(volume.patient_to_voxel(nodule["centre_mm"])[::-1], crop, image.shape)
+            patches.append(patch_at(image.astype(np.float32), centre, (40, 40, 40))[None, None])
+            labels.append(1.0)
+        if index % 10 == 0:
+            print(f"case {index}: {len(labels)} samples, {int(sum(labels))} positive ({time.time() - started:.0f}s)",
+                  flush=True)
+    return np.concatenate(patches).astype(np.float16), np.array(labels, dtype=np.float32)
+
+
+def _stage_for_collection():
+    from workstation.inference.bundle import FalsePositiveReduction
+
+    return FalsePositiveReduction(ARCHITECTURE["class"], ARCHITECTURE["args"], "", "", PATCH, CANDIDATE_THRESHOLD)
+
+
+def augmented_batch(patches: np.ndarray, labels: np.ndarray, rng: np.random.Generator, size: int):
+    """Balanced: half positives, half negatives; random 32^3 crop of the 40^3 store (jitter of up
+    to 4 voxels), random flips, intensity and noise like the detector's training."""
+    positives, negatives = np.nonzero(labels > 0.5)[0], np.nonzero(labels < 0.5)[0]
+    picks = np.concatenate([rng.choice(positives, size // 2), rng.choice(negatives, size - size // 2)])
+    out = np.empty((size, 1, *PATCH), dtype=np.float32)
+    for row, index in enumerate(picks):
+        offset = rng.integers(2, 7, 3)  # centre jitter of -2..+2 voxels
+        block = patches[index, 0, offset[0]:offset[0] + 32, offset[1]:offset[1] + 32, offset[2]:offset[2] + 32]
+        block = block.astype(np.float32)
+        for axis in (0, 1, 2):
+            if rng.random() < 0.5:
+                block = np.flip(block, axis)
+        block = block * rng.uniform(0.9, 1.1) + rng.uniform(-0.05, 0.05)
+        out[row, 0] = block + rng.normal(0, rng.uniform(0, 0.03), block.shape)
+    return torch.from_numpy(out), torch.from_numpy(labels[picks][:, None])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--cases", type=int, default=150)
+    parser.add_argument("--nodules-per-case", type=int, default=6)
+    parser.add_argument("--matrix", type=int, default=256)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    patches, labels = collect_samples(args.cases, args.matrix, args.nodules_per_case)
+    print(f"{len(labels)} samples, {int(labels.sum())} positive", flush=True)
+    network = build_network()
+    optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
+    step = load_checkpoint(network, optimizer, CHECKPOINT) if args.resume and CHECKPOINT.exists() else 0
+    rng = np.random.default_rng([11, step])
+    loss_function = torch.nn.BCEWithLogitsLoss()
+    started = time.time()
+    network.train()
+    while step < args.steps:
+        x, y = augmented_batch(patches, labels, rng, args.batch)
+        for group in optimizer.param_groups:
+            group["lr"] = 1e-3 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / args.steps)))
+        loss = loss_function(network(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        step += 1
+        if step % 50 == 0:
+            print(f"step {step} loss {loss.item():.4f} ({time.time() - started:.0f}s)", flush=True)
+        if step % 250 == 0 or step == args.steps:
+            save_checkpoint(network, optimizer, step, CHECKPOINT)
+    network.eval()
+    export(network)
+
+
+def export(network) -> None:
+    """fpr.safetensors, and the stage with its sha256 into metadata.json."""
+    from safetensors.torch import save_file
+
+    path = HERE / "fpr.safetensors"
+    save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(path))
+    meta_path = HERE / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["false_positive_reduction"] = {**STAGE, "weights": {"file": path.name, "sha256": sha256_file(path)}}
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"exported {path}")
+
+
+if __name__ == "__main__":
+    main()
