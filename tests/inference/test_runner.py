@@ -116,6 +116,7 @@ def test_cli_analyze_writes_the_promised_json(small_phantom_dir: Path, tmp_path:
     assert "not for diagnosis" in printed
     payload = json.loads(out.read_text())
     assert payload["model"]["name"] == "lung-nodule-demo" and len(payload["model"]["sha256"]) == 64
+    assert payload["model"]["second_stage_sha256"] == find_model().fp_reduction.weights_sha256
     assert payload["device"].startswith("CPU")
     for finding in payload["findings"]:
         assert {"center_mm", "center_voxel", "diameter_mm", "volume_mm3", "mean_hu", "probability", "type"} <= set(finding)

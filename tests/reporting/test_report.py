@@ -93,6 +93,7 @@ def test_signed_report_says_what_was_decided_and_nothing_rejected_as_a_finding(c
     # AI identity, threshold and stated performance, intended use
     bundle = find_model()
     assert f"{bundle.name} {bundle.version}" in whole and bundle.weights_sha256[:12] in whole
+    assert f"second stage {bundle.fp_reduction.weights_sha256[:12]}" in whole  # stored with the run, read back
     assert "stated sensitivity" in whole and "Intended use" in whole
     # findings table: the accepted AI finding and the added one, with who accepted
     findings_part = whole.split("Findings (accepted or added by the reader)")[1].split("AI findings rejected")[0]

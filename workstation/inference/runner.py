@@ -39,9 +39,13 @@ class Analysis:
     scope_warnings: list[str]
     notice: str
     notes: list[str] = field(default_factory=list)  # e.g. fell back to the CPU
+    second_stage_sha256: str = ""  # the false-positive reduction weights, when the bundle has them
 
     def to_dict(self) -> dict:
-        return {"model": {"name": self.model_name, "version": self.model_version, "sha256": self.model_sha256},
+        model = {"name": self.model_name, "version": self.model_version, "sha256": self.model_sha256}
+        if self.second_stage_sha256:
+            model["second_stage_sha256"] = self.second_stage_sha256
+        return {"model": model,
                 "device": self.device, "threshold": self.threshold, "runtime_s": round(self.runtime_s, 2),
                 "scope_warnings": self.scope_warnings, "notice": self.notice, "notes": self.notes,
                 "findings": [f.to_dict() for f in self.findings]}
@@ -99,7 +103,7 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
     yield Progress(100, 100, f"{len(findings)} finding(s)")
     return Analysis(bundle.name, bundle.version, bundle.weights_sha256, describe_device(device), threshold,
                     time.perf_counter() - started, heatmap, findings, scope_warnings(volume, bundle), bundle.notice,
-                    notes)
+                    notes, stage.weights_sha256 if stage else "")
 
 
 def _attempts(device: str) -> list[tuple[str, int]]:

@@ -45,6 +45,7 @@ class ModelRun:
     stated_sensitivity: float | None = None  # at the operating threshold, from the model card
     stated_fp_per_scan: float | None = None
     analysis_id: int | None = None
+    second_stage_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def content_from_analysis(analysis: Any, volume: Volume, *, institution: str = "
     run = _with_model_card(ModelRun(
         analysis.model_name, analysis.model_version, analysis.model_sha256, analysis.device, analysis.threshold,
         dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), generated_by, volume.metadata.series_uid,
-        tuple(analysis.scope_warnings), analysis.notice))
+        tuple(analysis.scope_warnings), analysis.notice, second_stage_sha256=analysis.second_stage_sha256))
     return ReportContent(institution=institution, metadata=volume.metadata, model_runs=(run,), findings=(),
                          proposals=proposals, rejected=(), suggestion=_suggest([]), audit_head=audit_head,
                          generated_by=generated_by)
@@ -154,7 +155,8 @@ def _model_runs(connection: sqlite3.Connection, study_uid: str) -> list[ModelRun
         details = json.loads(row[9]) if row[9] else {}
         runs.append(_with_model_card(ModelRun(
             row[1], row[2], row[3], row[4] or "", float(row[5] or 0), row[6], row[7], row[8] or "",
-            tuple(details.get("scope_warnings", ())), details.get("notice", ""), analysis_id=row[0])))
+            tuple(details.get("scope_warnings", ())), details.get("notice", ""), analysis_id=row[0],
+            second_stage_sha256=details.get("second_stage_sha256", ""))))
     return runs
 
 

@@ -156,7 +156,8 @@ class _Story:
             stated = (f"stated sensitivity {run.stated_sensitivity:.0%} at {run.stated_fp_per_scan:g} false "
                       "positives per scan (model card, nodules ≥ 6 mm)" if run.stated_sensitivity is not None
                       else "no stated performance at this threshold in the model card")
-            rows = [["Model", f"{run.name} {run.version} (weights sha256 {run.sha256[:12]})"],
+            second = f"; second stage {run.second_stage_sha256[:12]}" if run.second_stage_sha256 else ""
+            rows = [["Model", f"{run.name} {run.version} (weights sha256 {run.sha256[:12]}{second})"],
                     ["Run", f"on {run.device or '-'}, {_when(run.run_at)} by {run.run_by or '-'}"],
                     ["Operating threshold", f"{run.threshold:g}: {stated}"],
                     ["Intended use", run.intended_use or "-"]]

@@ -126,7 +126,7 @@ class ReviewSession:
         """Store a model run and its findings (the AI proposes; nothing is decided yet)."""
         self.user.require("run_ai")
         details = {"scope_warnings": list(analysis.scope_warnings), "notice": analysis.notice,
-                   "notes": list(analysis.notes)}
+                   "notes": list(analysis.notes), "second_stage_sha256": getattr(analysis, "second_stage_sha256", "")}
         with self.store.transaction() as connection:
             cursor = connection.execute(
                 "INSERT INTO analyses (study_uid, series_uid, model_name, model_version, model_sha256, device, "
