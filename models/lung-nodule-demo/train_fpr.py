@@ -30,13 +30,14 @@ from evaluate import match  # noqa: E402
 from train import TRAIN_SEED_START, load_checkpoint, prepare_case, save_checkpoint  # noqa: E402
 
 from workstation.files import sha256_file  # noqa: E402
-from workstation.inference.bundle import ModelBundle  # noqa: E402
+from workstation.inference.bundle import FalsePositiveReduction, ModelBundle  # noqa: E402
 from workstation.inference.fp_reduction import candidate_patches  # noqa: E402
 from workstation.inference.preprocess import model_grid_index, patch_at  # noqa: E402
 from workstation.inference.runner import run_inference_job  # noqa: E402
 from workstation.jobs import run_job  # noqa: E402
 
 PATCH = (32, 32, 32)
+STORED_PATCH = (40, 40, 40)  # room for the training jitter
 CANDIDATE_THRESHOLD = 0.05
 ARCHITECTURE = {"class": "monai.networks.nets.Classifier",
                 "args": {"in_shape": [1, *PATCH], "classes": 1, "channels": [16, 32, 64], "strides": [2, 2, 2],
@@ -56,7 +57,8 @@ def collect_samples(cases: int, matrix: int, nodules_per_case: int | None) -> tu
     """(patches (n, 1, 40, 40, 40) float16 with room for jitter, labels (n,)) from the detector's
     candidates on training phantoms plus the true nodule centres."""
     detector = dataclasses.replace(ModelBundle.from_folder(HERE), fp_reduction=None)
-    stage = dataclasses.replace(_stage_for_collection(), patch_size=(40, 40, 40))
+    stage = FalsePositiveReduction(ARCHITECTURE["class"], ARCHITECTURE["args"], "", "", STORED_PATCH,
+                                   CANDIDATE_THRESHOLD)  # only its patch size is used here
     patches, labels = [], []
     started = time.time()
     for index in range(cases):
@@ -70,18 +72,12 @@ def collect_samples(cases: int, matrix: int, nodules_per_case: int | None) -> tu
             labels += [0.0 if hit is None else 1.0 for _p, hit in hits]
         for nodule in nodules:
             centre = model_grid_index(volume.patient_to_voxel(nodule["centre_mm"])[::-1], crop, image.shape)
-            patches.append(patch_at(image.astype(np.float32), centre, (40, 40, 40))[None, None])
+            patches.append(patch_at(image.astype(np.float32), centre, STORED_PATCH)[None, None])
             labels.append(1.0)
         if index % 10 == 0:
             print(f"case {index}: {len(labels)} samples, {int(sum(labels))} positive ({time.time() - started:.0f}s)",
                   flush=True)
     return np.concatenate(patches).astype(np.float16), np.array(labels, dtype=np.float32)
-
-
-def _stage_for_collection():
-    from workstation.inference.bundle import FalsePositiveReduction
-
-    return FalsePositiveReduction(ARCHITECTURE["class"], ARCHITECTURE["args"], "", "", PATCH, CANDIDATE_THRESHOLD)
 
 
 def augmented_batch(patches: np.ndarray, labels: np.ndarray, rng: np.random.Generator, size: int):
