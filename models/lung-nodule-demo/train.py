@@ -23,7 +23,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from workstation.imaging.phantom import PhantomSpec, generate_phantom  # noqa: E402
-from workstation.inference.preprocess import LungCrop, lung_crop, normalise, patch_at, zoom_factors  # noqa: E402
+from workstation.inference.preprocess import (  # noqa: E402
+    LungCrop, lung_crop, model_grid_index, normalise, patch_at, zoom_factors)
 
 SPACING_MM = (1.5, 1.5, 1.5)
 HU_WINDOW = (-1000.0, 400.0)
@@ -102,8 +103,6 @@ def nodule_weights(nodules: list[np.ndarray], hard: list[bool] | None = None) ->
 def hard_nodules(components: list[np.ndarray], nodules: list[dict], crop, volume, shape) -> list[bool]:
     """Per mask component: is the nearest true nodule under 10 mm and sub-solid or attached to a
     vessel or the pleura?"""
-    from workstation.inference.preprocess import model_grid_index
-
     centres = np.array([model_grid_index(volume.patient_to_voxel(n["centre_mm"])[::-1], crop, shape) for n in nodules])
     flags = []
     for voxels in components:
@@ -143,6 +142,15 @@ def sample_patch(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, 
     patch_image = patch_image * rng.uniform(0.9, 1.1) + rng.uniform(-0.05, 0.05)
     patch_image = patch_image + rng.normal(0, rng.uniform(0, 0.03), patch_image.shape)
     return np.ascontiguousarray(patch_image, dtype=np.float32), np.ascontiguousarray(patch_mask)
+
+
+def optimise(optimizer, loss, base_lr: float, step: int, total_steps: int) -> None:
+    """One optimiser step at a cosine-decayed rate (from base_lr to a tenth of it over total_steps)."""
+    for group in optimizer.param_groups:
+        group["lr"] = base_lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / total_steps)))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
 
 
 def save_checkpoint(network, optimizer, step: int, path: Path = CHECKPOINT) -> None:
@@ -248,13 +256,9 @@ def main() -> None:
                                            if small_first else None) for i in picks))
         x = torch.from_numpy(np.stack(images))[:, None].to(device)
         y = torch.from_numpy(np.stack(masks))[:, None].to(device)
-        for group in optimizer.param_groups:  # cosine decay to a tenth
-            group["lr"] = 2e-3 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / args.steps)))
         loss_function = batch_loss if args.batch_dice_from and step >= args.batch_dice_from else per_patch_loss
         loss = loss_function(network(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        optimise(optimizer, loss, 2e-3, step, args.steps)
         step += 1
         if step % 50 == 0:
             print(f"step {step} loss {loss.item():.4f} ({time.time() - started:.0f}s)", flush=True)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1]))
 
 from evaluate import match  # noqa: E402
-from train import TRAIN_SEED_START, load_checkpoint, prepare_case, save_checkpoint  # noqa: E402
+from train import TRAIN_SEED_START, load_checkpoint, optimise, prepare_case, save_checkpoint  # noqa: E402
 
 from workstation.files import sha256_file  # noqa: E402
 from workstation.inference.bundle import FalsePositiveReduction, ModelBundle  # noqa: E402
@@ -122,12 +122,8 @@ def main() -> None:
     network.train()
     while step < args.steps:
         x, y = augmented_batch(patches, labels, rng, args.batch)
-        for group in optimizer.param_groups:
-            group["lr"] = 1e-3 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / args.steps)))
         loss = loss_function(network(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        optimise(optimizer, loss, 1e-3, step, args.steps)
         step += 1
         if step % 50 == 0:
             print(f"step {step} loss {loss.item():.4f} ({time.time() - started:.0f}s)", flush=True)

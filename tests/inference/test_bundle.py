@@ -41,8 +41,9 @@ def test_shipped_demo_bundle_is_valid_and_says_what_it_is() -> None:
     assert find_model("lung-nodule-demo").weights_sha256 == bundle.weights_sha256
 
 
-def test_tampered_weights_are_refused(bundle_copy: Path) -> None:
-    weights = bundle_copy / "weights.safetensors"
+@pytest.mark.parametrize("weights_file", ["weights.safetensors", "fpr.safetensors"])
+def test_tampered_weights_are_refused(bundle_copy: Path, weights_file: str) -> None:
+    weights = bundle_copy / weights_file
     data = bytearray(weights.read_bytes())
     data[-10] ^= 0xFF
     weights.write_bytes(bytes(data))
@@ -116,15 +117,6 @@ def test_shipped_bundle_has_a_checked_second_stage() -> None:
     assert 0 < stage.candidate_threshold < bundle.default_threshold
     classifier = bundle.load_fp_reduction()
     assert sum(p.numel() for p in classifier.parameters()) > 10_000
-
-
-def test_tampered_second_stage_weights_are_refused(bundle_copy: Path) -> None:
-    weights = bundle_copy / "fpr.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[-10] ^= 0xFF
-    weights.write_bytes(bytes(data))
-    with pytest.raises(ModelBundleError, match="do not match their sha256"):
-        ModelBundle.from_folder(bundle_copy)
 
 
 def test_second_stage_outside_the_allow_list_is_refused(bundle_copy: Path) -> None:

@@ -30,15 +30,16 @@ def combined_probability(detector: np.ndarray, classifier: np.ndarray) -> np.nda
 
 
 def rescore(findings: list[Finding], image: np.ndarray, crop: LungCrop, stage: FalsePositiveReduction, network,
-            threshold: float, device: str = "cpu") -> list[Finding]:
-    """Findings whose combined probability reaches `threshold`, highest first, renumbered."""
+            threshold: float) -> list[Finding]:
+    """Findings whose combined probability reaches `threshold`, highest first, renumbered. On the
+    CPU always: a few dozen 32^3 patches cost milliseconds, not worth a transfer to the GPU."""
     import torch
 
     if not findings:
         return []
-    batch = torch.from_numpy(candidate_patches(image, crop, findings, stage)).to(device)
+    batch = torch.from_numpy(candidate_patches(image, crop, findings, stage))
     with torch.inference_mode():
-        scores = torch.sigmoid(network.to(device)(batch).float()).cpu().numpy()[:, 0]
+        scores = torch.sigmoid(network.cpu()(batch).float()).numpy()[:, 0]
     probabilities = combined_probability([f.probability for f in findings], scores)
     kept = [replace(f, probability=round(float(p), 4)) for f, p in zip(findings, probabilities) if p >= threshold]
     return numbered(kept)

@@ -98,8 +98,7 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
     if stage:
         cancel.check()
         yield Progress(95, 100, f"Checking {len(findings)} candidate(s)")
-        findings = rescore(findings, image[0, 0].numpy(), crop, stage, bundle.load_fp_reduction(), threshold,
-                           "cpu")
+        findings = rescore(findings, image[0, 0].numpy(), crop, stage, bundle.load_fp_reduction(), threshold)
     yield Progress(100, 100, f"{len(findings)} finding(s)")
     return Analysis(bundle.name, bundle.version, bundle.weights_sha256, describe_device(device), threshold,
                     time.perf_counter() - started, heatmap, findings, scope_warnings(volume, bundle), bundle.notice,
