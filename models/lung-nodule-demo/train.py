@@ -144,6 +144,20 @@ def sample_patch(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, 
     return np.ascontiguousarray(patch_image, dtype=np.float32), np.ascontiguousarray(patch_mask)
 
 
+class RecallLoss(torch.nn.Module):
+    """Dice over the batch plus cross entropy in which nodule voxels weigh `positive_weight` times."""
+
+    def __init__(self, positive_weight: float):
+        from monai.losses import DiceLoss
+
+        super().__init__()
+        self.dice = DiceLoss(sigmoid=True, smooth_nr=1e-3, smooth_dr=1e-3, batch=True)
+        self.cross_entropy = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(positive_weight))
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.dice(logits, target) + self.cross_entropy(logits, target)
+
+
 def optimise(optimizer, loss, base_lr: float, step: int, total_steps: int) -> None:
     """One optimiser step at a cosine-decayed rate (from base_lr to a tenth of it over total_steps)."""
     for group in optimizer.param_groups:
@@ -203,6 +217,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2500)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--until", type=int, default=None, metavar="STEP",
+                        help="stop at this step (the learning-rate schedule still runs to --steps): one run in parts")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--matrix", type=int, default=256, help="phantom matrix (model spacing is 1.5 mm anyway)")
@@ -219,6 +235,9 @@ def main() -> None:
                         help="from this step on, small sub-solid or attached nodules are drawn three times as often")
     parser.add_argument("--batch-dice-from", type=int, default=0, metavar="STEP",
                         help="from this step on, Dice is taken over the whole batch, not per patch")
+    parser.add_argument("--positive-weight-from", type=int, default=0, metavar="STEP",
+                        help="from this step on, nodule voxels weigh --positive-weight times in the cross entropy")
+    parser.add_argument("--positive-weight", type=float, default=4.0)
     args = parser.parse_args()
     device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
     torch.set_num_threads(args.threads)
@@ -239,10 +258,14 @@ def main() -> None:
     # to answer exactly 0 wherever it was unsure, which is where the missed small nodules were.
     per_patch_loss = DiceCELoss(sigmoid=True, smooth_nr=1e-3, smooth_dr=1e-3)
     batch_loss = DiceCELoss(sigmoid=True, smooth_nr=1e-3, smooth_dr=1e-3, batch=True)
+    # The detector only proposes candidates now (the second stage judges them), so from
+    # --positive-weight-from on it is pushed towards recall: a missed nodule costs more than a vessel.
+    recall_loss = RecallLoss(args.positive_weight).to(device)
     rng = np.random.default_rng([7, step])  # resuming continues a reproducible stream
     network.train()
     hard: list[np.ndarray] | None = None
-    while step < args.steps:
+    last_step = min(args.steps, args.until or args.steps)
+    while step < last_step:
         if args.hard_negatives_from and step >= args.hard_negatives_from and (hard is None or step % 1000 == 0):
             hard = mine_hard_negatives(network, cases[:48], device)  # mining all cases costs minutes
             print(f"step {step}: mined {sum(len(h) for h in hard)} false positives", flush=True)
@@ -257,12 +280,14 @@ def main() -> None:
         x = torch.from_numpy(np.stack(images))[:, None].to(device)
         y = torch.from_numpy(np.stack(masks))[:, None].to(device)
         loss_function = batch_loss if args.batch_dice_from and step >= args.batch_dice_from else per_patch_loss
+        if args.positive_weight_from and step >= args.positive_weight_from:
+            loss_function = recall_loss
         loss = loss_function(network(x), y)
         optimise(optimizer, loss, 2e-3, step, args.steps)
         step += 1
         if step % 50 == 0:
             print(f"step {step} loss {loss.item():.4f} ({time.time() - started:.0f}s)", flush=True)
-        if step % 250 == 0 or step == args.steps:
+        if step % 250 == 0 or step == last_step:
             save_checkpoint(network, optimizer, step)
         if step % 1000 == 0:
             keep_snapshot(network, step)

@@ -129,3 +129,15 @@ def test_second_stage_with_a_missing_field_is_refused(bundle_copy: Path) -> None
     _edit(bundle_copy, lambda m: m["false_positive_reduction"].pop("patch_size"))
     with pytest.raises(ModelBundleError, match="malformed"):
         ModelBundle.from_folder(bundle_copy)
+
+
+@pytest.mark.parametrize("flips", [[[3]], [[0, 0]], [], [[0]] * 9, "xyz"])
+def test_malformed_test_time_flips_are_refused(bundle_copy: Path, flips) -> None:
+    _edit(bundle_copy, lambda m: m.__setitem__("test_time_flips", flips))
+    with pytest.raises(ModelBundleError, match="malformed"):
+        ModelBundle.from_folder(bundle_copy)
+
+
+def test_test_time_flips_default_to_none(bundle_copy: Path) -> None:
+    _edit(bundle_copy, lambda m: m.pop("test_time_flips", None))
+    assert ModelBundle.from_folder(bundle_copy).test_time_flips == ((),)

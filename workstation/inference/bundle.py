@@ -78,6 +78,9 @@ class ModelBundle:
     notice: str = ""  # the line every view of this model's results must show
     requires_gpu: bool = False
     fp_reduction: FalsePositiveReduction | None = None
+    # Test-time augmentation: the network's output is averaged over these flips of each window
+    # (axes of the (z, y, x) model grid; () is the window as it is).
+    test_time_flips: tuple[tuple[int, ...], ...] = ((),)
 
     @classmethod
     def from_folder(cls, folder: Path) -> "ModelBundle":
@@ -116,6 +119,7 @@ class ModelBundle:
                 notice=str(meta.get("notice", "")), requires_gpu=bool(meta.get("requires_gpu", False)),
                 fp_reduction=_fp_reduction(folder, meta["false_positive_reduction"])
                 if "false_positive_reduction" in meta else None,
+                test_time_flips=_test_time_flips(meta.get("test_time_flips", [[]])),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelBundleError(f"metadata.json has a malformed field: {exc}", path=str(folder)) from exc
@@ -160,6 +164,14 @@ def _fp_reduction(folder: Path, stage: dict) -> FalsePositiveReduction:
     return FalsePositiveReduction(class_name, arguments, str(stage["weights"]["file"]), digest,
                                   tuple(int(v) for v in stage["patch_size"]),  # type: ignore[arg-type]
                                   float(stage["candidate_threshold"]))
+
+
+def _test_time_flips(flips: list) -> tuple[tuple[int, ...], ...]:
+    parsed = tuple(tuple(int(axis) for axis in axes) for axes in flips)
+    if not 1 <= len(parsed) <= 8 or any(a not in (0, 1, 2) for axes in parsed for a in axes) \
+            or any(len(set(axes)) != len(axes) for axes in parsed):
+        raise ValueError(f"test_time_flips must be 1 to 8 lists of distinct axes 0-2, not {flips!r}")
+    return parsed
 
 
 def _load_network(folder: Path, architecture: str, arguments: dict[str, Any], weights_file: str, sha256: str):

@@ -126,7 +126,7 @@ def _sliding_window(network, image, bundle: ModelBundle, device: str, batch: int
         if cancel.cancelled:
             raise CancelledError()
         with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=device == "cuda"):
-            output = network(batch_of_windows)
+            output = flip_averaged(network, batch_of_windows, bundle.test_time_flips)
         done["windows"] += batch_of_windows.shape[0]
         return torch.sigmoid(output.float()) if bundle.output_activation == "sigmoid" else output.float()
 
@@ -148,6 +148,19 @@ def _sliding_window(network, image, bundle: ModelBundle, device: str, batch: int
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
+
+
+def flip_averaged(network, windows, flips: tuple[tuple[int, ...], ...]):
+    """The network's raw output averaged over flipped copies of the windows, each flipped back
+    (test-time augmentation; `flips` are axes of the spatial (z, y, x) grid)."""
+    import torch
+
+    total = None
+    for axes in flips:
+        dims = [2 + axis for axis in axes]
+        output = torch.flip(network(torch.flip(windows, dims)), dims).float() if dims else network(windows).float()
+        total = output if total is None else total + output
+    return total / len(flips)
 
 
 def window_count(shape, patch) -> int:
