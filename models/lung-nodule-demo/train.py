@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from workstation.imaging.phantom import PhantomSpec, generate_phantom  # noqa: E402
 from workstation.inference.preprocess import (  # noqa: E402
-    LungCrop, lung_crop, model_grid_index, normalise, patch_at, zoom_factors)
+    LungCrop, lung_crop, model_grid_image, model_grid_index, patch_at)
 
 SPACING_MM = (1.5, 1.5, 1.5)
 HU_WINDOW = (-1000.0, 400.0)
@@ -52,13 +52,9 @@ def prepare_case(seed: int, matrix: int = 256, nodule_count: int | None = None
     phantom = generate_phantom(PhantomSpec.from_seed(seed, matrix=matrix, nodule_count=nodule_count))
     volume = phantom.volume
     crop = lung_crop(volume)
-    factors = zoom_factors(volume.spacing_mm, SPACING_MM)
-    shape = [max(8, int(round(n * f))) for n, f in zip(crop.shape, factors)]
-    image = torch.from_numpy(volume.voxels[crop.box].astype(np.float32))[None, None]
-    image = torch.nn.functional.interpolate(normalise(image, HU_WINDOW), size=shape, mode="trilinear",
-                                            align_corners=False)[0, 0].numpy()
+    image = model_grid_image(volume, crop, SPACING_MM, HU_WINDOW)[0, 0].numpy()
     mask = torch.from_numpy((phantom.nodule_mask[crop.box] > 0).astype(np.float32))[None, None]
-    mask = torch.nn.functional.interpolate(mask, size=shape, mode="trilinear", align_corners=False)[0, 0].numpy()
+    mask = torch.nn.functional.interpolate(mask, size=image.shape, mode="trilinear", align_corners=False)[0, 0].numpy()
     return image.astype(np.float16), (mask > 0.5).astype(np.uint8), phantom.nodules, crop, volume
 
 

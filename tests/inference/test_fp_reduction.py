@@ -10,7 +10,7 @@ from workstation.imaging.phantom import PhantomSpec, generate_phantom
 from workstation.inference.bundle import ModelBundle
 from workstation.inference.findings import extract_findings
 from workstation.inference.fp_reduction import candidate_patches, combined_probability, rescore
-from workstation.inference.preprocess import lung_crop, model_grid_index, normalise, zoom_factors
+from workstation.inference.preprocess import LungCrop, lung_crop, model_grid_image, model_grid_index, patch_at
 from workstation.inference.registry import SHIPPED_MODELS
 
 
@@ -22,8 +22,6 @@ def bundle() -> ModelBundle:
 def test_model_grid_index_follows_the_resampling() -> None:
     """A smooth blob resampled the way the runner resamples is centred where the mapping says."""
     from scipy import ndimage
-
-    from workstation.inference.preprocess import LungCrop
 
     crop = LungCrop((slice(3, 43), slice(10, 70), slice(5, 55)))
     rng = np.random.default_rng(1)
@@ -45,10 +43,7 @@ def test_rescoring_a_phantom_keeps_the_nodule_and_renumbers(bundle: ModelBundle)
     phantom = generate_phantom(PhantomSpec.from_seed(10007, matrix=256, nodule_count=3))
     volume = phantom.volume
     crop = lung_crop(volume)
-    shape = [max(8, int(round(n * f))) for n, f in zip(crop.shape, zoom_factors(volume.spacing_mm, bundle.spacing_mm))]
-    image = torch.nn.functional.interpolate(
-        normalise(torch.from_numpy(volume.voxels[crop.box].astype(np.float32)), bundle.hu_window)[None, None],
-        size=shape, mode="trilinear", align_corners=False)[0, 0].numpy()
+    image = model_grid_image(volume, crop, bundle.spacing_mm, bundle.hu_window)[0, 0].numpy()
     # a heatmap that marks each true nodule and three points of plain lung: the classifier decides
     heatmap = np.zeros(volume.shape, dtype=np.float32)
     heatmap[phantom.nodule_mask > 0] = 0.9
@@ -76,8 +71,6 @@ def test_combined_probability_needs_both_stages() -> None:
 
 
 def test_patches_keep_their_shape_at_and_beyond_the_edges() -> None:
-    from workstation.inference.preprocess import patch_at
-
     image = np.arange(20 * 30 * 40, dtype=np.float32).reshape(20, 30, 40)
     inside = patch_at(image, (10, 15, 20), (8, 8, 8))
     np.testing.assert_array_equal(inside, image[6:14, 11:19, 16:24])

@@ -16,7 +16,7 @@ from workstation.inference.bundle import ModelBundle
 from workstation.inference.device import choose_device, describe_device
 from workstation.inference.findings import Finding, extract_findings
 from workstation.inference.fp_reduction import rescore
-from workstation.inference.preprocess import lung_crop, normalise, zoom_factors
+from workstation.inference.preprocess import lung_crop, model_grid_image
 from workstation.inference.scope import scope_warnings
 from workstation.jobs import CancelToken, Job, Progress
 
@@ -66,12 +66,7 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
     network = bundle.load_network()
     crop = lung_crop(volume)
     cancel.check()
-    factors = zoom_factors(volume.spacing_mm, bundle.spacing_mm)
-    region = torch.from_numpy(np.ascontiguousarray(volume.voxels[crop.box], dtype=np.float32))
-    resampled_shape = [max(8, int(round(n * f))) for n, f in zip(crop.shape, factors)]
-    image = torch.nn.functional.interpolate(normalise(region, bundle.hu_window)[None, None],
-                                            size=resampled_shape, mode="trilinear", align_corners=False)
-    del region
+    image = model_grid_image(volume, crop, bundle.spacing_mm, bundle.hu_window)
     yield Progress(5, 100, "Running the model")
     notes: list[str] = []
     probabilities = None
@@ -79,7 +74,7 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
         try:
             probabilities = yield from _sliding_window(network, image, bundle, attempt_device, batch, cancel)
             if attempt_device != device:
-                notes.append(f"Ran on the CPU after the GPU ran out of memory")
+                notes.append("Ran on the CPU after the GPU ran out of memory")
             device = attempt_device
             break
         except torch.cuda.OutOfMemoryError:
