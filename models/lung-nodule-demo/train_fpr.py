@@ -3,8 +3,7 @@
     python models/lung-nodule-demo/train_fpr.py --steps 1500 [--resume] [--cases 150]
 
 The detector (weights.safetensors, as the bundle ships it) runs on the training phantoms the
-way the runner runs it, with its finer-spacing passes but without its test-time flips; every
-candidate becomes a sample,
+way the runner runs it, in one pass (no test-time flips); every candidate becomes a sample,
 labelled nodule when its centre lies within a nodule's radius (as the evaluation counts it), and
 every true nodule centre is added as a positive too. A MONAI Classifier learns from 32^3 patches (48 mm at 1.5 mm) around them,
 with flips and a voxel or two of jitter. Balanced batches; seeded; resumable from
@@ -57,10 +56,9 @@ def build_network():
 def collect_samples(cases: int, matrix: int, nodules_per_case: int | None) -> tuple[np.ndarray, np.ndarray]:
     """(patches (n, 1, 40, 40, 40) float16 with room for jitter, labels (n,)) from the detector's
     candidates on training phantoms plus the true nodule centres."""
-    # Without the bundle's test-time flips: the flips remove most false positives, which left
-    # the classifier a few hundred negatives to learn from; the single pass's candidates hold
-    # those the flips keep and harder ones besides. The finer-spacing passes stay: their
-    # candidates (small nodules, and many vessel segments) are the ones it must judge.
+    # One pass, without the bundle's test-time flips: the flips remove most false positives,
+    # which left the classifier a few hundred negatives to learn from; the single pass's
+    # candidates hold those the flips keep and harder ones besides.
     detector = dataclasses.replace(ModelBundle.from_folder(HERE), fp_reduction=None, test_time_flips=((),))
     stage = FalsePositiveReduction(ARCHITECTURE["class"], ARCHITECTURE["args"], "", "", STORED_PATCH,
                                    CANDIDATE_THRESHOLD)  # only its patch size is used here

@@ -141,15 +141,3 @@ def test_malformed_test_time_flips_are_refused(bundle_copy: Path, flips) -> None
 def test_test_time_flips_default_to_none(bundle_copy: Path) -> None:
     _edit(bundle_copy, lambda m: m.pop("test_time_flips", None))
     assert ModelBundle.from_folder(bundle_copy).test_time_flips == ((),)
-
-
-@pytest.mark.parametrize("spacings", [[0.1], [6.0], [1.0] * 4, "xyz", 1.0, [[1.0]]])
-def test_malformed_test_time_spacings_are_refused(bundle_copy: Path, spacings) -> None:
-    _edit(bundle_copy, lambda m: m.__setitem__("test_time_spacings_mm", spacings))
-    with pytest.raises(ModelBundleError, match="malformed"):
-        ModelBundle.from_folder(bundle_copy)
-
-
-def test_test_time_spacings_default_to_none(bundle_copy: Path) -> None:
-    _edit(bundle_copy, lambda m: m.pop("test_time_spacings_mm", None))
-    assert ModelBundle.from_folder(bundle_copy).test_time_spacings_mm == ()

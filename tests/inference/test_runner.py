@@ -3,7 +3,6 @@ geometry on a tilted grid, and the CLI writes the promised JSON."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 import time
@@ -66,21 +65,6 @@ def test_same_findings_on_a_second_run(bundle, unseen) -> None:
     second = run_job(run_inference_job(unseen[0].volume, bundle))
     assert [f.to_dict() for f in first.findings] == [f.to_dict() for f in second.findings]
     np.testing.assert_array_equal(first.heatmap, second.heatmap)
-
-
-def test_a_finer_pass_adds_to_the_heatmap_and_to_the_progress(bundle, unseen) -> None:
-    """The heatmap is the voxelwise maximum over the passes: the base pass's heatmap is never
-    lowered, and somewhere the finer pass adds heat; progress counts the windows of both."""
-    base = dataclasses.replace(bundle, test_time_spacings_mm=())
-    finer = dataclasses.replace(bundle, test_time_spacings_mm=(1.0,))
-    messages: dict[str, list[str]] = {"single": [], "both": []}
-    single = run_job(run_inference_job(unseen[3].volume, base), lambda p: messages["single"].append(p.message))
-    both = run_job(run_inference_job(unseen[3].volume, finer), lambda p: messages["both"].append(p.message))
-    assert np.all(both.heatmap >= single.heatmap)
-    assert (both.heatmap > single.heatmap + 0.05).any()
-    last = {run: [m for m in found if "windows)" in m][-1] for run, found in messages.items()}
-    done, total = (int(v) for v in last["both"].split("(")[1].split(" ")[0].split("/"))
-    assert done == total > int(last["single"].split("/")[1].split(" ")[0])
 
 
 def test_cancel_stops_within_a_second(bundle, unseen) -> None:

@@ -81,10 +81,6 @@ class ModelBundle:
     # Test-time augmentation: the network's output is averaged over these flips of each window
     # (axes of the (z, y, x) model grid; () is the window as it is).
     test_time_flips: tuple[tuple[int, ...], ...] = ((),)
-    # Further detector passes over the lung box resampled to these (isotropic) spacings, one pass
-    # each without flips; the heatmap is the voxelwise maximum over all passes. A finer grid shows
-    # a small nodule the size of the larger ones the detector finds best.
-    test_time_spacings_mm: tuple[float, ...] = ()
 
     @classmethod
     def from_folder(cls, folder: Path) -> "ModelBundle":
@@ -124,7 +120,6 @@ class ModelBundle:
                 fp_reduction=_fp_reduction(folder, meta["false_positive_reduction"])
                 if "false_positive_reduction" in meta else None,
                 test_time_flips=_test_time_flips(meta.get("test_time_flips", [[]])),
-                test_time_spacings_mm=_test_time_spacings(meta.get("test_time_spacings_mm", [])),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelBundleError(f"metadata.json has a malformed field: {exc}", path=str(folder)) from exc
@@ -176,13 +171,6 @@ def _test_time_flips(flips: list) -> tuple[tuple[int, ...], ...]:
     if not 1 <= len(parsed) <= 8 or any(a not in (0, 1, 2) for axes in parsed for a in axes) \
             or any(len(set(axes)) != len(axes) for axes in parsed):
         raise ValueError(f"test_time_flips must be 1 to 8 lists of distinct axes 0-2, not {flips!r}")
-    return parsed
-
-
-def _test_time_spacings(spacings: list) -> tuple[float, ...]:
-    parsed = tuple(float(value) for value in spacings)
-    if len(parsed) > 3 or any(not 0.5 <= value <= 5.0 for value in parsed):
-        raise ValueError(f"test_time_spacings_mm must be up to 3 spacings of 0.5-5 mm, not {spacings!r}")
     return parsed
 
 

@@ -67,15 +67,12 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
     crop = lung_crop(volume)
     cancel.check()
     image = model_grid_image(volume, crop, bundle.spacing_mm, bundle.hu_window)
-    passes = [(image, bundle.test_time_flips)] + [
-        (model_grid_image(volume, crop, (spacing,) * 3, bundle.hu_window), ((),))
-        for spacing in bundle.test_time_spacings_mm]
     yield Progress(5, 100, "Running the model")
     notes: list[str] = []
-    back = None
+    probabilities = None
     for attempt_device, batch in _attempts(device):
         try:
-            back = yield from _all_passes(network, passes, crop, bundle, attempt_device, batch, cancel)
+            probabilities = yield from _sliding_window(network, image, bundle, attempt_device, batch, cancel)
             if attempt_device != device:
                 notes.append("Ran on the CPU after the GPU ran out of memory")
             device = attempt_device
@@ -83,8 +80,11 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             notes.append(f"GPU out of memory with {batch} window(s) at a time; retrying smaller")
-    if back is None:
+    if probabilities is None:
         raise InferenceError("Inference ran out of memory on every device; close other programs and retry")
+    yield Progress(90, 100, "Mapping the heatmap onto the study")
+    back = torch.nn.functional.interpolate(probabilities, size=list(crop.shape), mode="trilinear",
+                                           align_corners=False)[0, 0].numpy()
     heatmap = np.zeros(volume.shape, dtype=np.float32)
     heatmap[crop.box] = back
     stage = bundle.fp_reduction
@@ -105,42 +105,24 @@ def _attempts(device: str) -> list[tuple[str, int]]:
     return [("cuda", 4), ("cuda", 1), ("cpu", 1)] if device == "cuda" else [(device, 1)]
 
 
-def _all_passes(network, passes, crop, bundle: ModelBundle, device: str, batch: int, cancel: CancelToken) -> Job:
-    """The heatmap on the lung box's own grid: each pass's probabilities mapped back onto it,
-    the voxelwise maximum over the passes. Progress counts windows times flips over all passes."""
-    import torch
-
-    work = [window_count(image.shape[2:], bundle.patch_size) * len(flips) for image, flips in passes]
-    done_before = 0
-    heat = None
-    for (image, flips), units in zip(passes, work):
-        probabilities = yield from _sliding_window(network, image, bundle, flips, device, batch, cancel,
-                                                   done_before, sum(work))
-        done_before += units
-        back = torch.nn.functional.interpolate(probabilities, size=list(crop.shape), mode="trilinear",
-                                               align_corners=False)[0, 0].numpy()
-        heat = back if heat is None else np.maximum(heat, back)
-    yield Progress(90, 100, "Mapping the heatmap onto the study")
-    return heat
-
-
-def _sliding_window(network, image, bundle: ModelBundle, flips, device: str, batch: int, cancel: CancelToken,
-                    done_before: int, total: int) -> Job:
+def _sliding_window(network, image, bundle: ModelBundle, device: str, batch: int,
+                    cancel: CancelToken) -> Job:
     """MONAI sliding_window_inference on a helper thread, so this generator can report progress
     and cancel (the predictor checks the token between windows)."""
     import torch
     from monai.inferers import sliding_window_inference
 
     network = network.to(device)
-    done = {"units": 0}
+    windows = window_count(image.shape[2:], bundle.patch_size)
+    done = {"windows": 0}
     outcome: dict = {}
 
     def predictor(batch_of_windows):
         if cancel.cancelled:
             raise CancelledError()
         with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=device == "cuda"):
-            output = flip_averaged(network, batch_of_windows, flips)
-        done["units"] += batch_of_windows.shape[0] * len(flips)
+            output = flip_averaged(network, batch_of_windows, bundle.test_time_flips)
+        done["windows"] += batch_of_windows.shape[0]
         return torch.sigmoid(output.float()) if bundle.output_activation == "sigmoid" else output.float()
 
     def work() -> None:
@@ -156,8 +138,8 @@ def _sliding_window(network, image, bundle: ModelBundle, flips, device: str, bat
     thread.start()
     while thread.is_alive():
         thread.join(POLL_S)
-        finished = min(done_before + done["units"], total)
-        yield Progress(5 + int(85 * finished / total), 100, f"Running the model ({finished}/{total} windows)")
+        yield Progress(5 + int(85 * min(done["windows"], windows) / windows), 100,
+                       f"Running the model ({min(done['windows'], windows)}/{windows} windows)")
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
