@@ -3,10 +3,10 @@
     python models/lung-nodule-demo/evaluate.py [--cases 50] [--write]
     python models/lung-nodule-demo/evaluate.py --validation --bundle FOLDER   # choosing a snapshot
 
-Seeds 10000 and up (training used 1000-1999); --validation uses 60 cases from seed 5000 instead,
-so that choosing among training snapshots never looks at the evaluation phantoms. A candidate hits a nodule when its centre lies
-within the nodule's radius (LUNA16); further hits on a detected nodule are ignored, every other
-candidate is a false positive. Sensitivity at 1/8 ... 8 false positives per scan and their
+Seeds 10000 and up (training used 1000-1999); --validation uses 60 cases from seed 5000
+instead, so that choosing among training snapshots never looks at the evaluation phantoms. A
+candidate hits a nodule when its centre lies within the nodule's radius (LUNA16); further hits
+on a detected nodule are ignored, every other candidate is a false positive. Sensitivity at 1/8 ... 8 false positives per scan and their
 mean (CPM) are reported for nodules >= 6 mm and for all, and by kind and size. --write puts
 the numbers into metadata.json and MODEL_CARD.md.
 """
@@ -126,7 +126,8 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=50)
     parser.add_argument("--matrix", type=int, default=256)
     parser.add_argument("--write", action="store_true")
-    parser.add_argument("--validation", action="store_true", help=f"{VALIDATION_CASES} validation phantoms, nothing written")
+    parser.add_argument("--validation", action="store_true",
+                        help=f"{VALIDATION_CASES} validation phantoms, nothing written")
     parser.add_argument("--bundle", type=Path, default=HERE, help="model bundle folder (default: this one)")
     args = parser.parse_args()
     bundle = ModelBundle.from_folder(args.bundle)

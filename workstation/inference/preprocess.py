@@ -68,12 +68,6 @@ def normalise(hu, window: tuple[float, float]):
     return ((hu.clip(low, high) - low) / (high - low))
 
 
-def model_grid_shape(crop: LungCrop, spacing_mm: tuple[float, float, float],
-                     model_spacing_mm: tuple[float, float, float]) -> list[int]:
-    """(z, y, x) size of the lung box resampled to the model spacing (at least 8 per axis)."""
-    return [max(8, int(round(n * f))) for n, f in zip(crop.shape, zoom_factors(spacing_mm, model_spacing_mm))]
-
-
 def model_grid_image(volume: Volume, crop: LungCrop, model_spacing_mm: tuple[float, float, float],
                      hu_window: tuple[float, float]):
     """(1, 1, z, y, x) float32 torch tensor: the lung box, HU windowed to 0..1 and resampled
@@ -81,8 +75,9 @@ def model_grid_image(volume: Volume, crop: LungCrop, model_spacing_mm: tuple[flo
     import torch
 
     region = torch.from_numpy(np.ascontiguousarray(volume.voxels[crop.box], dtype=np.float32))
-    return torch.nn.functional.interpolate(normalise(region, hu_window)[None, None],
-                                           size=model_grid_shape(crop, volume.spacing_mm, model_spacing_mm),
+    factors = zoom_factors(volume.spacing_mm, model_spacing_mm)
+    shape = [max(8, int(round(n * f))) for n, f in zip(crop.shape, factors)]  # at least 8 per axis
+    return torch.nn.functional.interpolate(normalise(region, hu_window)[None, None], size=shape,
                                            mode="trilinear", align_corners=False)
 
 
