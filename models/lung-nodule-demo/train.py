@@ -45,14 +45,16 @@ def build_network():
     return UNet(**ARCHITECTURE["args"])
 
 
-def prepare_case(seed: int, matrix: int = 256, nodule_count: int | None = None
+def prepare_case(seed: int, matrix: int = 256, nodule_count: int | None = None,
+                 spacing_mm: tuple[float, float, float] = SPACING_MM,
                  ) -> tuple[np.ndarray, np.ndarray, list[dict], LungCrop, object]:
     """(image 0..1 as float16, nodule mask as uint8, nodules, lung crop, phantom volume) on the
-    model grid, made the way the runner makes it. Half precision keeps 300 cases in about 1.5 GB."""
+    model grid, made the way the runner makes it. Half precision keeps 300 cases in about 1.5 GB
+    at 1.5 mm (5 GB at 1.0 mm)."""
     phantom = generate_phantom(PhantomSpec.from_seed(seed, matrix=matrix, nodule_count=nodule_count))
     volume = phantom.volume
     crop = lung_crop(volume)
-    image = model_grid_image(volume, crop, SPACING_MM, HU_WINDOW)[0, 0].numpy()
+    image = model_grid_image(volume, crop, spacing_mm, HU_WINDOW)[0, 0].numpy()
     mask = torch.from_numpy((phantom.nodule_mask[crop.box] > 0).astype(np.float32))[None, None]
     mask = torch.nn.functional.interpolate(mask, size=image.shape, mode="trilinear", align_corners=False)[0, 0].numpy()
     return image.astype(np.float16), (mask > 0.5).astype(np.uint8), phantom.nodules, crop, volume
@@ -191,8 +193,9 @@ def load_checkpoint(network, optimizer, path: Path = CHECKPOINT) -> int:
     return int(meta["step"])
 
 
-def export_weights(network) -> Path:
-    """weights.safetensors, and its sha256 into metadata.json (the bundle checks it on load)."""
+def export_weights(network, spacing_mm: tuple[float, float, float]) -> Path:
+    """weights.safetensors, its sha256 and the spacing it was trained at into metadata.json (the
+    bundle checks the hash on load; the runner resamples to the spacing)."""
     from safetensors.torch import save_file
 
     from workstation.files import sha256_file
@@ -202,6 +205,7 @@ def export_weights(network) -> Path:
     meta_path = HERE / "metadata.json"
     meta = json.loads(meta_path.read_text())
     meta["weights"]["sha256"] = sha256_file(path)
+    meta["input"]["spacing_mm"] = list(spacing_mm)
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     return path
 
@@ -217,7 +221,11 @@ def main() -> None:
                         help="stop at this step (the learning-rate schedule still runs to --steps): one run in parts")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--matrix", type=int, default=256, help="phantom matrix (model spacing is 1.5 mm anyway)")
+    parser.add_argument("--matrix", type=int, default=256, help="phantom matrix (resampled to --spacing anyway)")
+    parser.add_argument("--spacing", type=float, default=SPACING_MM[0], metavar="MM",
+                        help="isotropic model grid spacing (1.5 mm to step 46,000; 1.0 mm after)")
+    parser.add_argument("--mine-cases", type=int, default=48,
+                        help="cases the false positives are mined from (each costs a whole-case inference)")
     parser.add_argument("--cases", type=int, default=48, help="training phantoms (seeds from 1000)")
     parser.add_argument("--nodules-per-case", type=int, default=None,
                         help="nodules in each training phantom from case 48 on (default: the generator's 2-6)")
@@ -241,8 +249,9 @@ def main() -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
     started = time.time()
     # the first 48 cases are the original training set, unchanged whatever the options
-    cases = [prepare_case(TRAIN_SEED_START + index, args.matrix, args.nodules_per_case if index >= 48 else None)
-             for index in range(args.cases)]
+    spacing = (args.spacing,) * 3
+    cases = [prepare_case(TRAIN_SEED_START + index, args.matrix, args.nodules_per_case if index >= 48 else None,
+                          spacing) for index in range(args.cases)]
     per_nodule = [nodule_voxels(mask) for _, mask, *_ in cases]
     hard_flags = [hard_nodules(per_nodule[i], case[2], case[3], case[4], case[0].shape) if case[2] else []
                   for i, case in enumerate(cases)] if args.hard_nodules_from else None
@@ -263,7 +272,7 @@ def main() -> None:
     last_step = min(args.steps, args.until or args.steps)
     while step < last_step:
         if args.hard_negatives_from and step >= args.hard_negatives_from and (hard is None or step % 1000 == 0):
-            hard = mine_hard_negatives(network, cases[:48], device)  # mining all cases costs minutes
+            hard = mine_hard_negatives(network, cases[:args.mine_cases], device)  # mining all cases costs minutes
             print(f"step {step}: mined {sum(len(h) for h in hard)} false positives", flush=True)
         picks = rng.integers(len(cases), size=args.batch)
         uniform = bool(args.per_nodule_from) and step >= args.per_nodule_from
@@ -288,7 +297,7 @@ def main() -> None:
         if step % 1000 == 0:
             keep_snapshot(network, step)
     network.eval()
-    print(f"exported {export_weights(network.cpu())}")
+    print(f"exported {export_weights(network.cpu(), spacing)}")
 
 
 def keep_snapshot(network, step: int) -> None:

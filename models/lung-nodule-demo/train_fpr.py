@@ -6,7 +6,7 @@ The detector (weights.safetensors, as the bundle ships it) runs on the training 
 way the runner runs it, in one pass (no test-time flips); every candidate becomes a sample,
 labelled nodule when its centre lies within a nodule's radius (as the evaluation counts it), and
 every true nodule centre is added as a positive too. A MONAI Classifier learns from 32^3
-patches (48 mm at 1.5 mm) around them, with flips and a voxel or two of jitter. Balanced
+patches (32 mm at the detector's 1.0 mm) around them, with flips and a voxel or two of jitter. Balanced
 batches; seeded; resumable from fpr-checkpoint.safetensors; writes fpr.safetensors and its
 sha256 into metadata.json.
 """
@@ -67,7 +67,8 @@ def collect_samples(cases: int, matrix: int, nodules_per_case: int | None) -> tu
     started = time.time()
     for index in range(cases):
         image, _mask, nodules, crop, volume = prepare_case(TRAIN_SEED_START + index, matrix,
-                                                           nodules_per_case if index >= 48 else None)
+                                                           nodules_per_case if index >= 48 else None,
+                                                           detector.spacing_mm)
         analysis = run_job(run_inference_job(volume, detector, threshold=CANDIDATE_THRESHOLD))
         hits = match([f.to_dict() for f in analysis.findings], nodules)
         by_probability = sorted(analysis.findings, key=lambda f: -f.probability)
