@@ -1,9 +1,9 @@
 """Second stage: rescore each candidate with a classifier that sees a patch around it.
 
 The detector's heatmap finds nodules but also lights up vessel branchings and pleural folds
-with the same confidence; a small classifier looking at a 48 mm cube around each candidate
-tells the round from the tubular. The final probability is the geometric mean of the two
-stages, so a candidate needs both to agree.
+with the same confidence; a small classifier looking at a cube around each candidate (the
+bundle sets its size) tells the round from the tubular. The final probability is the geometric
+mean of the two stages, so a candidate needs both to agree.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def combined_probability(detector: np.ndarray, classifier: np.ndarray) -> np.nda
 def rescore(findings: list[Finding], image: np.ndarray, crop: LungCrop, stage: FalsePositiveReduction, network,
             threshold: float) -> list[Finding]:
     """Findings whose combined probability reaches `threshold`, highest first, renumbered. On the
-    CPU always: a few dozen 32^3 patches cost milliseconds, not worth a transfer to the GPU."""
+    CPU always: a few dozen small patches cost milliseconds, not worth a transfer to the GPU."""
     import torch
 
     if not findings:
