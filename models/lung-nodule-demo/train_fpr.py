@@ -6,9 +6,9 @@ The detector (weights.safetensors, as the bundle ships it) runs on the training 
 way the runner runs it, in one pass (no test-time flips); every candidate becomes a sample,
 labelled nodule when its centre lies within a nodule's radius (as the evaluation counts it), and
 every true nodule centre is added as a positive too. A MONAI Classifier learns from 32^3
-patches (32 mm at the detector's 1.0 mm) around them, with flips and a voxel or two of jitter. Balanced
-batches; seeded; resumable from fpr-checkpoint.safetensors; writes fpr.safetensors and its
-sha256 into metadata.json.
+patches (32 mm at the detector's 1.0 mm) around them, with flips and a voxel or two of jitter.
+Balanced batches; seeded; resumable from fpr-checkpoint.safetensors; writes fpr.safetensors and
+its sha256 into metadata.json.
 """
 
 from __future__ import annotations
