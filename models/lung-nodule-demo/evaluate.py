@@ -6,9 +6,9 @@
 Seeds 10000 and up (training used 1000-1999); --validation uses 60 cases from seed 5000
 instead, so that choosing among training snapshots never looks at the evaluation phantoms. A
 candidate hits a nodule when its centre lies within the nodule's radius (LUNA16); further hits
-on a detected nodule are ignored, every other candidate is a false positive. Sensitivity at 1/8 ... 8 false positives per scan and their
-mean (CPM) are reported for nodules >= 6 mm and for all, and by kind and size. --write puts
-the numbers into metadata.json and MODEL_CARD.md.
+on a detected nodule are ignored, every other candidate is a false positive. Sensitivity at
+1/8 ... 8 false positives per scan and their mean (CPM) are reported for nodules >= 6 mm and
+for all, and by kind and size. --write puts the numbers into metadata.json and MODEL_CARD.md.
 """
 
 from __future__ import annotations
@@ -194,9 +194,16 @@ def _card_table(report: dict, default_threshold: float) -> str:
               for p in report["operating_points"]]
     lines += ["", "Real chest CT (development check, not a validation):", ""]
     lines += [f"- {r['series']}: peak probability at the labelled lesion {r['peak_probability_at_lesion']:.2f}; "
-              f"finding on the lesion: {'yes' if r['finding_on_lesion'] else 'no'}; other candidates over 0.5: "
+              f"finding on the lesion: {_on_lesion(r)}; other candidates over 0.5: "
               f"{r['other_candidates_over_0.5']}" for r in report["real_ct_development_check"]]
     return "\n".join(lines) + "\n"
+
+
+def _on_lesion(result: dict) -> str:
+    """'yes (probability 0.36)' or 'no': how sure the model is of the lesion matters as much as a hit."""
+    if not result["finding_on_lesion"]:
+        return "no"
+    return f"yes (probability {result['probability_of_that_finding']:.2f})"
 
 
 if __name__ == "__main__":
