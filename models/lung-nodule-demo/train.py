@@ -24,9 +24,9 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from workstation.imaging.phantom import PhantomSpec, generate_phantom  # noqa: E402
 from workstation.inference.preprocess import (  # noqa: E402
-    LungCrop, lung_crop, model_grid_image, model_grid_index, patch_at)
+    CROP_MARGIN_MM, LungCrop, lung_crop, model_grid_image, model_grid_index, patch_at)
 
-SPACING_MM = (1.5, 1.5, 1.5)
+SPACING_MM = (1.5, 1.5, 1.5)  # to step 46,000; --spacing 1.0 after (see MODEL_CARD.md)
 HU_WINDOW = (-1000.0, 400.0)
 PATCH = (64, 64, 64)
 TRAIN_SEED_START = 1000  # training seeds 1000-1999; validation 5000-5019; evaluation 10000 and up
@@ -206,6 +206,9 @@ def export_weights(network, spacing_mm: tuple[float, float, float]) -> Path:
     meta = json.loads(meta_path.read_text())
     meta["weights"]["sha256"] = sha256_file(path)
     meta["input"]["spacing_mm"] = list(spacing_mm)
+    meta["input"]["preprocessing"] = (  # the card's words, kept true to the spacing
+        f"lung bounding box (air inside the body, {CROP_MARGIN_MM:g} mm margin), trilinear resampling "
+        f"to {spacing_mm[0]:.1f} mm, HU clipped to the window and scaled to 0..1")
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     return path
 
