@@ -141,3 +141,22 @@ def test_malformed_test_time_flips_are_refused(bundle_copy: Path, flips) -> None
 def test_test_time_flips_default_to_none(bundle_copy: Path) -> None:
     _edit(bundle_copy, lambda m: m.pop("test_time_flips", None))
     assert ModelBundle.from_folder(bundle_copy).test_time_flips == ((),)
+
+
+def test_shipped_bundle_has_a_coarser_large_lesion_pass() -> None:
+    bundle = ModelBundle.from_folder(DEMO)
+    large = bundle.large_lesion_pass
+    assert large is not None and min(large.spacing_mm) > max(bundle.spacing_mm) and large.min_diameter_mm > 6
+
+
+@pytest.mark.parametrize("settings", [{"spacing_mm": [2, 2]}, {"spacing_mm": [2, 2, 0], "min_diameter_mm": 20},
+                                      {"min_diameter_mm": 20}, "coarse"])
+def test_malformed_large_lesion_pass_is_refused(bundle_copy: Path, settings) -> None:
+    _edit(bundle_copy, lambda m: m.__setitem__("large_lesion_pass", settings))
+    with pytest.raises(ModelBundleError, match="malformed"):
+        ModelBundle.from_folder(bundle_copy)
+
+
+def test_large_lesion_pass_is_optional(bundle_copy: Path) -> None:
+    _edit(bundle_copy, lambda m: m.pop("large_lesion_pass", None))
+    assert ModelBundle.from_folder(bundle_copy).large_lesion_pass is None

@@ -1,4 +1,5 @@
-"""Heatmap -> findings on known blobs, and the nodule type from the HU profile."""
+"""Heatmap -> findings on known blobs, the nodule type from the HU profile, and findings of
+two passes merged one per lesion."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 
 from workstation.imaging.heatmap import blob_heatmap
 from workstation.imaging.volume import Volume
-from workstation.inference.findings import extract_findings, nodule_type
+from workstation.inference.findings import Finding, extract_findings, merge_passes, nodule_type
 
 
 def _volume() -> Volume:
@@ -45,3 +46,24 @@ def test_type_from_hu_profile() -> None:
     assert nodule_type(np.full(100, 30.0)) == "solid"
     assert nodule_type(np.concatenate([np.full(80, -600.0), np.full(20, 20.0)])) == "part-solid"
     assert nodule_type(np.full(100, -600.0)) == "ground-glass"
+
+
+def _finding(centre, diameter: float, probability: float) -> Finding:
+    return Finding(0, tuple(centre), (0.0, 0.0, 0.0), diameter, 1.0, -100.0, probability, "solid", "m", "1")
+
+
+def test_passes_merge_one_finding_per_lesion() -> None:
+    # a 45 mm mass: the fine pass finds two pieces of its rim, the coarse pass the whole of it
+    rim = [_finding((22, 0, 0), 8, 0.4), _finding((-20, 5, 0), 9, 0.35)]
+    nodule_elsewhere = _finding((80, 0, 0), 10, 0.9)
+    mass = _finding((0, 0, 0), 50, 0.99)
+    merged = merge_passes([rim + [nodule_elsewhere], [mass]])
+    assert [(f.id, f.center_mm) for f in merged] == [(1, (0, 0, 0)), (2, (80, 0, 0))]
+    # where the fine pass is the more probable, its finding stands for the lesion
+    merged = merge_passes([[_finding((1, 0, 0), 20, 0.98)], [_finding((0, 0, 0), 24, 0.9)]])
+    assert [(f.center_mm, f.diameter_mm) for f in merged] == [((1, 0, 0), 20)]
+
+
+def test_findings_of_one_pass_are_never_merged() -> None:
+    close = [_finding((0, 0, 0), 30, 0.9), _finding((5, 0, 0), 8, 0.8)]
+    assert len(merge_passes([close, []])) == 2

@@ -128,3 +128,21 @@ def test_thick_real_chest_ct_is_flagged_outside_scope(bundle, real_ct: Path) -> 
     volume = load_volume(real_ct / "chest-5mm-lesion14mm")
     analysis = run_job(run_inference_job(volume, bundle))
     assert any("slice thickness 5 mm" in reason for reason in analysis.scope_warnings)
+
+
+def test_real_mass_larger_than_any_training_nodule_lights_up_as_one_finding(bundle, real_ct: Path) -> None:
+    """The issue's development check kept as a regression test: a 45 mm mass on a real chest CT
+    (training nodules end at 30 mm) is found by the large-lesion pass with confidence, as one
+    finding rather than pieces of its rim, and the heatmap covers its centre."""
+    from workstation.dicom.load import load_volume
+
+    truth = json.loads((real_ct / "chest-5mm-mass45mm.truth.json").read_text())["lesions"][0]
+    volume = load_volume(real_ct / "chest-5mm-mass45mm")
+    analysis = run_job(run_inference_job(volume, bundle))
+    centre = np.array(truth["center_mm"])
+    on_mass = [f for f in analysis.findings
+               if np.linalg.norm(np.array(f.center_mm) - centre) <= truth["max_inplane_extent_mm"] / 2]
+    assert len(on_mass) == 1 and on_mass[0].probability >= 0.9, on_mass
+    assert on_mass[0].diameter_mm >= bundle.large_lesion_pass.min_diameter_mm
+    i, j, k = np.rint(volume.patient_to_voxel(centre)).astype(int)
+    assert analysis.heatmap[k, j, i] >= 0.5

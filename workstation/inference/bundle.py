@@ -51,6 +51,16 @@ class FalsePositiveReduction:
 
 
 @dataclass(frozen=True)
+class LargeLesionPass:
+    """Optional second detector pass on a coarser grid: a lesion larger than the network was
+    trained on looks, at this spacing, like one it knows. Only its findings of at least
+    `min_diameter_mm` count; smaller lesions are the first pass's job."""
+
+    spacing_mm: tuple[float, float, float]  # (x, y, z)
+    min_diameter_mm: float
+
+
+@dataclass(frozen=True)
 class ModelBundle:
     """A validated bundle; `load_network` builds the network and loads the checked weights."""
 
@@ -81,6 +91,7 @@ class ModelBundle:
     # Test-time augmentation: the network's output is averaged over these flips of each window
     # (axes of the (z, y, x) model grid; () is the window as it is).
     test_time_flips: tuple[tuple[int, ...], ...] = ((),)
+    large_lesion_pass: LargeLesionPass | None = None
 
     @classmethod
     def from_folder(cls, folder: Path) -> "ModelBundle":
@@ -120,6 +131,8 @@ class ModelBundle:
                 fp_reduction=_fp_reduction(folder, meta["false_positive_reduction"])
                 if "false_positive_reduction" in meta else None,
                 test_time_flips=_test_time_flips(meta.get("test_time_flips", [[]])),
+                large_lesion_pass=_large_lesion_pass(meta["large_lesion_pass"]) if "large_lesion_pass" in meta
+                else None,
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelBundleError(f"metadata.json has a malformed field: {exc}", path=str(folder)) from exc
@@ -172,6 +185,13 @@ def _test_time_flips(flips: list) -> tuple[tuple[int, ...], ...]:
             or any(len(set(axes)) != len(axes) for axes in parsed):
         raise ValueError(f"test_time_flips must be 1 to 8 lists of distinct axes 0-2, not {flips!r}")
     return parsed
+
+
+def _large_lesion_pass(settings: dict) -> LargeLesionPass:
+    spacing = tuple(float(v) for v in settings["spacing_mm"])
+    if len(spacing) != 3 or min(spacing) <= 0:
+        raise ValueError(f"large_lesion_pass spacing_mm must be three positive numbers, not {spacing!r}")
+    return LargeLesionPass(spacing, float(settings["min_diameter_mm"]))  # type: ignore[arg-type]
 
 
 def _load_network(folder: Path, architecture: str, arguments: dict[str, Any], weights_file: str, sha256: str):

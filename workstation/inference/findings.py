@@ -38,11 +38,13 @@ def nodule_type(hu: np.ndarray) -> str:
     return "part-solid" if solid_share >= 0.08 else "ground-glass"
 
 
-def extract_findings(volume: Volume, heatmap: np.ndarray, threshold: float, model_name: str, model_version: str,
+def extract_findings(volume: Volume, heat: np.ndarray, threshold: float, model_name: str, model_version: str,
                      box: tuple[slice, slice, slice] | None = None) -> list[Finding]:
-    """Findings sorted by probability (highest first); `box` limits the search (the lung crop)."""
+    """Findings sorted by probability (highest first). `heat` covers `box` of the volume's grid
+    (the lung crop), or the whole volume when there is no box."""
     box = box or tuple(slice(0, n) for n in volume.shape)  # type: ignore[assignment]
-    heat = heatmap[box]
+    if heat.shape != tuple(s.stop - s.start for s in box):
+        raise ValueError(f"heatmap shape {heat.shape} does not match the box {box}")
     mask = heat >= threshold
     if not mask.any():
         return []
@@ -74,6 +76,20 @@ def extract_findings(volume: Volume, heatmap: np.ndarray, threshold: float, mode
             probability=round(float(heat[region][component].max()), 4), type=nodule_type(hu[region][component]),
             model_name=model_name, model_version=model_version))
     return numbered(findings)
+
+
+def merge_passes(passes: list[list[Finding]]) -> list[Finding]:
+    """Findings of passes at different scales, one per lesion: where findings of two passes
+    overlap (either's centre inside the other's longest diameter) the more probable one stays.
+    Findings of one pass are never merged with each other. Renumbered."""
+    tagged = sorted(((f, n) for n, found in enumerate(passes) for f in found), key=lambda t: -t[0].probability)
+    kept: list[tuple[Finding, int]] = []
+    for finding, source in tagged:
+        centre = np.array(finding.center_mm)
+        if all(source == other_source or np.linalg.norm(centre - np.array(other.center_mm))
+               > max(other.diameter_mm, finding.diameter_mm) / 2 for other, other_source in kept):
+            kept.append((finding, source))
+    return numbered([finding for finding, _ in kept])
 
 
 def numbered(findings: list[Finding]) -> list[Finding]:

@@ -14,9 +14,9 @@ from workstation.errors import CancelledError, InferenceError
 from workstation.imaging.volume import Volume
 from workstation.inference.bundle import ModelBundle
 from workstation.inference.device import choose_device, describe_device
-from workstation.inference.findings import Finding, extract_findings
+from workstation.inference.findings import Finding, extract_findings, merge_passes
 from workstation.inference.fp_reduction import rescore
-from workstation.inference.preprocess import lung_crop, model_grid_image
+from workstation.inference.preprocess import LungCrop, lung_crop, model_grid_image
 from workstation.inference.scope import scope_warnings
 from workstation.jobs import CancelToken, Job, Progress
 
@@ -63,41 +63,72 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
         torch.set_num_threads(threads)
     threshold = bundle.default_threshold if threshold is None else float(threshold)
     yield Progress(0, 100, f"Preparing ({describe_device(device)})")
-    network = bundle.load_network()
+    network, classifier = bundle.load_network(), bundle.load_fp_reduction()
     crop = lung_crop(volume)
-    cancel.check()
-    image = model_grid_image(volume, crop, bundle.spacing_mm, bundle.hu_window)
-    yield Progress(5, 100, "Running the model")
     notes: list[str] = []
-    probabilities = None
-    for attempt_device, batch in _attempts(device):
-        try:
-            probabilities = yield from _sliding_window(network, image, bundle, attempt_device, batch, cancel)
-            if attempt_device != device:
-                notes.append("Ran on the CPU after the GPU ran out of memory")
-            device = attempt_device
-            break
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            notes.append(f"GPU out of memory with {batch} window(s) at a time; retrying smaller")
-    if probabilities is None:
-        raise InferenceError("Inference ran out of memory on every device; close other programs and retry")
-    yield Progress(90, 100, "Mapping the heatmap onto the study")
-    back = torch.nn.functional.interpolate(probabilities, size=list(crop.shape), mode="trilinear",
-                                           align_corners=False)[0, 0].numpy()
-    heatmap = np.zeros(volume.shape, dtype=np.float32)
-    heatmap[crop.box] = back
-    stage = bundle.fp_reduction
-    findings = extract_findings(volume, heatmap, stage.candidate_threshold if stage else threshold, bundle.name,
-                                bundle.version, crop.box)
-    if stage:
+    passes = _passes(bundle)
+    heat = np.zeros(crop.shape, dtype=np.float32)  # the passes' maximum, over the lung crop
+    found: list[list[Finding]] = []
+    for number, (spacing, min_diameter, span) in enumerate(passes, start=1):
         cancel.check()
-        yield Progress(95, 100, f"Checking {len(findings)} candidate(s)")
-        findings = rescore(findings, image[0, 0].numpy(), crop, stage, bundle.load_fp_reduction(), threshold)
+        label = "Running the model" if len(passes) == 1 else f"Running the model, pass {number} of {len(passes)}"
+        image = model_grid_image(volume, crop, spacing, bundle.hu_window)
+        probabilities, device = yield from _network_output(network, image, bundle, device, cancel, notes, span, label)
+        pass_heat = torch.nn.functional.interpolate(probabilities, size=list(crop.shape), mode="trilinear",
+                                                    align_corners=False)[0, 0].numpy()
+        np.maximum(heat, pass_heat, out=heat)
+        findings = _pass_findings(volume, pass_heat, image, crop, bundle, classifier, threshold)
+        found.append([f for f in findings if f.diameter_mm >= min_diameter])
+        yield Progress(span[1], 100, f"Pass {number}: {len(found[-1])} finding(s)")
+    heatmap = np.zeros(volume.shape, dtype=np.float32)
+    heatmap[crop.box] = heat
+    findings = merge_passes(found) if len(found) > 1 else found[0]
     yield Progress(100, 100, f"{len(findings)} finding(s)")
+    stage = bundle.fp_reduction
     return Analysis(bundle.name, bundle.version, bundle.weights_sha256, describe_device(device), threshold,
                     time.perf_counter() - started, heatmap, findings, scope_warnings(volume, bundle), bundle.notice,
                     notes, stage.weights_sha256 if stage else "")
+
+
+def _passes(bundle: ModelBundle) -> list[tuple[tuple[float, float, float], float, tuple[int, int]]]:
+    """(spacing, smallest finding kept, progress span) per detector pass: the model's own grid,
+    then the large-lesion grid when the bundle has one (it has 1/8 the voxels at twice the spacing,
+    hence the small span)."""
+    large = bundle.large_lesion_pass
+    if large is None:
+        return [(bundle.spacing_mm, 0.0, (5, 95))]
+    return [(bundle.spacing_mm, 0.0, (5, 85)), (large.spacing_mm, large.min_diameter_mm, (85, 95))]
+
+
+def _network_output(network, image, bundle: ModelBundle, device: str, cancel: CancelToken, notes: list[str],
+                    span: tuple[int, int], label: str) -> Job:
+    """(probabilities on the model grid, the device that produced them); on running out of GPU
+    memory, retries with smaller batches, then the CPU, noting each step in `notes`."""
+    import torch
+
+    for attempt_device, batch in _attempts(device):
+        try:
+            probabilities = yield from _sliding_window(network, image, bundle, attempt_device, batch, cancel, span,
+                                                       label)
+            if attempt_device != device:
+                notes.append("Ran on the CPU after the GPU ran out of memory")
+            return probabilities, attempt_device
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            notes.append(f"GPU out of memory with {batch} window(s) at a time; retrying smaller")
+    raise InferenceError("Inference ran out of memory on every device; close other programs and retry")
+
+
+def _pass_findings(volume: Volume, heat: np.ndarray, image, crop: LungCrop, bundle: ModelBundle, classifier,
+                   threshold: float) -> list[Finding]:
+    """One pass's heatmap (over the crop) -> findings, rescored by the second stage on the same
+    model-grid image when the bundle has one."""
+    stage = bundle.fp_reduction
+    findings = extract_findings(volume, heat, stage.candidate_threshold if stage else threshold, bundle.name,
+                                bundle.version, crop.box)
+    if stage:
+        findings = rescore(findings, image[0, 0].numpy(), crop, stage, classifier, threshold)
+    return findings
 
 
 def _attempts(device: str) -> list[tuple[str, int]]:
@@ -105,8 +136,8 @@ def _attempts(device: str) -> list[tuple[str, int]]:
     return [("cuda", 4), ("cuda", 1), ("cpu", 1)] if device == "cuda" else [(device, 1)]
 
 
-def _sliding_window(network, image, bundle: ModelBundle, device: str, batch: int,
-                    cancel: CancelToken) -> Job:
+def _sliding_window(network, image, bundle: ModelBundle, device: str, batch: int, cancel: CancelToken,
+                    span: tuple[int, int], label: str) -> Job:
     """MONAI sliding_window_inference on a helper thread, so this generator can report progress
     and cancel (the predictor checks the token between windows)."""
     import torch
@@ -138,8 +169,9 @@ def _sliding_window(network, image, bundle: ModelBundle, device: str, batch: int
     thread.start()
     while thread.is_alive():
         thread.join(POLL_S)
-        yield Progress(5 + int(85 * min(done["windows"], windows) / windows), 100,
-                       f"Running the model ({min(done['windows'], windows)}/{windows} windows)")
+        finished = min(done["windows"], windows)
+        yield Progress(span[0] + int((span[1] - span[0]) * finished / windows), 100,
+                       f"{label} ({finished}/{windows} windows)")
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
