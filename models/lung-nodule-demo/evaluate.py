@@ -8,7 +8,9 @@ instead, so that choosing among training snapshots never looks at the evaluation
 candidate hits a nodule when its centre lies within the nodule's radius (LUNA16); further hits
 on a detected nodule are ignored, every other candidate is a false positive. Sensitivity at
 1/8 ... 8 false positives per scan and their mean (CPM) are reported for nodules >= 6 mm and
-for all, and by kind and size. --write puts the numbers into metadata.json and MODEL_CARD.md.
+for all, and by kind and size, with how the findings measure the nodules they hit (longest
+diameter and volume against the generator's, type against its kind). --write puts the numbers
+into metadata.json and MODEL_CARD.md.
 """
 
 from __future__ import annotations
@@ -84,6 +86,33 @@ def froc(cases: list[tuple[list, list[dict]]], keep=lambda nodule: True) -> dict
             "cpm": round(float(np.mean(list(sensitivities.values()))), 3), "curve": curve}
 
 
+def measurements(pairs: list[tuple[dict, dict]]) -> dict:
+    """How the findings measure the nodules they hit: (finding, nodule) pairs, the most probable
+    finding on each nodule >= 6 mm at the default threshold."""
+    diameter = np.array([f["diameter_mm"] / n["diameter_mm"] for f, n in pairs])
+    volume = np.array([f["volume_mm3"] / n["volume_mm3"] for f, n in pairs])
+    kinds = ("solid", "part-solid", "ground-glass")
+    return {"nodules": len(pairs),
+            "diameter_ratio_median": round(float(np.median(diameter)), 2) if pairs else None,
+            "diameter_ratio_10_90": [round(float(v), 2) for v in np.percentile(diameter, [10, 90])] if pairs else None,
+            "volume_ratio_median": round(float(np.median(volume)), 2) if pairs else None,
+            "type_agreement": round(float(np.mean([f["type"] == n["kind"] for f, n in pairs])), 3) if pairs else None,
+            "types_by_kind": {kind: {t: sum(1 for f, n in pairs if n["kind"] == kind and f["type"] == t)
+                                     for t in kinds} for kind in kinds}}
+
+
+def measured_pairs(findings: list[dict], nodules: list[dict], threshold: float) -> list[tuple[dict, dict]]:
+    pairs = []
+    hits = match(findings, nodules)
+    ordered = sorted(findings, key=lambda f: -f["probability"])
+    seen = set()
+    for finding, (probability, hit) in zip(ordered, hits):
+        if hit is not None and hit not in seen and probability >= threshold and nodules[hit]["diameter_mm"] >= 6:
+            seen.add(hit)
+            pairs.append((finding, nodules[hit]))
+    return pairs
+
+
 def operating_points(cases, thresholds=(0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 0.95, 0.99)) -> list[dict]:
     points = []
     for threshold in thresholds:
@@ -132,12 +161,14 @@ def main() -> None:
     args = parser.parse_args()
     bundle = ModelBundle.from_folder(args.bundle)
     first_seed, count = (VALIDATION_SEED_START, VALIDATION_CASES) if args.validation else (EVAL_SEED_START, args.cases)
-    cases = []
+    cases, pairs = [], []
     started = time.time()
     for seed in range(first_seed, first_seed + count):
         phantom = generate_phantom(PhantomSpec.from_seed(seed, matrix=args.matrix))
         analysis = run_job(run_inference_job(phantom.volume, bundle, threshold=CANDIDATE_THRESHOLD))
-        cases.append((match([f.to_dict() for f in analysis.findings], phantom.nodules), phantom.nodules))
+        found = [f.to_dict() for f in analysis.findings]
+        cases.append((match(found, phantom.nodules), phantom.nodules))
+        pairs += measured_pairs(found, phantom.nodules, bundle.default_threshold)
         print(f"seed {seed}: {len(phantom.nodules)} nodules, {len(analysis.findings)} candidates "
               f"({time.time() - started:.0f}s)", flush=True)
     report = {
@@ -150,6 +181,7 @@ def main() -> None:
         "by_size_mm": {f"{low}-{high}": _summary(froc(cases, lambda n, a=low, b=high: a <= n["diameter_mm"] < b))
                        for low, high in SIZE_BINS},
         "operating_points": operating_points(cases),
+        "measurements_at_default_threshold": measurements(pairs),
         "real_ct_development_check": [] if args.validation else real_ct_check(bundle),
     }
     print(json.dumps(report, indent=1))
@@ -192,6 +224,16 @@ def _card_table(report: dict, default_threshold: float) -> str:
               "| threshold | sensitivity | false positives per scan |", "|---|---|---|"]
     lines += [f"| {p['threshold']} | {p['sensitivity']:.2f} | {p['false_positives_per_scan']:.2f} |"
               for p in report["operating_points"]]
+    measured = report.get("measurements_at_default_threshold")
+    if measured and measured["nodules"]:
+        low, high = measured["diameter_ratio_10_90"]
+        lines += ["", f"Measurements of the findings on {measured['nodules']} nodules >= 6 mm (threshold "
+                  f"{default_threshold}): longest diameter {measured['diameter_ratio_median']:.2f}x the generator's "
+                  f"nominal diameter (median; 10-90%: {low:.2f}-{high:.2f}x), volume "
+                  f"{measured['volume_ratio_median']:.2f}x; type as generated for "
+                  f"{measured['type_agreement']:.0%} ("
+                  + "; ".join(f"{kind}: " + ", ".join(f"{count} {t}" for t, count in types.items() if count)
+                              for kind, types in measured["types_by_kind"].items()) + ")."]
     lines += ["", "Real chest CT (development check, not a validation):", ""]
     lines += [f"- {r['series']}: peak probability at the labelled lesion {r['peak_probability_at_lesion']:.2f}; "
               f"finding on the lesion: {_on_lesion(r)}; other candidates over 0.5: "

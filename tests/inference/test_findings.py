@@ -54,11 +54,11 @@ def _finding(centre, diameter: float, probability: float) -> Finding:
 
 def test_passes_merge_one_finding_per_lesion() -> None:
     # a 45 mm mass: the fine pass finds two pieces of its rim, the coarse pass the whole of it
-    rim = [_finding((22, 0, 0), 8, 0.4), _finding((-20, 5, 0), 9, 0.35)]
-    nodule_elsewhere = _finding((80, 0, 0), 10, 0.9)
+    rim = [_finding((22, 0, 0), 8, 0.4), _finding((-28, 5, 0), 9, 0.35)]  # the second just touches it
+    nodule_elsewhere = _finding((31, 0, 0), 10, 0.9)  # 1 mm clear of the mass
     mass = _finding((0, 0, 0), 50, 0.99)
     merged = merge_passes([rim + [nodule_elsewhere], [mass]])
-    assert [(f.id, f.center_mm) for f in merged] == [(1, (0, 0, 0)), (2, (80, 0, 0))]
+    assert [(f.id, f.center_mm) for f in merged] == [(1, (0, 0, 0)), (2, (31, 0, 0))]
     # where the fine pass is the more probable, its finding stands for the lesion
     merged = merge_passes([[_finding((1, 0, 0), 20, 0.98)], [_finding((0, 0, 0), 24, 0.9)]])
     assert [(f.center_mm, f.diameter_mm) for f in merged] == [((1, 0, 0), 20)]

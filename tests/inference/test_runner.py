@@ -33,18 +33,21 @@ def unseen():
     return [generate_phantom(PhantomSpec.from_seed(seed, matrix=256)) for seed in UNSEEN_SEEDS]
 
 
+@pytest.fixture(scope="module")
+def analyses(bundle, unseen):
+    return [run_job(run_inference_job(phantom.volume, bundle)) for phantom in unseen]
+
+
 def _hit(finding, nodule) -> bool:
     return np.linalg.norm(np.array(finding.center_mm) - np.array(nodule["centre_mm"])) <= nodule["diameter_mm"] / 2
 
 
-def test_findings_on_unseen_phantoms_match_what_the_model_card_states(bundle, unseen) -> None:
+def test_findings_on_unseen_phantoms_match_what_the_model_card_states(bundle, unseen, analyses) -> None:
     """A regression check of runner + model against the card's operating point (measured on
-    50 phantoms by evaluate.py); six phantoms are noisier, hence the margins. The issue's
-    target (0.90 at 1 FP/scan) is not met by this model: see MODEL_CARD.md."""
+    50 phantoms by evaluate.py); six phantoms are noisier, hence the margins."""
     point = min(bundle.operating_points, key=lambda p: abs(p.threshold - bundle.default_threshold))
     detected = total = false_positives = large = large_found = 0
-    for phantom in unseen:
-        analysis = run_job(run_inference_job(phantom.volume, bundle))
+    for phantom, analysis in zip(unseen, analyses):
         big = [n for n in phantom.nodules if n["diameter_mm"] >= 6]
         total += len(big)
         detected += sum(any(_hit(f, n) for f in analysis.findings) for n in big)
@@ -58,6 +61,25 @@ def test_findings_on_unseen_phantoms_match_what_the_model_card_states(bundle, un
     assert detected / total >= point.sensitivity - 0.25, (detected, total, point)
     assert false_positives / len(unseen) <= point.false_positives_per_scan + 3, (false_positives, point)
     assert large_found / large >= 0.6  # large nodules light up
+
+
+def test_findings_measure_the_nodules_they_hit(unseen, analyses) -> None:
+    """Size and type come from the lesion (where the heatmap reaches half its peak), not from the
+    candidate blob's halo: on the validation phantoms the longest diameter is 1.1-1.2x the
+    generator's nominal one (lobulation and one voxel of extent add to it), volume about 1x;
+    the blob's halo gave 1.25-1.35x, 1.3-1.6x and the wrong type for a quarter of them."""
+    diameter_ratios, volume_ratios, same_type = [], [], []
+    for phantom, analysis in zip(unseen, analyses):
+        for finding in analysis.findings:
+            nodule = next((n for n in phantom.nodules if _hit(finding, n) and n["diameter_mm"] >= 6), None)
+            if nodule:
+                diameter_ratios.append(finding.diameter_mm / nodule["diameter_mm"])
+                volume_ratios.append(finding.volume_mm3 / nodule["volume_mm3"])
+                same_type.append(finding.type == nodule["kind"])
+    assert len(diameter_ratios) >= 10
+    assert 0.9 <= np.median(diameter_ratios) <= 1.2, sorted(diameter_ratios)
+    assert 0.7 <= np.median(volume_ratios) <= 1.3, sorted(volume_ratios)
+    assert np.mean(same_type) >= 0.85, same_type
 
 
 def test_same_findings_on_a_second_run(bundle, unseen) -> None:

@@ -10,7 +10,12 @@ from scipy import ndimage
 from workstation.imaging.volume import Volume
 
 MIN_VOLUME_MM3 = 8.0  # smaller blobs are noise, not a reportable nodule (a 2.5 mm sphere)
+# A finding is found as a blob at the (low) candidate level, but measured where the heatmap
+# reaches half the blob's peak: the blob's halo made diameters 35% too large for 6-10 mm
+# nodules and diluted the HU profile (validation phantoms, see the model card).
+LESION_LEVEL = 0.5
 SOLID_HU = -250.0
+PART_SOLID_SHARE = 0.05  # of the lesion's voxels denser than SOLID_HU: a solid component
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ def nodule_type(hu: np.ndarray) -> str:
     solid_share = float((hu > SOLID_HU).mean()) if hu.size else 0.0
     if solid_share >= 0.5:
         return "solid"
-    return "part-solid" if solid_share >= 0.08 else "ground-glass"
+    return "part-solid" if solid_share >= PART_SOLID_SHARE else "ground-glass"
 
 
 def extract_findings(volume: Volume, heat: np.ndarray, threshold: float, model_name: str, model_version: str,
@@ -60,34 +65,38 @@ def extract_findings(volume: Volume, heat: np.ndarray, threshold: float, model_n
         if region is None:
             continue
         component = labels[region] == index
-        volume_mm3 = float(component.sum()) * voxel_volume
-        if volume_mm3 < MIN_VOLUME_MM3:
+        if float(component.sum()) * voxel_volume < MIN_VOLUME_MM3:
             continue
-        weights = heat[region] * component
+        local = heat[region]
+        peak = float(local[component].max())
+        lesion = component & (local >= LESION_LEVEL * peak)  # the lesion itself, not its low-level halo
+        weights = local * component
         kji = np.argwhere(component) + np.array([r.start for r in region])
         centre_kji = (kji * weights[component][:, None]).sum(axis=0) / weights.sum() + offset
         centre_ijk = centre_kji[::-1]
-        points_mm = volume.voxel_to_patient(kji[:, ::-1] + offset[::-1])
+        lesion_kji = np.argwhere(lesion) + np.array([r.start for r in region])
+        points_mm = volume.voxel_to_patient(lesion_kji[:, ::-1] + offset[::-1])
+        lesion_hu = hu[region][lesion]
         findings.append(Finding(
             id=0, center_mm=tuple(float(v) for v in volume.voxel_to_patient(centre_ijk).round(2)),
             center_voxel=tuple(float(v) for v in centre_ijk.round(2)),
-            diameter_mm=round(_longest_diameter(points_mm, spacing), 1), volume_mm3=round(volume_mm3, 1),
-            mean_hu=round(float(hu[region][component].mean()), 1),
-            probability=round(float(heat[region][component].max()), 4), type=nodule_type(hu[region][component]),
-            model_name=model_name, model_version=model_version))
+            diameter_mm=round(_longest_diameter(points_mm, spacing), 1),
+            volume_mm3=round(float(lesion.sum()) * voxel_volume, 1), mean_hu=round(float(lesion_hu.mean()), 1),
+            probability=round(peak, 4), type=nodule_type(lesion_hu), model_name=model_name,
+            model_version=model_version))
     return numbered(findings)
 
 
 def merge_passes(passes: list[list[Finding]]) -> list[Finding]:
     """Findings of passes at different scales, one per lesion: where findings of two passes
-    overlap (either's centre inside the other's longest diameter) the more probable one stays.
-    Findings of one pass are never merged with each other. Renumbered."""
+    overlap (their spheres of the longest diameter do) the more probable one stays. Findings
+    of one pass are never merged with each other. Renumbered."""
     tagged = sorted(((f, n) for n, found in enumerate(passes) for f in found), key=lambda t: -t[0].probability)
     kept: list[tuple[Finding, int]] = []
     for finding, source in tagged:
         centre = np.array(finding.center_mm)
         if all(source == other_source or np.linalg.norm(centre - np.array(other.center_mm))
-               > max(other.diameter_mm, finding.diameter_mm) / 2 for other, other_source in kept):
+               > (other.diameter_mm + finding.diameter_mm) / 2 for other, other_source in kept):
             kept.append((finding, source))
     return numbered([finding for finding, _ in kept])
 
