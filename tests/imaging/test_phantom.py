@@ -81,3 +81,18 @@ def test_voxels_round_trip_exactly(phantom, tmp_path: Path, style, syntax: str) 
 def test_impossible_spec_is_refused() -> None:
     with pytest.raises(PhantomError):
         PhantomSpec(seed=1, matrix=64, pixel_spacing_mm=0.5)
+
+
+@pytest.mark.parametrize("diameters", [(2.0, 10.0), (30.0, 20.0), (40.0, 90.0)])
+def test_impossible_nodule_sizes_are_refused(diameters) -> None:
+    with pytest.raises(PhantomError, match="Nodule diameters"):
+        PhantomSpec(seed=1, matrix=256, pixel_spacing_mm=1.5, nodule_diameter_mm=diameters)
+
+
+def test_nodule_sizes_follow_the_spec_and_the_default_draw_is_unchanged() -> None:
+    masses = generate_phantom(PhantomSpec.from_seed(30001, matrix=128, nodule_count=2, nodule_diameter_mm=(35, 60)))
+    assert all(35 <= n["diameter_mm"] <= 60 for n in masses.nodules)
+    # the default range draws exactly as before the range existed (training and evaluation
+    # phantoms stay the same): seed 10011's nodules as measured before the change
+    default = generate_phantom(PhantomSpec.from_seed(10011, matrix=256))
+    assert [n["diameter_mm"] for n in default.nodules] == [5.66, 14.23]

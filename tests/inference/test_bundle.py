@@ -147,10 +147,12 @@ def test_shipped_bundle_has_a_coarser_large_lesion_pass() -> None:
     bundle = ModelBundle.from_folder(DEMO)
     large = bundle.large_lesion_pass
     assert large is not None and min(large.spacing_mm) > max(bundle.spacing_mm) and large.min_diameter_mm > 6
+    assert 0 < large.min_aerated_border < 1
 
 
 @pytest.mark.parametrize("settings", [{"spacing_mm": [2, 2]}, {"spacing_mm": [2, 2, 0], "min_diameter_mm": 20},
-                                      {"min_diameter_mm": 20}, "coarse"])
+                                      {"min_diameter_mm": 20}, "coarse",
+                                      {"spacing_mm": [2, 2, 2], "min_diameter_mm": 20, "min_aerated_border": 2}])
 def test_malformed_large_lesion_pass_is_refused(bundle_copy: Path, settings) -> None:
     _edit(bundle_copy, lambda m: m.__setitem__("large_lesion_pass", settings))
     with pytest.raises(ModelBundleError, match="malformed"):

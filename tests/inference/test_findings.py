@@ -7,7 +7,7 @@ import numpy as np
 
 from workstation.imaging.heatmap import blob_heatmap
 from workstation.imaging.volume import Volume
-from workstation.inference.findings import Finding, extract_findings, merge_passes, nodule_type
+from workstation.inference.findings import Finding, aerated_border_share, extract_findings, merge_passes, nodule_type
 
 
 def _volume() -> Volume:
@@ -67,3 +67,16 @@ def test_passes_merge_one_finding_per_lesion() -> None:
 def test_findings_of_one_pass_are_never_merged() -> None:
     close = [_finding((0, 0, 0), 30, 0.9), _finding((5, 0, 0), 8, 0.8)]
     assert len(merge_passes([close, []])) == 2
+
+
+def test_aerated_border_tells_a_lung_lesion_from_a_soft_tissue_border() -> None:
+    spacing = np.array([2.0, 0.7, 0.7])  # (k, j, i) mm: thick slices, fine pixels
+    hu = np.full((30, 120, 120), -850, dtype=np.int16)
+    k, j, i = np.indices(hu.shape)
+    ball = ((k - 15) * 2.0) ** 2 + ((j - 60) * 0.7) ** 2 + ((i - 60) * 0.7) ** 2 <= 15**2
+    lesion = np.argwhere(ball)
+    assert aerated_border_share(hu, lesion, spacing) == 1.0  # free in the lung
+    hu[:, :, 60:] = 40  # half of it against soft tissue (a mediastinum), like a juxtapleural mass
+    assert 0.35 < aerated_border_share(hu, lesion, spacing) < 0.65
+    hu[:] = 40  # the heart's own border: no lung around it at all
+    assert aerated_border_share(hu, lesion, spacing) == 0.0

@@ -40,6 +40,7 @@ class PhantomSpec:
     z_extent_mm: float = 280.0
     body_scale: float = 1.0  # 1.0 ~ an average adult chest
     nodule_count: int = 4
+    nodule_diameter_mm: tuple[float, float] = (4.0, 30.0)  # drawn log-uniformly; larger ones are masses
     noise_hu: float = 18.0
     patient_age: int = 60
     patient_sex: str = "F"
@@ -51,12 +52,16 @@ class PhantomSpec:
             raise PhantomError(f"Matrix {self.matrix} must be between 32 and 1024")
         if not 0.2 <= self.pixel_spacing_mm <= 5 or not 0.3 <= self.slice_thickness_mm <= 10:
             raise PhantomError("Pixel spacing or slice thickness out of range")
+        low, high = self.nodule_diameter_mm
+        if not 3 <= low <= high <= 70:
+            raise PhantomError(f"Nodule diameters {low}-{high} mm must lie within 3-70 mm")
         if self.matrix * self.pixel_spacing_mm < 300 * self.body_scale:
             raise PhantomError("The field of view is too small for the body; raise matrix or spacing")
 
     @classmethod
     def from_seed(cls, seed: int, matrix: int = 512, slice_thickness_mm: float | None = None,
-                  nodule_count: int | None = None) -> "PhantomSpec":
+                  nodule_count: int | None = None,
+                  nodule_diameter_mm: tuple[float, float] = (4.0, 30.0)) -> "PhantomSpec":
         """A realistic draw: in-plane 0.68-0.9 mm at 512 (scaled for other matrices), 1-2.5 mm slices."""
         rng = np.random.default_rng([seed, 17])
         fov = float(rng.uniform(350, 460))
@@ -66,6 +71,7 @@ class PhantomSpec:
             slice_thickness_mm=slice_thickness_mm or float(rng.choice(SLICE_THICKNESSES)),
             body_scale=float(rng.uniform(0.85, 1.0) if sex == "F" else rng.uniform(0.92, 1.08)) * min(1.0, fov / 380),
             nodule_count=int(nodule_count if nodule_count is not None else rng.integers(2, 7)),
+            nodule_diameter_mm=(float(nodule_diameter_mm[0]), float(nodule_diameter_mm[1])),
             noise_hu=float(rng.uniform(12, 28)), patient_age=int(rng.integers(35, 86)), patient_sex=sex,
             kernel=str(rng.choice(KERNELS)), kvp=int(rng.choice([100, 120, 120, 140])),
         )
@@ -328,7 +334,7 @@ def _place_nodules(canvas: _Canvas, spec: PhantomSpec, rng: np.random.Generator,
     while len(placed) < spec.nodule_count and attempts < 2000:
         attempts += 1
         kind = str(rng.choice(NODULE_KINDS, p=[0.6, 0.2, 0.2]))
-        diameter = float(np.exp(rng.uniform(np.log(4), np.log(30))))
+        diameter = float(np.exp(rng.uniform(*np.log(spec.nodule_diameter_mm))))
         if kind != "solid":
             diameter = max(diameter, 6.0)  # sub-solid nodules under 6 mm are rarely reported
         attached = str(rng.choice(["none", "pleura", "vessel"], p=[0.5, 0.25, 0.25]))

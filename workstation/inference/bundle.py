@@ -54,10 +54,12 @@ class FalsePositiveReduction:
 class LargeLesionPass:
     """Optional second detector pass on a coarser grid: a lesion larger than the network was
     trained on looks, at this spacing, like one it knows. Only its findings of at least
-    `min_diameter_mm` count; smaller lesions are the first pass's job."""
+    `min_diameter_mm` count (smaller lesions are the first pass's job), and only those bordered
+    by aerated lung for at least `min_aerated_border` of their border (not the heart's)."""
 
     spacing_mm: tuple[float, float, float]  # (x, y, z)
     min_diameter_mm: float
+    min_aerated_border: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,10 @@ def _large_lesion_pass(settings: dict) -> LargeLesionPass:
     spacing = tuple(float(v) for v in settings["spacing_mm"])
     if len(spacing) != 3 or min(spacing) <= 0:
         raise ValueError(f"large_lesion_pass spacing_mm must be three positive numbers, not {spacing!r}")
-    return LargeLesionPass(spacing, float(settings["min_diameter_mm"]))  # type: ignore[arg-type]
+    share = float(settings.get("min_aerated_border", 0.0))
+    if not 0 <= share <= 1:
+        raise ValueError(f"large_lesion_pass min_aerated_border must lie within 0-1, not {share}")
+    return LargeLesionPass(spacing, float(settings["min_diameter_mm"]), share)  # type: ignore[arg-type]
 
 
 def _load_network(folder: Path, architecture: str, arguments: dict[str, Any], weights_file: str, sha256: str):

@@ -8,6 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from workstation.imaging.volume import Volume
+from workstation.inference.preprocess import LUNG_HU
 
 MIN_VOLUME_MM3 = 8.0  # smaller blobs are noise, not a reportable nodule (a 2.5 mm sphere)
 # A finding is found as a blob at the (low) candidate level, but measured where the heatmap
@@ -16,6 +17,7 @@ MIN_VOLUME_MM3 = 8.0  # smaller blobs are noise, not a reportable nodule (a 2.5 
 LESION_LEVEL = 0.5
 SOLID_HU = -250.0
 PART_SOLID_SHARE = 0.05  # of the lesion's voxels denser than SOLID_HU: a solid component
+BORDER_SHELL_MM = 3.0
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,11 @@ def nodule_type(hu: np.ndarray) -> str:
 
 
 def extract_findings(volume: Volume, heat: np.ndarray, threshold: float, model_name: str, model_version: str,
-                     box: tuple[slice, slice, slice] | None = None) -> list[Finding]:
+                     box: tuple[slice, slice, slice] | None = None, min_diameter_mm: float = 0.0,
+                     min_aerated_border: float = 0.0) -> list[Finding]:
     """Findings sorted by probability (highest first). `heat` covers `box` of the volume's grid
-    (the lung crop), or the whole volume when there is no box."""
+    (the lung crop), or the whole volume when there is no box. Findings under `min_diameter_mm`,
+    or whose border is aerated lung for less than `min_aerated_border` of it, are left out."""
     box = box or tuple(slice(0, n) for n in volume.shape)  # type: ignore[assignment]
     if heat.shape != tuple(s.stop - s.start for s in box):
         raise ValueError(f"heatmap shape {heat.shape} does not match the box {box}")
@@ -76,15 +80,34 @@ def extract_findings(volume: Volume, heat: np.ndarray, threshold: float, model_n
         centre_ijk = centre_kji[::-1]
         lesion_kji = np.argwhere(lesion) + np.array([r.start for r in region])
         points_mm = volume.voxel_to_patient(lesion_kji[:, ::-1] + offset[::-1])
+        diameter_mm = _longest_diameter(points_mm, spacing)
+        if diameter_mm < min_diameter_mm or (
+                min_aerated_border and aerated_border_share(hu, lesion_kji, spacing[::-1]) < min_aerated_border):
+            continue
         lesion_hu = hu[region][lesion]
         findings.append(Finding(
             id=0, center_mm=tuple(float(v) for v in volume.voxel_to_patient(centre_ijk).round(2)),
             center_voxel=tuple(float(v) for v in centre_ijk.round(2)),
-            diameter_mm=round(_longest_diameter(points_mm, spacing), 1),
+            diameter_mm=round(diameter_mm, 1),
             volume_mm3=round(float(lesion.sum()) * voxel_volume, 1), mean_hu=round(float(lesion_hu.mean()), 1),
             probability=round(peak, 4), type=nodule_type(lesion_hu), model_name=model_name,
             model_version=model_version))
     return numbered(findings)
+
+
+def aerated_border_share(hu: np.ndarray, lesion_kji: np.ndarray, spacing_kji: np.ndarray) -> float:
+    """Share of a BORDER_SHELL_MM shell around the lesion (its (k, j, i) voxels in `hu`) that is
+    aerated lung. A lesion of the lung borders lung; the heart's or the mediastinum's convexity,
+    which a coarse look can take for a mass, borders mostly soft tissue."""
+    pad = np.ceil(BORDER_SHELL_MM / spacing_kji).astype(int) + 1
+    low = np.maximum(lesion_kji.min(axis=0) - pad, 0)
+    high = np.minimum(lesion_kji.max(axis=0) + pad + 1, hu.shape)
+    inside = np.zeros(tuple(high - low), dtype=bool)
+    inside[tuple((lesion_kji - low).T)] = True
+    distance = ndimage.distance_transform_edt(~inside, sampling=spacing_kji)
+    shell = (distance > 0) & (distance <= BORDER_SHELL_MM)
+    around = hu[tuple(slice(a, b) for a, b in zip(low, high))][shell]
+    return float((around < LUNG_HU).mean()) if around.size else 0.0
 
 
 def merge_passes(passes: list[list[Finding]]) -> list[Finding]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from workstation.errors import CancelledError, InferenceError
 from workstation.imaging.volume import Volume
-from workstation.inference.bundle import ModelBundle
+from workstation.inference.bundle import LargeLesionPass, ModelBundle
 from workstation.inference.device import choose_device, describe_device
 from workstation.inference.findings import Finding, extract_findings, merge_passes
 from workstation.inference.fp_reduction import rescore
@@ -69,7 +69,7 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
     passes = _passes(bundle)
     heat = np.zeros(crop.shape, dtype=np.float32)  # the passes' maximum, over the lung crop
     found: list[list[Finding]] = []
-    for number, (spacing, min_diameter, span) in enumerate(passes, start=1):
+    for number, (spacing, large, span) in enumerate(passes, start=1):
         cancel.check()
         label = "Running the model" if len(passes) == 1 else f"Running the model, pass {number} of {len(passes)}"
         image = model_grid_image(volume, crop, spacing, bundle.hu_window)
@@ -77,8 +77,7 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
         pass_heat = torch.nn.functional.interpolate(probabilities, size=list(crop.shape), mode="trilinear",
                                                     align_corners=False)[0, 0].numpy()
         np.maximum(heat, pass_heat, out=heat)
-        findings = _pass_findings(volume, pass_heat, image, crop, bundle, classifier, threshold)
-        found.append([f for f in findings if f.diameter_mm >= min_diameter])
+        found.append(_pass_findings(volume, pass_heat, image, crop, bundle, classifier, threshold, large))
         yield Progress(span[1], 100, f"Pass {number}: {len(found[-1])} finding(s)")
     heatmap = np.zeros(volume.shape, dtype=np.float32)
     heatmap[crop.box] = heat
@@ -90,14 +89,14 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
                     notes, stage.weights_sha256 if stage else "")
 
 
-def _passes(bundle: ModelBundle) -> list[tuple[tuple[float, float, float], float, tuple[int, int]]]:
-    """(spacing, smallest finding kept, progress span) per detector pass: the model's own grid,
-    then the large-lesion grid when the bundle has one (it has 1/8 the voxels at twice the spacing,
-    hence the small span)."""
+def _passes(bundle: ModelBundle) -> list[tuple[tuple[float, float, float], LargeLesionPass | None, tuple[int, int]]]:
+    """(spacing, the large-lesion pass's rules or None, progress span) per detector pass: the
+    model's own grid, then the large-lesion grid when the bundle has one (it has 1/8 the voxels
+    at twice the spacing, hence the small span)."""
     large = bundle.large_lesion_pass
     if large is None:
-        return [(bundle.spacing_mm, 0.0, (5, 95))]
-    return [(bundle.spacing_mm, 0.0, (5, 85)), (large.spacing_mm, large.min_diameter_mm, (85, 95))]
+        return [(bundle.spacing_mm, None, (5, 95))]
+    return [(bundle.spacing_mm, None, (5, 85)), (large.spacing_mm, large, (85, 95))]
 
 
 def _network_output(network, image, bundle: ModelBundle, device: str, cancel: CancelToken, notes: list[str],
@@ -120,12 +119,13 @@ def _network_output(network, image, bundle: ModelBundle, device: str, cancel: Ca
 
 
 def _pass_findings(volume: Volume, heat: np.ndarray, image, crop: LungCrop, bundle: ModelBundle, classifier,
-                   threshold: float) -> list[Finding]:
+                   threshold: float, large: LargeLesionPass | None) -> list[Finding]:
     """One pass's heatmap (over the crop) -> findings, rescored by the second stage on the same
-    model-grid image when the bundle has one."""
+    model-grid image when the bundle has one; the large-lesion pass keeps only large lung lesions."""
     stage = bundle.fp_reduction
     findings = extract_findings(volume, heat, stage.candidate_threshold if stage else threshold, bundle.name,
-                                bundle.version, crop.box)
+                                bundle.version, crop.box, large.min_diameter_mm if large else 0.0,
+                                large.min_aerated_border if large else 0.0)
     if stage:
         findings = rescore(findings, image[0, 0].numpy(), crop, stage, classifier, threshold)
     return findings
