@@ -5,8 +5,8 @@ supine): body with fat and muscle, two lungs at about -850 HU with a gravity gra
 airways, branching pulmonary vessels (the main source of false positives for a nodule
 detector), ribs, spine, sternum, heart, aorta, a table, and nodules of three kinds placed
 freely, against the pleura or against a vessel (4-30 mm by default; up to 70 mm masses when
-asked). Every edge carries partial-volume blending
-and the image carries correlated noise, so that a detector cannot key on crisp edges.
+asked). Every edge carries partial-volume blending and the image carries correlated noise, so
+that a detector cannot key on crisp edges.
 """
 
 from __future__ import annotations
