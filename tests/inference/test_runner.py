@@ -3,6 +3,7 @@ geometry on a tilted grid, and the CLI writes the promised JSON."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -180,6 +181,12 @@ def test_large_lesion_pass_finds_synthetic_masses_and_not_the_heart(bundle) -> N
         on_mass = [f for f in analysis.findings if _hit(f, mass)]
         assert len(on_mass) == 1 and on_mass[0].probability >= 0.9, (mass, on_mass)
         assert 0.8 <= on_mass[0].diameter_mm / mass["diameter_mm"] <= 1.3, (mass, on_mass)
+        i, j, k = np.rint(masses.volume.patient_to_voxel(mass["centre_mm"])).astype(int)
+        assert analysis.heatmap[k, j, i] >= 0.5
     heart = generate_phantom(PhantomSpec.from_seed(1046, matrix=256))
     assert max(n["diameter_mm"] for n in heart.nodules) < 30
-    assert all(f.diameter_mm < 40 for f in run_job(run_inference_job(heart.volume, bundle)).findings)
+    analysis = run_job(run_inference_job(heart.volume, bundle))
+    assert all(f.diameter_mm < 40 for f in analysis.findings)
+    # where the large-lesion pass keeps nothing, it paints nothing: the overlay is the fine pass's
+    fine_only = run_job(run_inference_job(heart.volume, dataclasses.replace(bundle, large_lesion_pass=None)))
+    np.testing.assert_array_equal(analysis.heatmap, fine_only.heatmap)

@@ -76,8 +76,10 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
         probabilities, device = yield from _network_output(network, image, bundle, device, cancel, notes, span, label)
         pass_heat = torch.nn.functional.interpolate(probabilities, size=list(crop.shape), mode="trilinear",
                                                     align_corners=False)[0, 0].numpy()
-        np.maximum(heat, pass_heat, out=heat)
         found.append(_pass_findings(volume, pass_heat, image, crop, bundle, classifier, threshold, large))
+        if large is not None:  # its heat shows only on the lesions it kept, not on what it left out
+            pass_heat *= _around(found[-1], volume, crop)
+        np.maximum(heat, pass_heat, out=heat)
         yield Progress(span[1], 100, f"Pass {number}: {len(found[-1])} finding(s)")
     heatmap = np.zeros(volume.shape, dtype=np.float32)
     heatmap[crop.box] = heat
@@ -97,6 +99,24 @@ def _passes(bundle: ModelBundle) -> list[tuple[tuple[float, float, float], Large
     if large is None:
         return [(bundle.spacing_mm, None, (5, 95))]
     return [(bundle.spacing_mm, None, (5, 85)), (large.spacing_mm, large, (85, 95))]
+
+
+def _around(findings: list[Finding], volume: Volume, crop: LungCrop, margin_mm: float = 5.0) -> np.ndarray:
+    """Boolean mask over the crop: within each finding's radius plus `margin_mm` of its centre."""
+    mask = np.zeros(crop.shape, dtype=bool)
+    spacing = np.array(volume.spacing_mm[::-1])  # (k, j, i)
+    start = np.array([s.start for s in crop.box])
+    for finding in findings:
+        centre = np.array(finding.center_voxel[::-1]) - start
+        reach = finding.diameter_mm / 2 + margin_mm
+        low = np.maximum(np.floor(centre - reach / spacing).astype(int), 0)
+        high = np.minimum(np.ceil(centre + reach / spacing).astype(int) + 1, crop.shape)
+        if np.any(high <= low):
+            continue
+        axes = np.ogrid[tuple(slice(a, b) for a, b in zip(low, high))]
+        distance = sum(((axis - c) * d) ** 2 for axis, c, d in zip(axes, centre, spacing))
+        mask[tuple(slice(a, b) for a, b in zip(low, high))] |= distance <= reach**2
+    return mask
 
 
 def _network_output(network, image, bundle: ModelBundle, device: str, cancel: CancelToken, notes: list[str],
