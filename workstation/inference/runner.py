@@ -83,7 +83,7 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
         yield Progress(span[1], 100, f"Pass {number}: {len(found[-1])} finding(s)")
     heatmap = np.zeros(volume.shape, dtype=np.float32)
     heatmap[crop.box] = heat
-    findings = merge_passes(found) if len(found) > 1 else found[0]
+    findings = merge_passes(found)
     yield Progress(100, 100, f"{len(findings)} finding(s)")
     stage = bundle.fp_reduction
     return Analysis(bundle.name, bundle.version, bundle.weights_sha256, describe_device(device), threshold,
