@@ -105,16 +105,22 @@ def measurements(pairs: list[tuple[dict, dict]]) -> dict:
                                      for t in kinds} for kind in kinds}}
 
 
-def measured_pairs(findings: list[dict], nodules: list[dict], threshold: float) -> list[tuple[dict, dict]]:
-    pairs = []
-    hits = match(findings, nodules)
+def first_hits(findings: list[dict], nodules: list[dict]) -> tuple[dict[int, dict], list[dict]]:
+    """({nodule index: the most probable finding on it}, findings on no nodule), by `match`."""
     ordered = sorted(findings, key=lambda f: -f["probability"])
-    seen = set()
-    for finding, (probability, hit) in zip(ordered, hits):
-        if hit is not None and hit not in seen and probability >= threshold and nodules[hit]["diameter_mm"] >= 6:
-            seen.add(hit)
-            pairs.append((finding, nodules[hit]))
-    return pairs
+    first: dict[int, dict] = {}
+    missed = []
+    for finding, (_probability, hit) in zip(ordered, match(findings, nodules)):
+        if hit is None:
+            missed.append(finding)
+        else:
+            first.setdefault(hit, finding)
+    return first, missed
+
+
+def measured_pairs(findings: list[dict], nodules: list[dict], threshold: float) -> list[tuple[dict, dict]]:
+    first, _ = first_hits([f for f in findings if f["probability"] >= threshold], nodules)
+    return [(finding, nodules[index]) for index, finding in first.items() if nodules[index]["diameter_mm"] >= 6]
 
 
 def operating_points(cases, thresholds=(0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 0.95, 0.99)) -> list[dict]:
@@ -142,16 +148,11 @@ def mass_check(bundle: ModelBundle, first_seed: int, count: int, matrix: int) ->
         phantom = generate_phantom(PhantomSpec.from_seed(seed, matrix=matrix, nodule_count=2,
                                                          nodule_diameter_mm=MASS_DIAMETERS_MM))
         findings = [f.to_dict() for f in run_job(run_inference_job(phantom.volume, bundle)).findings]
-        for mass in phantom.nodules:
-            total += 1
-            hits = [f for f in findings if np.linalg.norm(np.array(f["center_mm"]) - np.array(mass["centre_mm"]))
-                    <= mass["diameter_mm"] / 2]
-            if hits:
-                found += 1
-                ratios.append(max(hits, key=lambda f: f["probability"])["diameter_mm"] / mass["diameter_mm"])
-        false_large += sum(1 for f, (_p, hit) in zip(sorted(findings, key=lambda f: -f["probability"]),
-                                                     match(findings, phantom.nodules))
-                           if hit is None and f["diameter_mm"] >= 40)
+        first, missed = first_hits(findings, phantom.nodules)
+        total += len(phantom.nodules)
+        found += len(first)
+        ratios += [f["diameter_mm"] / phantom.nodules[index]["diameter_mm"] for index, f in first.items()]
+        false_large += sum(1 for f in missed if f["diameter_mm"] >= 40)
     return {"cases": count, "phantom_seeds": f"{first_seed}-{first_seed + count - 1}",
             "diameters_mm": list(MASS_DIAMETERS_MM), "masses": total, "found": found,
             "diameter_ratio_median": round(float(np.median(ratios)), 2) if ratios else None,
