@@ -40,6 +40,7 @@ class Analysis:
     notice: str
     notes: list[str] = field(default_factory=list)  # e.g. fell back to the CPU
     second_stage_sha256: str = ""  # the false-positive reduction weights, when the bundle has them
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # preparing, resampling, network, findings
 
     def to_dict(self) -> dict:
         model = {"name": self.model_name, "version": self.model_version, "sha256": self.model_sha256}
@@ -47,6 +48,7 @@ class Analysis:
             model["second_stage_sha256"] = self.second_stage_sha256
         return {"model": model,
                 "device": self.device, "threshold": self.threshold, "runtime_s": round(self.runtime_s, 2),
+                "stage_seconds": {stage: round(seconds, 3) for stage, seconds in self.stage_seconds.items()},
                 "scope_warnings": self.scope_warnings, "notice": self.notice, "notes": self.notes,
                 "findings": [f.to_dict() for f in self.findings]}
 
@@ -63,8 +65,10 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
         torch.set_num_threads(threads)
     threshold = bundle.default_threshold if threshold is None else float(threshold)
     yield Progress(0, 100, f"Preparing ({describe_device(device)})")
+    clock = StageClock()
     network, classifier = bundle.load_network(), bundle.load_fp_reduction()
     crop = lung_crop(volume)
+    clock.lap("preparing")
     notes: list[str] = []
     passes = _passes(bundle)
     heat = np.zeros(crop.shape, dtype=np.float32)  # the passes' maximum, over the lung crop
@@ -73,13 +77,15 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
         cancel.check()
         label = "Running the model" if len(passes) == 1 else f"Running the model, pass {number} of {len(passes)}"
         image = model_grid_image(volume, crop, spacing, bundle.hu_window)
-        probabilities, device = yield from _network_output(network, image, bundle, device, cancel, notes, span, label)
-        pass_heat = torch.nn.functional.interpolate(probabilities, size=list(crop.shape), mode="trilinear",
-                                                    align_corners=False)[0, 0].numpy()
+        clock.lap("resampling")
+        pass_heat, device = yield from _network_output(network, image, crop.shape, bundle, device, cancel, notes,
+                                                       span, label)
+        clock.lap("network")
         found.append(_pass_findings(volume, pass_heat, image, crop, bundle, classifier, threshold, large))
         if large is not None:  # its heat shows only on the lesions it kept, not on what it left out
             pass_heat *= _around(found[-1], volume, crop)
         np.maximum(heat, pass_heat, out=heat)
+        clock.lap("findings")
         yield Progress(span[1], 100, f"Pass {number}: {len(found[-1])} finding(s)")
     heatmap = np.zeros(volume.shape, dtype=np.float32)
     heatmap[crop.box] = heat
@@ -88,7 +94,20 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
     stage = bundle.fp_reduction
     return Analysis(bundle.name, bundle.version, bundle.weights_sha256, describe_device(device), threshold,
                     time.perf_counter() - started, heatmap, findings, scope_warnings(volume, bundle), bundle.notice,
-                    notes, stage.weights_sha256 if stage else "")
+                    notes, stage.weights_sha256 if stage else "", clock.seconds)
+
+
+class StageClock:
+    """Seconds spent per stage, summed over passes: `lap(stage)` books the time since the last lap."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now
 
 
 def _passes(bundle: ModelBundle) -> list[tuple[tuple[float, float, float], LargeLesionPass | None, tuple[int, int]]]:
@@ -119,20 +138,26 @@ def _around(findings: list[Finding], volume: Volume, crop: LungCrop, margin_mm: 
     return mask
 
 
-def _network_output(network, image, bundle: ModelBundle, device: str, cancel: CancelToken, notes: list[str],
-                    span: tuple[int, int], label: str) -> Job:
-    """(probabilities on the model grid, the device that produced them); on running out of GPU
-    memory, retries with smaller batches, then the CPU, noting each step in `notes`."""
+def _network_output(network, image, crop_shape: tuple[int, int, int], bundle: ModelBundle, device: str,
+                    cancel: CancelToken, notes: list[str], span: tuple[int, int], label: str) -> Job:
+    """(probabilities resampled onto the crop's grid as float32 numpy, the device that produced
+    them). The windows are blended and resampled on the device that ran them: on a GPU nothing
+    travels to the CPU but the final heatmap. On running out of GPU memory, retries with smaller
+    batches, then the CPU, noting each step in `notes`."""
     import torch
 
     for attempt_device, batch in _attempts(device):
         try:
             probabilities = yield from _sliding_window(network, image, bundle, attempt_device, batch, cancel, span,
                                                        label)
+            with torch.inference_mode():
+                heat = torch.nn.functional.interpolate(probabilities, size=list(crop_shape), mode="trilinear",
+                                                       align_corners=False)[0, 0].cpu().numpy()
             if attempt_device != device:
                 notes.append("Ran on the CPU after the GPU ran out of memory")
-            return probabilities, attempt_device
+            return heat, attempt_device
         except torch.cuda.OutOfMemoryError:
+            probabilities = None  # released before the cache is emptied
             torch.cuda.empty_cache()
             notes.append(f"GPU out of memory with {batch} window(s) at a time; retrying smaller")
     raise InferenceError("Inference ran out of memory on every device; close other programs and retry")
@@ -152,8 +177,8 @@ def _pass_findings(volume: Volume, heat: np.ndarray, image, crop: LungCrop, bund
 
 
 def _attempts(device: str) -> list[tuple[str, int]]:
-    """GPU: all windows of a batch at once, then one at a time, then the CPU."""
-    return [("cuda", 4), ("cuda", 1), ("cpu", 1)] if device == "cuda" else [(device, 1)]
+    """GPU: 16 windows at a time (a large GPU's throughput), then 4, then one, then the CPU."""
+    return [("cuda", 16), ("cuda", 4), ("cuda", 1), ("cpu", 1)] if device == "cuda" else [(device, 1)]
 
 
 def _sliding_window(network, image, bundle: ModelBundle, device: str, batch: int, cancel: CancelToken,
@@ -164,6 +189,7 @@ def _sliding_window(network, image, bundle: ModelBundle, device: str, batch: int
     from monai.inferers import sliding_window_inference
 
     network = network.to(device)
+    blend_on = "cuda" if device == "cuda" else "cpu"  # MPS lacks some 3D kernels (trilinear resampling)
     windows = window_count(image.shape[2:], bundle.patch_size)
     done = {"windows": 0}
     outcome: dict = {}
@@ -181,7 +207,7 @@ def _sliding_window(network, image, bundle: ModelBundle, device: str, batch: int
             with torch.inference_mode():
                 outcome["result"] = sliding_window_inference(
                     image.to(device), roi_size=bundle.patch_size, sw_batch_size=batch, predictor=predictor,
-                    overlap=OVERLAP, mode="gaussian", sw_device=device, device="cpu")
+                    overlap=OVERLAP, mode="gaussian", sw_device=device, device=blend_on)
         except BaseException as exc:  # handed to the generator's thread below
             outcome["error"] = exc
 
