@@ -1,4 +1,5 @@
-"""Run as is on a machine with a CUDA GPU: CUDA results match the CPU's, and CUDA timing.
+"""Run as is on a machine with a CUDA GPU: CUDA results match the CPU's, CUDA timing, and the
+fall-back when the GPU runs out of memory.
 
     python -m tests.benchmarks.gpu_check            # CUDA against the CPU
     python -m tests.benchmarks.gpu_check --device cpu   # the same checks, CPU against itself
@@ -7,7 +8,9 @@ Target (issue #4): inference on a whole 512x512x300 phantom in <= 0.5 s on an H2
 "Inference" is the network stage of the runner (sliding windows of every pass, blended and
 resampled onto the study's grid); loading DICOM is measured by the load benchmark, and the
 end to end time and the other stages (lung crop, resampling, findings, all on the CPU) are
-printed beside it. Exits 0 when CUDA agrees with the CPU, 1 when it does not, 2 without CUDA.
+printed beside it. The out-of-memory check caps this process's share of GPU memory so that every
+GPU attempt fails for real, and expects the CPU's result with a note saying so. Exits 0 when
+CUDA agrees with the CPU and the fall-back works, 1 when not, 2 without CUDA.
 """
 
 from __future__ import annotations
@@ -38,10 +41,12 @@ class GpuCheck:
     stage_seconds: dict[str, float]  # of the fastest run
     heatmap_difference: float  # largest, against the CPU
     unmatched: list[str]  # clear findings that one device has and the other lacks
+    out_of_memory: str = "not checked"  # what the fall-back did, on CUDA only
 
     @property
     def agrees(self) -> bool:
-        return self.heatmap_difference <= HEATMAP_TOLERANCE and not self.unmatched
+        return self.heatmap_difference <= HEATMAP_TOLERANCE and not self.unmatched and \
+            not self.out_of_memory.startswith("FAILED")
 
     def lines(self) -> list[str]:
         network = self.stage_seconds.get("network", float("nan"))
@@ -53,6 +58,7 @@ class GpuCheck:
                 f"(tolerance {HEATMAP_TOLERANCE})",
                 "clear findings on both devices" if not self.unmatched else
                 "findings on one device only: " + "; ".join(self.unmatched),
+                f"out of GPU memory: {self.out_of_memory}",
                 "AGREES with the CPU" if self.agrees else "DIFFERS from the CPU"]
 
 
@@ -77,7 +83,32 @@ def check(device: str, spec: PhantomSpec = WHOLE_CHEST, repeats: int = 3) -> Gpu
     difference = float(np.abs(fastest.heatmap - cpu.heatmap).max())
     unmatched = _unmatched(cpu.findings, fastest.findings, cpu.threshold, "CPU") + \
         _unmatched(fastest.findings, cpu.findings, cpu.threshold, device)
-    return GpuCheck(fastest.device, seconds, fastest.stage_seconds, difference, unmatched)
+    result = GpuCheck(fastest.device, seconds, fastest.stage_seconds, difference, unmatched)
+    if device == "cuda":
+        result.out_of_memory = _out_of_memory_fallback(volume, bundle, cpu)
+    return result
+
+
+def _out_of_memory_fallback(volume, bundle, cpu: Analysis) -> str:
+    """Cap the GPU memory this process may use at about 1 MB more than it holds now (the model grid
+    image alone needs about 100 MB), so that 16, 4 and 1 windows at a time all run out of memory:
+    the runner must then give the CPU's result and say what happened."""
+    import torch
+
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, (torch.cuda.memory_reserved() + 2**20) / total))
+    try:
+        analysis = run_job(run_inference_job(volume, bundle, "cuda"))
+    except Exception as exc:  # noqa: BLE001 - reported as the check's outcome
+        return f"FAILED: {type(exc).__name__}: {exc}"
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+    difference = float(np.abs(analysis.heatmap - cpu.heatmap).max())
+    fell_back = "CPU" in analysis.device and any("Ran on the CPU" in note for note in analysis.notes)
+    verdict = "ok" if fell_back and difference <= 1e-5 else "FAILED"
+    return f"{verdict}: ran on {analysis.device}, heatmap difference to the CPU run {difference:.2g}; notes: " + \
+        " / ".join(analysis.notes)
 
 
 def _unmatched(ours: list[Finding], theirs: list[Finding], threshold: float, label: str) -> list[str]:

@@ -15,6 +15,7 @@ def test_the_check_agrees_with_itself_and_reports_the_network_stage() -> None:
     assert 0 < result.stage_seconds["network"] < result.end_to_end_s
     text = "\n".join(result.lines())
     assert "inference (network stage, all passes)" in text and "AGREES" in text
+    assert "out of GPU memory: not checked" in text  # that check caps CUDA memory: CUDA only
 
 
 def _finding(probability: float, x_mm: float, diameter_mm: float = 8.0) -> Finding:
