@@ -11,13 +11,16 @@ from workstation.imaging.volume import Volume
 
 LUNG_HU = -400.0  # below this inside the body: aerated lung (and airways)
 CROP_MARGIN_MM = 12.0
+COARSE_VOXEL_MM = 8.0  # the lung search's coarse grid: at most this in-plane (and at most 4 voxels)
 
 
 @dataclass(frozen=True)
 class LungCrop:
-    """A box (k, j, i slices) of the volume's own grid that holds both lungs plus a margin."""
+    """A box (k, j, i slices) of the volume's own grid that holds both lungs plus a margin, and
+    the volume of aerated lung found (0 when none was: the box is then the whole volume)."""
 
     box: tuple[slice, slice, slice]
+    lung_ml: float = 0.0
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -27,10 +30,12 @@ class LungCrop:
 def lung_crop(volume: Volume) -> LungCrop:
     """Bounding box of the lungs: air inside the body, excluding the air around the patient.
 
-    Found on a 4x coarser grid (fast); falls back to the whole volume if no lung is found, so a
-    study that is not a chest still runs (the scope check says why its results may not hold).
+    Found on a grid 4x coarser (fast), or 2-3x when pixels are over 2 mm: coarse voxels of more
+    than 8 mm bridge the chest wall, and the lungs join the air around the patient. Falls back
+    to the whole volume if no lung is found, so a study that is not a chest still runs (the
+    scope check says why its results may not hold).
     """
-    step = 4
+    step = int(np.clip(COARSE_VOXEL_MM // max(volume.spacing_mm[:2]), 1, 4))
     coarse = volume.voxels[::step, ::step, ::step]
     air = coarse < LUNG_HU
     outside = _connected_to_border(air)
@@ -46,7 +51,8 @@ def lung_crop(volume: Volume) -> LungCrop:
     margin = np.ceil(CROP_MARGIN_MM / np.array(volume.spacing_mm[::-1])).astype(int)
     low = np.maximum(np.array([k.min(), j.min(), i.min()]) * step - margin, 0)
     high = np.minimum((np.array([k.max(), j.max(), i.max()]) + 1) * step + margin, volume.shape)
-    return LungCrop(tuple(slice(int(a), int(b)) for a, b in zip(low, high)))  # type: ignore[arg-type]
+    lung_ml = float(k.size * np.prod(volume.spacing_mm) * step**3 / 1000)  # coarse voxels -> ml
+    return LungCrop(tuple(slice(int(a), int(b)) for a, b in zip(low, high)), lung_ml)  # type: ignore[arg-type]
 
 
 def _connected_to_border(mask: np.ndarray) -> np.ndarray:

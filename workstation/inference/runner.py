@@ -93,8 +93,8 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
     yield Progress(100, 100, f"{len(findings)} finding(s)")
     stage = bundle.fp_reduction
     return Analysis(bundle.name, bundle.version, bundle.weights_sha256, describe_device(device), threshold,
-                    time.perf_counter() - started, heatmap, findings, scope_warnings(volume, bundle), bundle.notice,
-                    notes, stage.weights_sha256 if stage else "", clock.seconds)
+                    time.perf_counter() - started, heatmap, findings, scope_warnings(volume, bundle, crop.lung_ml),
+                    bundle.notice, notes, stage.weights_sha256 if stage else "", clock.seconds)
 
 
 class StageClock:

@@ -6,8 +6,10 @@ from workstation.imaging.volume import Volume
 from workstation.inference.bundle import ModelBundle
 
 
-def scope_warnings(volume: Volume, bundle: ModelBundle) -> list[str]:
-    """Reasons the study is outside the bundle's valid inputs (empty when inside)."""
+def scope_warnings(volume: Volume, bundle: ModelBundle, lung_ml: float | None = None) -> list[str]:
+    """Reasons the study is outside the bundle's valid inputs (empty when inside). `lung_ml`, the
+    aerated lung found in the image, catches what the tags cannot: a head or abdomen scan whose
+    BodyPartExamined is missing or wrong, or a scan that covers only the lung bases."""
     valid, meta, reasons = bundle.valid_inputs, volume.metadata, []
     modality = valid.get("modality")
     if modality and meta.modality and meta.modality.upper() != modality:
@@ -22,6 +24,11 @@ def scope_warnings(volume: Volume, bundle: ModelBundle) -> list[str]:
     parts = [p.upper() for p in valid.get("body_parts", [])]
     if parts and meta.body_part and meta.body_part.upper() not in parts:
         reasons.append(f"body part {meta.body_part}, validated for {', '.join(p for p in parts if p)}")
+    least = float(valid.get("min_lung_volume_ml", 0))
+    if lung_ml is not None and lung_ml < least:
+        reasons.append("no aerated lung found in the image" if lung_ml < 1 else
+                       f"only {lung_ml:.0f} ml of aerated lung in the image, validated for scans of both lungs "
+                       f"(at least {least:g} ml)")
     return reasons
 
 
