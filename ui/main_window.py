@@ -22,7 +22,7 @@ from ui.idle import IdleWatcher
 from ui.render.slice_view import SliceView
 from ui.render.volume_view import VolumeView
 from ui.state import ViewerState, volume_summaries
-from ui.widgets.findings_panel import FindingsPanel
+from ui.widgets.findings_panel import DECISION_COLUMN, FindingsPanel
 from ui.widgets.histogram import HistogramPanel
 from ui.widgets.study_browser import StudyBrowser
 from ui.workers import JobRunner
@@ -642,7 +642,7 @@ class MainWindow(QMainWindow):
     def _select_next_undecided(self) -> None:
         tree = self.findings_panel.tree
         for row in range(tree.topLevelItemCount()):
-            if tree.topLevelItem(row).text(1) == "undecided":
+            if tree.topLevelItem(row).text(DECISION_COLUMN) == "undecided":
                 tree.setCurrentItem(tree.topLevelItem(row))
                 return
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ui.main_window import MainWindow, viewer_load_job
+from ui.widgets.findings_panel import COLUMNS
 from workstation.jobs import CancelToken, run_job
 
 
@@ -21,6 +22,9 @@ def test_run_ai_lists_findings_and_centres_views(loaded: MainWindow, qtbot) -> N
     assert "lung-nodule-demo" in loaded.overlay_label.text()
     count = panel.tree.topLevelItemCount()
     assert count == len(loaded.state.markers) and count >= 1
+    header, size = panel.tree.header(), COLUMNS.index("Size")  # probability and size seen without scrolling
+    assert COLUMNS.index("Prob.") < size and header.sectionViewportPosition(size) + header.sectionSize(size) \
+        <= panel.tree.viewport().width(), (header.sectionViewportPosition(size), panel.tree.viewport().width())
     panel.tree.setCurrentItem(panel.tree.topLevelItem(count - 1))
     centre = panel.tree.topLevelItem(count - 1).data(0, 0x0100)
     np.testing.assert_allclose(loaded.state.crosshair, centre, atol=1.0)

@@ -11,7 +11,9 @@ from PySide6.QtCore import QSize
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-COLUMNS = ("#", "Decision", "Prob.", "Type", "Size", "Location")
+# What a reader scans for first comes first: a narrow panel still shows probability and size
+COLUMNS = ("#", "Prob.", "Size", "Type", "Decision", "Location")
+DECISION_COLUMN = COLUMNS.index("Decision")
 DECISION_COLOURS = {"accepted": "#7fd47f", "rejected": "#e08a8a", "undecided": "#d8d8d4"}
 
 
@@ -56,9 +58,9 @@ class FindingsPanel(QWidget):
             side = "left" if x > 0 else "right"  # LPS: +x is the patient's left
             decision = getattr(state, "decision", "undecided")
             probability = "added" if getattr(state, "source", "ai") == "clinician" else f"{state.probability:.2f}"
-            item = QTreeWidgetItem([str(state.id), decision, probability, state.type, f"{state.diameter_mm:.1f} mm",
+            item = QTreeWidgetItem([str(state.id), probability, f"{state.diameter_mm:.1f} mm", state.type, decision,
                                     f"{side} lung, z {z:.0f} mm"])
-            item.setForeground(1, QColor(DECISION_COLOURS.get(decision, "#d8d8d4")))
+            item.setForeground(DECISION_COLUMN, QColor(DECISION_COLOURS.get(decision, "#d8d8d4")))
             item.setData(0, Qt.ItemDataRole.UserRole, np.array(state.center_mm))
             item.setData(1, Qt.ItemDataRole.UserRole, state.id)
             if volume is not None:
@@ -67,7 +69,7 @@ class FindingsPanel(QWidget):
                                QImage.Format.Format_Grayscale8).copy()
                 item.setIcon(0, QIcon(QPixmap.fromImage(image)))
             if getattr(state, "reason", None):
-                item.setToolTip(1, f"{decision}: {state.reason} ({state.decided_by})")
+                item.setToolTip(DECISION_COLUMN, f"{decision}: {state.reason} ({state.decided_by})")
             self.tree.addTopLevelItem(item)
             if state.id == current:
                 self.tree.setCurrentItem(item)
