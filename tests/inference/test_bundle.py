@@ -162,3 +162,16 @@ def test_malformed_large_lesion_pass_is_refused(bundle_copy: Path, settings) -> 
 def test_large_lesion_pass_is_optional(bundle_copy: Path) -> None:
     _edit(bundle_copy, lambda m: m.pop("large_lesion_pass", None))
     assert ModelBundle.from_folder(bundle_copy).large_lesion_pass is None
+
+
+@pytest.mark.parametrize("distance", [-1, "near", float("nan"), [15]])
+def test_malformed_distance_from_lung_is_refused(bundle_copy: Path, distance) -> None:
+    _edit(bundle_copy, lambda m: m.__setitem__("max_distance_from_lung_mm", distance))
+    with pytest.raises(ModelBundleError, match="malformed"):
+        ModelBundle.from_folder(bundle_copy)
+
+
+def test_distance_from_lung_is_optional(bundle_copy: Path) -> None:
+    assert ModelBundle.from_folder(DEMO).max_distance_from_lung_mm == 15
+    _edit(bundle_copy, lambda m: m.pop("max_distance_from_lung_mm", None))
+    assert ModelBundle.from_folder(bundle_copy).max_distance_from_lung_mm is None

@@ -94,6 +94,9 @@ class ModelBundle:
     # (axes of the (z, y, x) model grid; () is the window as it is).
     test_time_flips: tuple[tuple[int, ...], ...] = ((),)
     large_lesion_pass: LargeLesionPass | None = None
+    # Findings whose edge (centre less half the longest diameter) lies farther than this from
+    # aerated lung are left out: outside the body, in bowel gas, in the neck. None: no such rule.
+    max_distance_from_lung_mm: float | None = None
 
     @classmethod
     def from_folder(cls, folder: Path) -> "ModelBundle":
@@ -135,6 +138,8 @@ class ModelBundle:
                 test_time_flips=_test_time_flips(meta.get("test_time_flips", [[]])),
                 large_lesion_pass=_large_lesion_pass(meta["large_lesion_pass"]) if "large_lesion_pass" in meta
                 else None,
+                max_distance_from_lung_mm=_non_negative("max_distance_from_lung_mm",
+                                                        meta.get("max_distance_from_lung_mm")),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelBundleError(f"metadata.json has a malformed field: {exc}", path=str(folder)) from exc
@@ -197,6 +202,15 @@ def _large_lesion_pass(settings: dict) -> LargeLesionPass:
     if not 0 <= share <= 1:
         raise ValueError(f"large_lesion_pass min_aerated_border must lie within 0-1, not {share}")
     return LargeLesionPass(spacing, float(settings["min_diameter_mm"]), share)  # type: ignore[arg-type]
+
+
+def _non_negative(name: str, value) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    if not number >= 0:  # also refuses NaN
+        raise ValueError(f"{name} must be a number of 0 or more, not {value!r}")
+    return number
 
 
 def _load_network(folder: Path, architecture: str, arguments: dict[str, Any], weights_file: str, sha256: str):

@@ -14,13 +14,16 @@ CROP_MARGIN_MM = 12.0
 COARSE_VOXEL_MM = 8.0  # the lung search's coarse grid: at most this in-plane (and at most 4 voxels)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LungCrop:
-    """A box (k, j, i slices) of the volume's own grid that holds both lungs plus a margin, and
-    the volume of aerated lung found (0 when none was: the box is then the whole volume)."""
+    """A box (k, j, i slices) of the volume's own grid that holds both lungs plus a margin; the
+    volume of aerated lung found (0 when none was: the box is then the whole volume); and the
+    lungs found on the search grid (every `search_step` voxels), None when none was."""
 
     box: tuple[slice, slice, slice]
     lung_ml: float = 0.0
+    lung_mask: np.ndarray | None = None
+    search_step: tuple[int, int, int] = (1, 1, 1)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -31,12 +34,13 @@ def lung_crop(volume: Volume) -> LungCrop:
     """Bounding box of the lungs: air inside the body, excluding the air around the patient.
 
     Found on a grid 4x coarser (fast), or 2-3x when pixels are over 2 mm: coarse voxels of more
-    than 8 mm bridge the chest wall, and the lungs join the air around the patient. Falls back
-    to the whole volume if no lung is found, so a study that is not a chest still runs (the
-    scope check says why its results may not hold).
+    than 8 mm in-plane bridge the chest wall, and the lungs join the air around the patient.
+    Falls back to the whole volume if no lung is found, so a study that is not a chest still
+    runs (the scope check says why its results may not hold).
     """
-    step = int(np.clip(COARSE_VOXEL_MM // max(volume.spacing_mm[:2]), 1, 4))
-    coarse = volume.voxels[::step, ::step, ::step]
+    spacing = np.array(volume.spacing_mm[::-1])  # (k, j, i)
+    step = np.full(3, int(np.clip(COARSE_VOXEL_MM // max(volume.spacing_mm[:2]), 1, 4)))
+    coarse = volume.voxels[::step[0], ::step[1], ::step[2]]
     air = coarse < LUNG_HU
     outside = _connected_to_border(air)
     lung = air & ~outside
@@ -48,11 +52,30 @@ def lung_crop(volume: Volume) -> LungCrop:
     keep = np.isin(labels, 1 + np.argsort(sizes)[::-1][:2])  # the two lungs (or one, if joined)
     keep &= np.isin(labels, 1 + np.nonzero(sizes >= 0.02 * sizes.max())[0])
     k, j, i = np.nonzero(keep)
-    margin = np.ceil(CROP_MARGIN_MM / np.array(volume.spacing_mm[::-1])).astype(int)
+    margin = np.ceil(CROP_MARGIN_MM / spacing).astype(int)
     low = np.maximum(np.array([k.min(), j.min(), i.min()]) * step - margin, 0)
     high = np.minimum((np.array([k.max(), j.max(), i.max()]) + 1) * step + margin, volume.shape)
-    lung_ml = float(k.size * np.prod(volume.spacing_mm) * step**3 / 1000)  # coarse voxels -> ml
-    return LungCrop(tuple(slice(int(a), int(b)) for a, b in zip(low, high)), lung_ml)  # type: ignore[arg-type]
+    lung_ml = float(k.size * np.prod(spacing * step) / 1000)  # coarse voxels -> ml
+    return LungCrop(tuple(slice(int(a), int(b)) for a, b in zip(low, high)), lung_ml,  # type: ignore[arg-type]
+                    keep, tuple(int(s) for s in step))  # type: ignore[arg-type]
+
+
+def search_voxel_mm(crop: LungCrop, spacing_mm: tuple[float, float, float]) -> float:
+    """The largest edge of the lung search's voxels: through thick slices, the z step."""
+    return float(max(np.array(spacing_mm[::-1]) * np.array(crop.search_step)))
+
+
+def distance_to_lung_mm(crop: LungCrop, spacing_mm: tuple[float, float, float], index_kji: np.ndarray) -> np.ndarray:
+    """Distance (mm) from each (k, j, i) voxel position of the volume's grid to the nearest
+    aerated lung found by the search (0 inside it), known to within half a search voxel
+    (`search_voxel_mm`); NaN when no lung was found."""
+    points = np.atleast_2d(np.asarray(index_kji, dtype=float))
+    if crop.lung_mask is None:
+        return np.full(len(points), np.nan)
+    step = np.array(crop.search_step)
+    distance = ndimage.distance_transform_edt(~crop.lung_mask, sampling=np.array(spacing_mm[::-1]) * step)
+    coarse = np.clip(np.rint(points / step).astype(int), 0, np.array(distance.shape) - 1)
+    return distance[tuple(coarse.T)]
 
 
 def _connected_to_border(mask: np.ndarray) -> np.ndarray:

@@ -14,9 +14,10 @@ from workstation.errors import CancelledError, InferenceError
 from workstation.imaging.volume import Volume
 from workstation.inference.bundle import LargeLesionPass, ModelBundle
 from workstation.inference.device import choose_device, describe_device
-from workstation.inference.findings import Finding, extract_findings, merge_passes
+from workstation.inference.findings import Finding, extract_findings, merge_passes, numbered
 from workstation.inference.fp_reduction import rescore
-from workstation.inference.preprocess import LungCrop, lung_crop, model_grid_image
+from workstation.inference.preprocess import (LungCrop, distance_to_lung_mm, lung_crop, model_grid_image,
+                                              search_voxel_mm)
 from workstation.inference.scope import scope_warnings
 from workstation.jobs import CancelToken, Job, Progress
 
@@ -87,9 +88,12 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
         np.maximum(heat, pass_heat, out=heat)
         clock.lap("findings")
         yield Progress(span[1], 100, f"Pass {number}: {len(found[-1])} finding(s)")
+    findings, away = _near_lung(merge_passes(found), volume, crop, bundle.max_distance_from_lung_mm)
+    if away:  # nor is their heat shown: red outside the body with no finding beside it misleads
+        heat *= ~(_around(away, volume, crop) & ~_around(findings, volume, crop))
+    clock.lap("findings")
     heatmap = np.zeros(volume.shape, dtype=np.float32)
     heatmap[crop.box] = heat
-    findings = merge_passes(found)
     yield Progress(100, 100, f"{len(findings)} finding(s)")
     stage = bundle.fp_reduction
     return Analysis(bundle.name, bundle.version, bundle.weights_sha256, describe_device(device), threshold,
@@ -118,6 +122,21 @@ def _passes(bundle: ModelBundle) -> list[tuple[tuple[float, float, float], Large
     if large is None:
         return [(bundle.spacing_mm, None, (5, 95))]
     return [(bundle.spacing_mm, None, (5, 85)), (large.spacing_mm, large, (85, 95))]
+
+
+def _near_lung(findings: list[Finding], volume: Volume, crop: LungCrop,
+               max_distance_mm: float | None) -> tuple[list[Finding], list[Finding]]:
+    """(findings whose edge lies within `max_distance_mm` of aerated lung, renumbered; the others).
+    The lung search's grid is coarse (through 5 mm slices, 20 mm in z), so half its voxel is
+    allowed on top. All are kept when the bundle sets no distance or no lung was found (the
+    scope banner says so)."""
+    if max_distance_mm is None or crop.lung_mask is None or not findings:
+        return findings, []
+    centres = np.array([f.center_voxel[::-1] for f in findings])
+    distance = distance_to_lung_mm(crop, volume.spacing_mm, centres)
+    allowed = max_distance_mm + search_voxel_mm(crop, volume.spacing_mm) / 2
+    near = [d - f.diameter_mm / 2 <= allowed for f, d in zip(findings, distance)]
+    return numbered([f for f, ok in zip(findings, near) if ok]), [f for f, ok in zip(findings, near) if not ok]
 
 
 def _around(findings: list[Finding], volume: Volume, crop: LungCrop, margin_mm: float = 5.0) -> np.ndarray:
