@@ -208,7 +208,7 @@ def _sliding_window(network, image, bundle: ModelBundle, device: str, batch: int
     from monai.inferers import sliding_window_inference
 
     network = network.to(device)
-    blend_on = "cuda" if device == "cuda" else "cpu"  # MPS lacks some 3D kernels (trilinear resampling)
+    blend_on = "cuda" if device == "cuda" else "cpu"  # some MPS builds lack 3D trilinear resampling
     windows = window_count(image.shape[2:], bundle.patch_size)
     done = {"windows": 0}
     outcome: dict = {}
