@@ -94,3 +94,18 @@ def test_orientation_letters_follow_the_gantry_tilt(window: MainWindow, real_ct:
     assert sagittal["top"].startswith("S") and sagittal["bottom"].startswith("I")
     coronal = {edge: window.views["coronal"].texts[edge].GetInput() for edge in ("left", "right")}
     assert coronal == {"left": "R", "right": "L"}
+
+
+def test_the_3d_view_opens_filled_by_the_body_not_by_the_field_of_view(loaded: MainWindow, qtbot) -> None:
+    """The camera fits the body (voxels above -500 HU), not the scanner's whole field of view with
+    the air around the patient, so the 3D view is not a small figure in the middle of its pane."""
+    view = loaded.views["3d"]
+    view.setFixedSize(SIZE, SIZE)
+    qtbot.wait(50)
+    loaded.state.set_volume(loaded.state.volume)  # the camera is set up for the new size
+    view.GetRenderWindow().Render()
+    frame = capture_rgb(view.GetRenderWindow()).astype(int)
+    drawn = np.abs(frame - frame[0, 0]).sum(axis=-1) > 30  # differs from the background corner
+    rows, columns = np.nonzero(drawn.any(axis=1))[0], np.nonzero(drawn.any(axis=0))[0]
+    height, width = np.ptp(rows) + 1, np.ptp(columns) + 1
+    assert max(height, width) >= 0.75 * SIZE and height < SIZE and width < SIZE, (height, width)

@@ -32,6 +32,21 @@ SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software")
 FOLLOW_RENDER_MS = 500
 STILL_RENDER_MS = 600
 RENDER_VOXEL_MM = 1.5
+BODY_HU = -500  # above this: the body (and the table), not the air around it
+FIT_ZOOM = 1.3  # the body's box seen face on fills about 85% of a square view
+
+
+def body_bounds(voxels: np.ndarray, affine: np.ndarray) -> tuple[float, ...] | None:
+    """World (x0, x1, y0, y1, z0, z1) bounds of the voxels above BODY_HU, None when there are none."""
+    body = voxels > BODY_HU
+    extents = [np.flatnonzero(body.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1))]  # k, j, i
+    if not len(extents[0]):
+        return None
+    low = np.array([e[0] for e in extents[::-1]]) - 0.5  # (i, j, k) voxel edges
+    high = np.array([e[-1] for e in extents[::-1]]) + 0.5
+    corners = np.array([[a, b, c, 1.0] for a in (low[0], high[0]) for b in (low[1], high[1])
+                        for c in (low[2], high[2])]) @ affine.T
+    return tuple(float(v) for axis in range(3) for v in (corners[:, axis].min(), corners[:, axis].max()))
 
 
 def uses_software_opengl(render_window) -> bool:
@@ -126,7 +141,10 @@ class VolumeView(QVTKRenderWindowInteractor):
         camera.SetViewUp(0, 0, 1)
         centre = np.array(camera.GetFocalPoint())
         camera.SetPosition(*(centre - np.array([0, 1, 0]) * camera.GetDistance()))  # from the front
-        self.renderer.ResetCamera()
+        # Fit the body, not the field of view and its air; VTK fits the bounds' sphere, which
+        # leaves a wide margin around a box seen face on
+        self.renderer.ResetCamera(body_bounds(voxels, affine) or self._rendered.GetBounds())
+        camera.Zoom(FIT_ZOOM)
         self._on_overlay()
         self._on_crosshair()
 
