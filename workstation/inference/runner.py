@@ -14,7 +14,7 @@ from workstation.errors import CancelledError, InferenceError
 from workstation.imaging.volume import Volume
 from workstation.inference.bundle import LargeLesionPass, ModelBundle
 from workstation.inference.device import choose_device, describe_device
-from workstation.inference.findings import Finding, extract_findings, merge_passes, numbered
+from workstation.inference.findings import Finding, extract_findings, merge_passes
 from workstation.inference.fp_reduction import rescore
 from workstation.inference.preprocess import (LungCrop, distance_to_lung_mm, lung_crop, model_grid_image,
                                               search_voxel_mm)
@@ -88,7 +88,9 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
         np.maximum(heat, pass_heat, out=heat)
         clock.lap("findings")
         yield Progress(span[1], 100, f"Pass {number}: {len(found[-1])} finding(s)")
-    findings, away = _near_lung(merge_passes(found), volume, crop, bundle.max_distance_from_lung_mm)
+    # before merging: a finding that cannot be a nodule must not displace another pass's one
+    found, away = _near_lung(found, volume, crop, bundle.max_distance_from_lung_mm)
+    findings = merge_passes(found)
     if away:  # nor is their heat shown: red outside the body with no finding beside it misleads
         heat *= ~(_around(away, volume, crop) & ~_around(findings, volume, crop))
     clock.lap("findings")
@@ -124,19 +126,20 @@ def _passes(bundle: ModelBundle) -> list[tuple[tuple[float, float, float], Large
     return [(bundle.spacing_mm, None, (5, 85)), (large.spacing_mm, large, (85, 95))]
 
 
-def _near_lung(findings: list[Finding], volume: Volume, crop: LungCrop,
-               max_distance_mm: float | None) -> tuple[list[Finding], list[Finding]]:
-    """(findings whose edge lies within `max_distance_mm` of aerated lung, renumbered; the others).
-    The lung search's grid is coarse (through 5 mm slices, 20 mm in z), so half its voxel is
-    allowed on top. All are kept when the bundle sets no distance or no lung was found (the
-    scope banner says so)."""
-    if max_distance_mm is None or crop.lung_mask is None or not findings:
-        return findings, []
-    centres = np.array([f.center_voxel[::-1] for f in findings])
-    distance = distance_to_lung_mm(crop, volume.spacing_mm, centres)
+def _near_lung(passes: list[list[Finding]], volume: Volume, crop: LungCrop,
+               max_distance_mm: float | None) -> tuple[list[list[Finding]], list[Finding]]:
+    """(each pass's findings whose edge lies within `max_distance_mm` of aerated lung, all the
+    others). The lung search's grid is coarse (through 5 mm slices, 20 mm in z), so half its
+    voxel is allowed on top. All are kept when the bundle sets no distance or no lung was found
+    (the scope banner says so)."""
+    tagged = [(number, f) for number, found in enumerate(passes) for f in found]
+    if max_distance_mm is None or crop.lung_mask is None or not tagged:
+        return passes, []
+    distance = distance_to_lung_mm(crop, volume.spacing_mm, np.array([f.center_voxel[::-1] for _, f in tagged]))
     allowed = max_distance_mm + search_voxel_mm(crop, volume.spacing_mm) / 2
-    near = [d - f.diameter_mm / 2 <= allowed for f, d in zip(findings, distance)]
-    return numbered([f for f, ok in zip(findings, near) if ok]), [f for f, ok in zip(findings, near) if not ok]
+    near = [d - f.diameter_mm / 2 <= allowed for (_, f), d in zip(tagged, distance)]
+    kept = [[f for (source, f), ok in zip(tagged, near) if ok and source == number] for number in range(len(passes))]
+    return kept, [f for (_, f), ok in zip(tagged, near) if not ok]
 
 
 def _around(findings: list[Finding], volume: Volume, crop: LungCrop, margin_mm: float = 5.0) -> np.ndarray:
