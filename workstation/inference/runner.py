@@ -4,6 +4,7 @@ the study's own grid. A core job: the GUI worker and the CLI run the same genera
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from workstation.jobs import CancelToken, Job, Progress
 
 OVERLAP = 0.25
 POLL_S = 0.1
+ALLOCATION_FAILED = ("can't allocate memory", "cannot allocate memory", "out of memory")
 
 
 @dataclass
@@ -56,10 +58,33 @@ class Analysis:
 
 def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto", threshold: float | None = None,
                       cancel: CancelToken | None = None, threads: int | None = None) -> Job[Analysis]:
-    """Yields Progress; returns the Analysis. CancelledError within about POLL_S of a cancel."""
+    """Yields Progress; returns the Analysis. CancelledError within about POLL_S of a cancel;
+    InferenceError, saying so, when the computer runs out of memory (on a GPU, the batches
+    shrink and then the CPU takes over first)."""
+    try:
+        return (yield from _analyse(volume, bundle, device, threshold, cancel or CancelToken(), threads))
+    except Exception as exc:
+        if not out_of_memory(exc):
+            raise
+        raise InferenceError("This computer ran out of memory while running the model; close other programs "
+                             "and run the AI again") from exc
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` is an allocation failure: torch's CPU allocator, mmap of the weights and MPS
+    raise plain RuntimeErrors."""
     import torch
 
-    cancel = cancel or CancelToken()
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    message = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(words in message for words in ALLOCATION_FAILED)
+
+
+def _analyse(volume: Volume, bundle: ModelBundle, device: str, threshold: float | None, cancel: CancelToken,
+             threads: int | None) -> Job[Analysis]:
+    import torch
+
     started = time.perf_counter()
     device = choose_device(device)
     if threads:
@@ -169,19 +194,27 @@ def _network_output(network, image, crop_shape: tuple[int, int, int], bundle: Mo
     import torch
 
     for attempt_device, batch in _attempts(device):
+        heat = None
         try:
             probabilities = yield from _sliding_window(network, image, bundle, attempt_device, batch, cancel, span,
                                                        label)
             with torch.inference_mode():
                 heat = torch.nn.functional.interpolate(probabilities, size=list(crop_shape), mode="trilinear",
                                                        align_corners=False)[0, 0].cpu().numpy()
-            if attempt_device != device:
-                notes.append("Ran on the CPU after the GPU ran out of memory")
-            return heat, attempt_device
         except torch.cuda.OutOfMemoryError:
-            probabilities = None  # released before the cache is emptied
-            torch.cuda.empty_cache()
+            if attempt_device != "cuda":
+                raise
             notes.append(f"GPU out of memory with {batch} window(s) at a time; retrying smaller")
+        if heat is None:
+            # outside the except clause: the exception's traceback holds the failed attempt's
+            # tensors, in a cycle through the frames, until the collector breaks it
+            probabilities = None
+            gc.collect()
+            torch.cuda.empty_cache()
+            continue
+        if attempt_device != device:
+            notes.append("Ran on the CPU after the GPU ran out of memory")
+        return heat, attempt_device
     raise InferenceError("Inference ran out of memory on every device; close other programs and retry")
 
 
