@@ -8,8 +8,8 @@ instead, so that choosing among training snapshots never looks at the evaluation
 candidate hits a nodule when its centre lies within the nodule's radius (LUNA16); further hits
 on a detected nodule are ignored, every other candidate is a false positive. Sensitivity at
 1/8 ... 8 false positives per scan and their mean (CPM) are reported for nodules >= 6 mm and
-for all, and by kind and size, with how the findings measure the nodules they hit (longest
-diameter and volume against the generator's, type against its kind), and how masses beyond the
+for all, and by kind and size, with how the findings measure the nodules they hit (long axis
+across one slice and volume against the generator's, type against its kind), and how masses beyond the
 training range (35-60 mm; seeds 40000+, 30000+ with --validation) are found. --write puts the
 numbers into metadata.json and MODEL_CARD.md.
 """
@@ -260,7 +260,8 @@ def _card_table(report: dict, default_threshold: float) -> str:
     if measured and measured["nodules"]:
         low, high = measured["diameter_ratio_10_90"]
         lines += ["", f"Measurements of the findings on {measured['nodules']} nodules >= 6 mm (threshold "
-                  f"{default_threshold}): longest diameter {measured['diameter_ratio_median']:.2f}x the generator's "
+                  f"{default_threshold}): long axis (longest diameter across one slice) "
+                  f"{measured['diameter_ratio_median']:.2f}x the generator's "
                   f"nominal diameter (median; 10-90%: {low:.2f}-{high:.2f}x), volume "
                   f"{measured['volume_ratio_median']:.2f}x; type as generated for "
                   f"{measured['type_agreement']:.0%} ("
@@ -270,7 +271,7 @@ def _card_table(report: dict, default_threshold: float) -> str:
     if masses:
         lines += ["", f"Masses beyond the training range ({masses['cases']} phantoms, seeds {masses['phantom_seeds']}, "
                   f"two of {masses['diameters_mm'][0]:g}-{masses['diameters_mm'][1]:g} mm each) at threshold "
-                  f"{default_threshold}: {masses['found']} of {masses['masses']} found, longest diameter "
+                  f"{default_threshold}: {masses['found']} of {masses['masses']} found, long axis "
                   f"{masses['diameter_ratio_median']}x the nominal one (median); "
                   f"{masses['false_findings_40mm_and_larger']} finding(s) of 40 mm or more on no nodule."]
     lines += ["", "Real chest CT (development check, not a validation):", ""]

@@ -42,6 +42,20 @@ def test_fragments_a_voxel_apart_merge_and_specks_are_dropped() -> None:
     assert findings[0].diameter_mm > 7 * 0.8
 
 
+def test_the_diameter_is_the_longest_across_one_slice_and_the_reach_is_3d() -> None:
+    """A box of heat 4.0 x 8.0 mm across and 12 slices (18 mm) deep, as a lesion whose heat runs
+    through thick slices: the reader's diameter is the diagonal of one slice, the reach the
+    diagonal of the box (each plus one voxel, centres to edges)."""
+    volume = _volume()  # 0.8 x 0.8 mm pixels, 1.5 mm slices
+    heat = np.zeros(volume.shape, dtype=np.float32)
+    heat[20:32, 50:60, 50:55] = 0.9  # (k, j, i): 12 slices, 10 rows, 5 columns
+    (finding,) = extract_findings(volume, heat, 0.5, "m", "1")
+    in_plane = np.hypot(4 * 0.8, 9 * 0.8)
+    assert abs(finding.diameter_mm - (in_plane + 0.8)) < 0.06
+    assert abs(finding.extent_mm - (np.hypot(in_plane, 11 * 1.5) + (0.8 + 0.8 + 1.5) / 3)) < 0.06
+    assert finding.reach_mm == finding.extent_mm
+
+
 def test_type_from_hu_profile() -> None:
     assert nodule_type(np.full(100, 30.0)) == "solid"
     assert nodule_type(np.concatenate([np.full(80, -600.0), np.full(20, 20.0)])) == "part-solid"

@@ -31,6 +31,7 @@ class FindingsPanel(QWidget):
         self.progress_label = QLabel("")
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(COLUMNS)
+        self.tree.headerItem().setToolTip(COLUMNS.index("Size"), "Long axis: the longest diameter across one slice")
         self.tree.setRootIsDecorated(False)
         self.tree.setAlternatingRowColors(True)
         self.tree.setIconSize(QSize(48, 48))

@@ -94,7 +94,7 @@ class ModelBundle:
     # (axes of the (z, y, x) model grid; () is the window as it is).
     test_time_flips: tuple[tuple[int, ...], ...] = ((),)
     large_lesion_pass: LargeLesionPass | None = None
-    # Findings whose edge (centre less half the longest diameter) lies farther than this from
+    # Findings whose edge (centre less half their 3D reach) lies farther than this from
     # aerated lung are left out: outside the body, in bowel gas, in the neck. None: no such rule.
     max_distance_from_lung_mm: float | None = None
 

@@ -25,16 +25,23 @@ class Finding:
     id: int
     center_mm: tuple[float, float, float]  # patient LPS
     center_voxel: tuple[float, float, float]  # (column, row, slice)
-    diameter_mm: float  # longest diameter
+    diameter_mm: float  # longest diameter within one slice (axial): what a reader measures and reports
     volume_mm3: float
     mean_hu: float
     probability: float  # peak of the heatmap in the finding
     type: str  # solid, part-solid or ground-glass
     model_name: str
     model_version: str
+    extent_mm: float = 0.0  # longest distance across the finding in 3D (0 when not measured)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def reach_mm(self) -> float:
+        """How far the finding reaches across, in any direction: the overlap and distance rules
+        use it, because on thick slices a lesion reaches farther through the slices than across one."""
+        return max(self.extent_mm, self.diameter_mm)
 
 
 def nodule_type(hu: np.ndarray) -> str:
@@ -49,8 +56,8 @@ def extract_findings(volume: Volume, heat: np.ndarray, threshold: float, model_n
                      box: tuple[slice, slice, slice] | None = None, min_diameter_mm: float = 0.0,
                      min_aerated_border: float = 0.0) -> list[Finding]:
     """Findings sorted by probability (highest first). `heat` covers `box` of the volume's grid
-    (the lung crop), or the whole volume when there is no box. Findings under `min_diameter_mm`,
-    or whose border is aerated lung for less than `min_aerated_border` of it, are left out."""
+    (the lung crop), or the whole volume when there is no box. Findings whose 3D extent is under
+    `min_diameter_mm`, or whose border is aerated lung for less than `min_aerated_border` of it, are left out."""
     box = box or tuple(slice(0, n) for n in volume.shape)  # type: ignore[assignment]
     if heat.shape != tuple(s.stop - s.start for s in box):
         raise ValueError(f"heatmap shape {heat.shape} does not match the box {box}")
@@ -80,18 +87,18 @@ def extract_findings(volume: Volume, heat: np.ndarray, threshold: float, model_n
         centre_ijk = centre_kji[::-1]
         lesion_kji = np.argwhere(lesion) + np.array([r.start for r in region])
         points_mm = volume.voxel_to_patient(lesion_kji[:, ::-1] + offset[::-1])
-        diameter_mm = _longest_diameter(points_mm, spacing)
-        if diameter_mm < min_diameter_mm or (
+        extent_mm = _longest_distance(points_mm) + spacing.mean()  # plus one voxel: centres to edges
+        if extent_mm < min_diameter_mm or (
                 min_aerated_border and aerated_border_share(hu, lesion_kji, spacing[::-1]) < min_aerated_border):
             continue
         lesion_hu = hu[region][lesion]
         findings.append(Finding(
             id=0, center_mm=tuple(float(v) for v in volume.voxel_to_patient(centre_ijk).round(2)),
             center_voxel=tuple(float(v) for v in centre_ijk.round(2)),
-            diameter_mm=round(diameter_mm, 1),
+            diameter_mm=round(longest_axial_diameter(points_mm, lesion_kji[:, 0], spacing), 1),
             volume_mm3=round(float(lesion.sum()) * voxel_volume, 1), mean_hu=round(float(lesion_hu.mean()), 1),
             probability=round(peak, 4), type=nodule_type(lesion_hu), model_name=model_name,
-            model_version=model_version))
+            model_version=model_version, extent_mm=round(extent_mm, 1)))
     return numbered(findings)
 
 
@@ -112,14 +119,14 @@ def aerated_border_share(hu: np.ndarray, lesion_kji: np.ndarray, spacing_kji: np
 
 def merge_passes(passes: list[list[Finding]]) -> list[Finding]:
     """Findings of passes at different scales, one per lesion: where findings of two passes
-    overlap (their spheres of the longest diameter do) the more probable one stays. Findings
+    overlap (their spheres of `reach_mm` do) the more probable one stays. Findings
     of one pass are never merged with each other. Renumbered."""
     tagged = sorted(((f, n) for n, found in enumerate(passes) for f in found), key=lambda t: -t[0].probability)
     kept: list[tuple[Finding, int]] = []
     for finding, source in tagged:
         centre = np.array(finding.center_mm)
         if all(source == other_source or np.linalg.norm(centre - np.array(other.center_mm))
-               > (other.diameter_mm + finding.diameter_mm) / 2 for other, other_source in kept):
+               > (other.reach_mm + finding.reach_mm) / 2 for other, other_source in kept):
             kept.append((finding, source))
     return numbered([finding for finding, _ in kept])
 
@@ -130,11 +137,19 @@ def numbered(findings: list[Finding]) -> list[Finding]:
     return [Finding(**{**f.to_dict(), "id": number}) for number, f in enumerate(ordered, start=1)]
 
 
-def _longest_diameter(points_mm: np.ndarray, spacing: np.ndarray) -> float:
-    """Longest distance across the component (voxel centres, plus one voxel for their extent)."""
+def longest_axial_diameter(points_mm: np.ndarray, slices: np.ndarray, spacing: np.ndarray) -> float:
+    """The longest in-plane distance across the lesion on any one of its slices, plus one pixel
+    (centres to edges): the reader's long-axis measurement. Taken in 3D, a lesion on 5 mm slices
+    measured twice its size, because its heat runs a slice beyond it each way (a real 14 mm
+    lesion measured 31 mm; 13.7 mm this way)."""
+    return max(_longest_distance(points_mm[slices == k]) for k in np.unique(slices)) + float(spacing[:2].mean())
+
+
+def _longest_distance(points_mm: np.ndarray) -> float:
+    """Longest distance between any two of the points (voxel centres)."""
     if len(points_mm) > 400:  # the extreme points along many directions stand in for all
         directions = np.random.default_rng(0).normal(size=(64, 3))
         projections = points_mm @ directions.T
         points_mm = points_mm[np.unique(np.concatenate([projections.argmin(axis=0), projections.argmax(axis=0)]))]
     difference = points_mm[:, None, :] - points_mm[None, :, :]
-    return float(np.sqrt((difference**2).sum(axis=-1)).max() + spacing.mean())
+    return float(np.sqrt((difference**2).sum(axis=-1)).max())

@@ -162,19 +162,19 @@ def _near_lung(passes: list[list[Finding]], volume: Volume, crop: LungCrop,
         return passes, []
     distance = distance_to_lung_mm(crop, volume.spacing_mm, np.array([f.center_voxel[::-1] for _, f in tagged]))
     allowed = max_distance_mm + search_voxel_mm(crop, volume.spacing_mm) / 2
-    near = [d - f.diameter_mm / 2 <= allowed for (_, f), d in zip(tagged, distance)]
+    near = [d - f.reach_mm / 2 <= allowed for (_, f), d in zip(tagged, distance)]
     kept = [[f for (source, f), ok in zip(tagged, near) if ok and source == number] for number in range(len(passes))]
     return kept, [f for (_, f), ok in zip(tagged, near) if not ok]
 
 
 def _around(findings: list[Finding], volume: Volume, crop: LungCrop, margin_mm: float = 5.0) -> np.ndarray:
-    """Boolean mask over the crop: within each finding's radius plus `margin_mm` of its centre."""
+    """Boolean mask over the crop: within half each finding's reach plus `margin_mm` of its centre."""
     mask = np.zeros(crop.shape, dtype=bool)
     spacing = np.array(volume.spacing_mm[::-1])  # (k, j, i)
     start = np.array([s.start for s in crop.box])
     for finding in findings:
         centre = np.array(finding.center_voxel[::-1]) - start
-        reach = finding.diameter_mm / 2 + margin_mm
+        reach = finding.reach_mm / 2 + margin_mm
         low = np.maximum(np.floor(centre - reach / spacing).astype(int), 0)
         high = np.minimum(np.ceil(centre + reach / spacing).astype(int) + 1, crop.shape)
         if np.any(high <= low):

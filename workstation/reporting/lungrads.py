@@ -1,8 +1,9 @@
 """A Lung-RADS v2022 category suggestion from the accepted nodules (baseline screening rules).
 
 The suggestion is printed with the rule that produced it; the reader may override it at
-signing. Sizes are the longest diameter as measured or edited, which is never smaller than
-the mean diameter Lung-RADS specifies, so the suggestion errs towards the higher category.
+signing. Sizes are the long axis (the longest diameter across one slice) as measured or
+edited, which is never smaller than the mean diameter Lung-RADS specifies, so the suggestion
+errs towards the higher category.
 """
 
 from __future__ import annotations

@@ -216,7 +216,7 @@ class _Story:
         out = [self.p("AI findings rejected by the reader", "h2")]
         if not self.content.rejected:
             return out + [self.p("None.")]
-        rows = [["Location", "Longest diameter", "AI prob.", "Reason", "Rejected by"]]
+        rows = [["Location", "Long axis", "AI prob.", "Reason", "Rejected by"]]
         for f in self.content.rejected:
             rows.append([f.location, f"{f.diameter_mm:.1f} mm",
                          f"{f.probability:.2f}" if f.probability is not None else "-", f.reason or "-",
@@ -237,8 +237,9 @@ class _Story:
             out.append(self.p(f"Category {c.lung_rads}{' (suggestion, not confirmed)' if c.draft else ''}.",
                               bold=True))
             out.append(self.p(suggestion))
-        out.append(self.p("Diameters are longest diameters (never smaller than the mean diameter Lung-RADS uses). "
-                          "The reader may override the suggestion at signing.", "small"))
+        out.append(self.p("Diameters are long axes: the longest diameter across one slice (never smaller than "
+                          "the mean diameter Lung-RADS uses). The reader may override the suggestion at signing.",
+                          "small"))
         out.append(self.p("Reading and signature", "h2"))
         reading = _duration(c.reading_seconds) if c.reading_seconds else "-"
         signature = (f"Electronically signed by {c.signer} on {_when(c.signed_at)}." if not c.draft
