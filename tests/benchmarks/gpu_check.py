@@ -3,6 +3,8 @@ fall-back when the GPU runs out of memory.
 
     python -m tests.benchmarks.gpu_check            # CUDA against the CPU
     python -m tests.benchmarks.gpu_check --device cpu   # the same checks, CPU against itself
+    bash tests/benchmarks/gpu_check_device.sh           # on a lent device machine (no package
+                                                        # index there: `make gpu-wheels` first)
 
 Target (issue #4): inference on a whole 512x512x300 phantom in <= 0.5 s on an H200-class GPU.
 "Inference" is the network stage of the runner (sliding windows of every pass, blended and
