@@ -201,10 +201,9 @@ def _network_output(network, image, crop_shape: tuple[int, int, int], bundle: Mo
             with torch.inference_mode():
                 heat = torch.nn.functional.interpolate(probabilities, size=list(crop_shape), mode="trilinear",
                                                        align_corners=False)[0, 0].cpu().numpy()
-        except torch.cuda.OutOfMemoryError:
-            if attempt_device != "cuda":
-                raise
-            notes.append(f"GPU out of memory with {batch} window(s) at a time; retrying smaller")
+        except torch.OutOfMemoryError:  # CUDA's (and some MPS builds'); the CPU raises a RuntimeError
+            if attempt_device == "cuda":
+                notes.append(f"GPU out of memory with {batch} window(s) at a time; retrying smaller")
         if heat is None:
             # outside the except clause: the exception's traceback holds the failed attempt's
             # tensors, in a cycle through the frames, until the collector breaks it
@@ -215,7 +214,7 @@ def _network_output(network, image, crop_shape: tuple[int, int, int], bundle: Mo
         if attempt_device != device:
             notes.append("Ran on the CPU after the GPU ran out of memory")
         return heat, attempt_device
-    raise InferenceError("Inference ran out of memory on every device; close other programs and retry")
+    raise InferenceError("Inference ran out of memory on every device tried; close other programs and retry")
 
 
 def _pass_findings(volume: Volume, heat: np.ndarray, image, crop: LungCrop, bundle: ModelBundle, classifier,
