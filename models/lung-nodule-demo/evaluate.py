@@ -175,6 +175,8 @@ def real_ct_check(bundle: ModelBundle) -> list[dict]:
         results.append({"series": name, "peak_probability_at_lesion": round(peak, 3),
                         "finding_on_lesion": bool(hit),
                         "probability_of_that_finding": hit[0].probability if hit else None,
+                        "diameter_of_that_finding_mm": hit[0].diameter_mm if hit else None,
+                        "labelled_inplane_extent_mm": truth.get("max_inplane_extent_mm"),
                         "other_candidates_over_0.5": sum(1 for f in analysis.findings if f.probability >= 0.5
                                                          and f not in hit)})
     return results
@@ -282,10 +284,16 @@ def _card_table(report: dict, default_threshold: float) -> str:
 
 
 def _on_lesion(result: dict) -> str:
-    """'yes (probability 0.36)' or 'no': how sure the model is of the lesion matters as much as a hit."""
+    """'yes (probability 0.36, long axis 13.7 mm; labelled 14.8 mm across its largest slice)' or
+    'no': how sure the model is of the lesion, and how it measures it, matter as much as a hit."""
     if not result["finding_on_lesion"]:
         return "no"
-    return f"yes (probability {result['probability_of_that_finding']:.2f})"
+    measured = ""
+    if result.get("diameter_of_that_finding_mm") is not None:
+        measured = f", long axis {result['diameter_of_that_finding_mm']:.1f} mm"
+        if result.get("labelled_inplane_extent_mm"):
+            measured += f"; labelled {result['labelled_inplane_extent_mm']:.1f} mm across its largest slice"
+    return f"yes (probability {result['probability_of_that_finding']:.2f}{measured})"
 
 
 if __name__ == "__main__":
