@@ -459,7 +459,8 @@ class MainWindow(QMainWindow):
                                                     FINDING_TYPES.index(current.type), False)
             if not ok:
                 return
-            diameter_mm, ok = QInputDialog.getDouble(self, "Edit finding", "Long axis: longest diameter across one slice (mm)",
+            diameter_mm, ok = QInputDialog.getDouble(self, "Edit finding",
+                                                     "Long axis: longest diameter across one slice (mm)",
                                                      current.diameter_mm, 1.0, 100.0, 1)
             if not ok:
                 return
