@@ -64,13 +64,13 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
     try:
         return (yield from _analyse(volume, bundle, device, threshold, cancel or CancelToken(), threads))
     except Exception as exc:
-        if not out_of_memory(exc):
+        if not _out_of_memory(exc):
             raise
         raise InferenceError("This computer ran out of memory while running the model; close other programs "
                              "and run the AI again") from exc
 
 
-def out_of_memory(exc: BaseException) -> bool:
+def _out_of_memory(exc: BaseException) -> bool:
     """Whether `exc` is an allocation failure: torch's CPU allocator, mmap of the weights and MPS
     raise plain RuntimeErrors."""
     import torch
@@ -190,31 +190,34 @@ def _network_output(network, image, crop_shape: tuple[int, int, int], bundle: Mo
     """(probabilities resampled onto the crop's grid as float32 numpy, the device that produced
     them). The windows are blended and resampled on the device that ran them: on a GPU nothing
     travels to the CPU but the final heatmap. On running out of GPU memory, retries with smaller
-    batches, then the CPU, noting each step in `notes`."""
+    batches, then the CPU, noting each step in `notes`; the last attempt running out of memory
+    is left to the job, which says so in a sentence."""
     import torch
 
-    for attempt_device, batch in _attempts(device):
+    def heat_on(attempt_device: str, batch: int) -> Job:
+        probabilities = yield from _sliding_window(network, image, bundle, attempt_device, batch, cancel, span,
+                                                   label)
+        with torch.inference_mode():
+            return torch.nn.functional.interpolate(probabilities, size=list(crop_shape), mode="trilinear",
+                                                   align_corners=False)[0, 0].cpu().numpy()
+
+    *retried, (last_device, last_batch) = _attempts(device)
+    for attempt_device, batch in retried:
         heat = None
         try:
-            probabilities = yield from _sliding_window(network, image, bundle, attempt_device, batch, cancel, span,
-                                                       label)
-            with torch.inference_mode():
-                heat = torch.nn.functional.interpolate(probabilities, size=list(crop_shape), mode="trilinear",
-                                                       align_corners=False)[0, 0].cpu().numpy()
-        except torch.OutOfMemoryError:  # CUDA's (and some MPS builds'); the CPU raises a RuntimeError
-            if attempt_device == "cuda":
-                notes.append(f"GPU out of memory with {batch} window(s) at a time; retrying smaller")
-        if heat is None:
-            # outside the except clause: the exception's traceback holds the failed attempt's
-            # tensors, in a cycle through the frames, until the collector breaks it
-            probabilities = None
-            gc.collect()
-            torch.cuda.empty_cache()
-            continue
-        if attempt_device != device:
-            notes.append("Ran on the CPU after the GPU ran out of memory")
-        return heat, attempt_device
-    raise InferenceError("Inference ran out of memory on every device tried; close other programs and retry")
+            heat = yield from heat_on(attempt_device, batch)
+        except torch.OutOfMemoryError:
+            notes.append(f"GPU out of memory with {batch} window(s) at a time; retrying smaller")
+        if heat is not None:
+            return heat, attempt_device
+        # outside the except clause: the exception's traceback holds the failed attempt's
+        # tensors, in a cycle through the frames, until the collector breaks it
+        gc.collect()
+        torch.cuda.empty_cache()
+    heat = yield from heat_on(last_device, last_batch)
+    if last_device != device:
+        notes.append("Ran on the CPU after the GPU ran out of memory")
+    return heat, last_device
 
 
 def _pass_findings(volume: Volume, heat: np.ndarray, image, crop: LungCrop, bundle: ModelBundle, classifier,
