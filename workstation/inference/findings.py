@@ -95,7 +95,7 @@ def extract_findings(volume: Volume, heat: np.ndarray, threshold: float, model_n
         findings.append(Finding(
             id=0, center_mm=tuple(float(v) for v in volume.voxel_to_patient(centre_ijk).round(2)),
             center_voxel=tuple(float(v) for v in centre_ijk.round(2)),
-            diameter_mm=round(longest_axial_diameter(points_mm, lesion_kji[:, 0], spacing), 1),
+            diameter_mm=round(_longest_axial_diameter(points_mm, lesion_kji[:, 0], spacing), 1),
             volume_mm3=round(float(lesion.sum()) * voxel_volume, 1), mean_hu=round(float(lesion_hu.mean()), 1),
             probability=round(peak, 4), type=nodule_type(lesion_hu), model_name=model_name,
             model_version=model_version, extent_mm=round(extent_mm, 1)))
@@ -137,7 +137,7 @@ def numbered(findings: list[Finding]) -> list[Finding]:
     return [Finding(**{**f.to_dict(), "id": number}) for number, f in enumerate(ordered, start=1)]
 
 
-def longest_axial_diameter(points_mm: np.ndarray, slices: np.ndarray, spacing: np.ndarray) -> float:
+def _longest_axial_diameter(points_mm: np.ndarray, slices: np.ndarray, spacing: np.ndarray) -> float:
     """The longest in-plane distance across the lesion on any one of its slices, plus one pixel
     (centres to edges): the reader's long-axis measurement. Taken in 3D, a lesion on 5 mm slices
     measured twice its size, because its heat runs a slice beyond it each way (a real 14 mm

@@ -6,7 +6,7 @@ from workstation.imaging.volume import Volume
 from workstation.inference.bundle import ModelBundle
 
 
-def scope_warnings(volume: Volume, bundle: ModelBundle, lung_ml: float | None = None) -> list[str]:
+def scope_warnings(volume: Volume, bundle: ModelBundle, lung_ml: float) -> list[str]:
     """Reasons the study is outside the bundle's valid inputs (empty when inside). `lung_ml`, the
     aerated lung found in the image, catches what the tags cannot: a head or abdomen scan whose
     BodyPartExamined is missing or wrong, or a scan that covers only the lung bases."""
@@ -25,7 +25,7 @@ def scope_warnings(volume: Volume, bundle: ModelBundle, lung_ml: float | None = 
     if parts and meta.body_part and meta.body_part.upper() not in parts:
         reasons.append(f"body part {meta.body_part}, validated for {', '.join(p for p in parts if p)}")
     least = float(valid.get("min_lung_volume_ml", 0))
-    if lung_ml is not None and lung_ml < least:
+    if lung_ml < least:
         reasons.append("no aerated lung found in the image" if lung_ml < 1 else
                        f"only {lung_ml:.0f} ml of aerated lung in the image, validated for scans of both lungs "
                        f"(at least {least:g} ml)")
