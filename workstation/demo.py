@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from workstation.imaging.heatmap import blob_heatmap
-from workstation.imaging.phantom import write_demo_case
 from workstation.imaging.volume import Volume
 
 DEMO_SEED = 3  # six nodules of all three kinds, free, juxtapleural and juxtavascular
@@ -22,6 +21,8 @@ def ensure_demo_case(home: Path) -> Path:
     """The demo phantom's DICOM folder, generated from DEMO_SEED the first time (a few seconds)."""
     folder = demo_folder(home)
     if not (folder / "truth.json").is_file():
+        from workstation.imaging.phantom import write_demo_case  # scipy.ndimage: only when generating
+
         write_demo_case(folder, seed=DEMO_SEED)
     return folder / "dicom"
 

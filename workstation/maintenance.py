@@ -37,7 +37,8 @@ def check_job(home: Path, out: Path, cancel: CancelToken | None = None) -> Job[l
     """Version, device (and an estimate), model bundles, fonts, the clinic's databases, then the
     demo case through the whole pipeline into a draft PDF. The demo runs in `out`, never in the
     clinic's data folder, which is only read."""
-    from workstation.inference.device import choose_device, describe_device, estimate_inference_seconds
+    from workstation.inference.device import choose_device, describe_device
+    from workstation.inference.estimate import estimate_inference_seconds
     from workstation.inference.registry import list_models
     from workstation.reporting.fonts import FILES, FONT_FOLDER
 

@@ -35,7 +35,8 @@ class _Probe(QObject):
 
 def device_summary() -> str:
     """'AI runs on CPU (2 threads); about 3 s per chest CT' (measured here, takes a few seconds)."""
-    from workstation.inference.device import choose_device, describe_device, estimate_inference_seconds
+    from workstation.inference.device import choose_device, describe_device
+    from workstation.inference.estimate import estimate_inference_seconds
     from workstation.inference.registry import find_model
 
     device = choose_device("auto")

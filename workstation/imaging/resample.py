@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 AIR_HU = -1000
 # Never make more than this many times the acquired slices (a huge gap would explode memory).
@@ -54,6 +53,8 @@ def resample_stack(stack: np.ndarray, along_mm: np.ndarray, offsets_index: np.nd
                 cache.pop(min(cache))
             source = stack[k].astype(np.float32)
             if tilted:
+                from scipy import ndimage  # only tilted stacks need it; `info` starts faster without
+
                 canvas = np.full((out_rows, out_columns), AIR_HU, dtype=np.float32)
                 canvas[:rows, :columns] = source
                 shift = (offsets_index[k, 1] - low[1], offsets_index[k, 0] - low[0])

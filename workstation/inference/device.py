@@ -31,30 +31,3 @@ def describe_device(device: str) -> str:
     if device == "mps":
         return "Apple GPU (MPS)"
     return f"CPU ({torch.get_num_threads()} threads)"
-
-
-TYPICAL_LUNG_BOX_MM = (300.0, 220.0, 260.0)  # (x, y, z) of an adult chest's lung box with margins
-
-
-def estimate_inference_seconds(bundle, device: str) -> float:
-    """A measured estimate for one typical chest CT: one window through the network (after a
-    warm-up) times the windows a typical lung box needs, plus a second for loading and resampling."""
-    import time
-
-    import torch
-
-    from workstation.inference.runner import window_count
-
-    network = bundle.load_network().to(device)
-    patch = torch.zeros((1, 1, *bundle.patch_size), device=device)
-    with torch.inference_mode():
-        network(patch)  # warm-up (kernel selection, allocation)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        network(patch)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        one = time.perf_counter() - start
-    shape = [round(mm / spacing) for mm, spacing in zip(TYPICAL_LUNG_BOX_MM[::-1], bundle.spacing_mm[::-1])]
-    return 1.0 + one * window_count(shape, bundle.patch_size)

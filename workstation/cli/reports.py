@@ -1,21 +1,18 @@
-"""The `workstation` commands that let a read leave the workstation: report, export, settings,
-and the report step of `analyze --report` and the headless demo.
+"""The `workstation` commands that let a read leave the workstation: report, export, settings.
 
-Who exports is recorded in the audit trail. Exporting a stored read (report, export) needs a
-login when accounts exist (`--as USER`, password asked or from WORKSTATION_PASSWORD); a draft
-made straight from input files (analyze --report, the headless demo) discloses nothing from
-the store, so without --as it is recorded under the operating-system account.
+Who exports is recorded in the audit trail (`common.exporter` says under which name).
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
+import sys
+import tempfile
 from pathlib import Path
 
+from workstation.cli.common import (exporter, load_library_series, print_report_outcome, review_store,
+                                    run_with_progress)
 from workstation.config import KNOWN_SETTINGS, data_home, read_settings, write_setting
-from workstation.errors import WorkstationError
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -40,45 +37,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     settings.set_defaults(run=cmd_settings)
 
 
-def exporter(store, actor: str | None, *, stored_read: bool) -> str:
-    """The name an export is recorded under (see the module docstring)."""
-    from workstation.cli import _password
-    from workstation.review.users import has_users, login
-
-    if actor:
-        user = login(store, actor, _password(f"Password for {actor}: "))
-        user.require("export")
-        return user.username
-    if stored_read and has_users(store):
-        raise WorkstationError("Say who is exporting: --as USER (the export is recorded under that name)")
-    try:
-        return f"os:{getpass.getuser()}"
-    except (KeyError, OSError):  # no passwd entry (some containers)
-        return f"os:uid{os.getuid()}"
-
-
 def cmd_report(args: argparse.Namespace) -> int:
-    from workstation.cli import _review_store, _run_with_progress
     from workstation.reporting.study import study_report_job
 
-    store = _review_store()
+    store = review_store()
     who = exporter(store, args.actor, stored_read=True)
     volume = _analysed_volume(store, args.study)
-    result = _run_with_progress(study_report_job(store, volume, args.out, generated_by=who,
+    result = run_with_progress(study_report_job(store, volume, args.out, generated_by=who,
                                                  institution=read_settings(data_home()).get("institution", "")))
     print_report_outcome(result)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import sys
-    import tempfile
-
-    from workstation.cli import _review_store
     from workstation.library import StudyLibrary
     from workstation.reporting.study import export_decisions
 
-    store = _review_store()
+    store = review_store()
     who = exporter(store, args.actor, stored_read=True)
     study = StudyLibrary(data_home()).find_study(args.study)
     if args.out:
@@ -102,29 +77,8 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_draft_report(store, analysis, volume, out: Path, actor: str | None = None):
-    """The draft PDF of a fresh analysis (analyze --report, the headless demo)."""
-    from workstation.cli import _run_with_progress
-    from workstation.reporting.study import draft_report_job
-
-    who = exporter(store, actor, stored_read=False)
-    result = _run_with_progress(draft_report_job(store, analysis, volume, out, generated_by=who,
-                                                 institution=read_settings(data_home()).get("institution", "")))
-    print_report_outcome(result)
-    return result
-
-
-def print_report_outcome(result) -> None:
-    content = result.content
-    kind = "DRAFT (not reviewed)" if content.draft else f"signed by {content.signer}"
-    extra = f", {len(content.proposals)} AI proposal(s) awaiting review" if content.draft else ""
-    print(f"Report {kind}: {len(content.findings)} accepted finding(s){extra}, Lung-RADS {content.lung_rads}. "
-          f"Wrote {result.path} (sha256 {result.sha256[:12]}, recorded in the audit trail)")
-
-
 def _analysed_volume(store, reference: str):
     """The library series the AI ran on (the newest run), else the study's largest series."""
-    from workstation.cli import _load_library_series
     from workstation.library import StudyLibrary
 
     library = StudyLibrary(data_home())
@@ -133,4 +87,4 @@ def _analysed_volume(store, reference: str):
     analysed = store.connection.execute("SELECT series_uid FROM analyses WHERE study_uid = ? ORDER BY id DESC",
                                         (study["study_uid"],)).fetchone()
     chosen = next((s for s in series if analysed and s["series_uid"] == analysed[0]), None)
-    return _load_library_series(library, chosen or max(series, key=lambda row: row["slices"]))
+    return load_library_series(library, chosen or max(series, key=lambda row: row["slices"]))

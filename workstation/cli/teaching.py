@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from workstation.cli.common import exporter, password, review_store, run_with_progress
 from workstation.config import data_home
 
 
@@ -48,14 +49,12 @@ def _options(args: argparse.Namespace):
 
 
 def cmd_deidentify(args: argparse.Namespace) -> int:
-    from workstation.cli import _review_store, _run_with_progress
-    from workstation.cli_reports import exporter
     from workstation.dicom.deidentify import deidentify_job, installation_secret
     from workstation.review import audit
 
-    store = _review_store()
+    store = review_store()
     who = exporter(store, args.actor, stored_read=False)
-    summary = _run_with_progress(deidentify_job([args.source], args.out, installation_secret(data_home()),
+    summary = run_with_progress(deidentify_job([args.source], args.out, installation_secret(data_home()),
                                                 _options(args)))
     with store.transaction() as connection:
         audit.append(connection, who, "deidentified", new_value={
@@ -71,38 +70,33 @@ def cmd_deidentify(args: argparse.Namespace) -> int:
 
 
 def cmd_pack_export(args: argparse.Namespace) -> int:
-    from workstation.cli import _review_store, _run_with_progress
-    from workstation.cli_reports import exporter
     from workstation.teaching.pack import export_pack_job
 
-    store = _review_store()
+    store = review_store()
     who = exporter(store, args.actor, stored_read=True)
-    path = _run_with_progress(export_pack_job(data_home(), store, args.studies, args.out, notes=args.notes,
+    path = run_with_progress(export_pack_job(data_home(), store, args.studies, args.out, notes=args.notes,
                                               created_by=who))
     print(f"Wrote the teaching pack {path} ({len(args.studies)} case(s)); recorded in the audit trail")
     return 0
 
 
 def cmd_pack_import(args: argparse.Namespace) -> int:
-    from workstation.cli import _review_store, _run_with_progress
-    from workstation.cli_reports import exporter
     from workstation.teaching.pack import import_pack_job
 
-    store = _review_store()
+    store = review_store()
     who = exporter(store, args.actor, stored_read=False)
-    cases = _run_with_progress(import_pack_job(args.pack, data_home(), store, imported_by=who))
+    cases = run_with_progress(import_pack_job(args.pack, data_home(), store, imported_by=who))
     for case in cases:
         print(f"{case.name}: {len(case.answers)} answer(s) in the key; open it in the viewer for the quiz")
     return 0
 
 
 def cmd_quiz_scores(args: argparse.Namespace) -> int:
-    from workstation.cli import _password, _review_store
     from workstation.review.users import login
     from workstation.teaching.quiz import quiz_scores_csv
 
-    store = _review_store()
-    trainer = login(store, args.actor, _password(f"Password for {args.actor}: "))
+    store = review_store()
+    trainer = login(store, args.actor, password(f"Password for {args.actor}: "))
     text = quiz_scores_csv(store, trainer)
     if args.out:
         args.out.write_text(text)

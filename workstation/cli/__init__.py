@@ -1,0 +1,71 @@
+"""The `workstation` command. Errors reach the user as one sentence; tracebacks go to the log.
+
+The parser is built from the command groups, one module each; their shared helpers are in
+`common`, which imports no group, so the modules form no circle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from workstation import __version__
+from workstation.cli import admin, ai, library, reports, teaching
+from workstation.cli.common import log, setup_logging
+from workstation.config import data_home
+from workstation.errors import WorkstationError
+
+GROUPS = (library, ai, reports, admin, teaching)  # the order of `workstation --help`
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    log_file = setup_logging()
+    command: Callable[[argparse.Namespace], int] = getattr(args, "run", ai.cmd_demo_default)
+    try:
+        return command(args)
+    except WorkstationError as exc:
+        log.error("command failed: %s", exc, exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except Exception:  # the last line of defence: the user gets a sentence, the log gets the traceback
+        log.exception("unexpected error")
+        print(f"error: an unexpected internal error happened; details are in {log_file}", file=sys.stderr)
+        return 3
+
+
+class _PrintDataFolder(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(data_home())
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workstation", description="Offline CT review station with local AI.")
+    parser.add_argument("--version", action="version", version=f"workstation {__version__}")
+    parser.add_argument("--data-folder", action=_PrintDataFolder, nargs=0,
+                        help="print the data folder (studies, reads, audit trail, logs) and exit")
+    commands = parser.add_subparsers(metavar="COMMAND")
+    gui = commands.add_parser("gui", help="open the desktop viewer (the default when a display is present)")
+    gui.set_defaults(run=cmd_gui)
+    opener = commands.add_parser("open", help="open the desktop viewer on a path or library study")
+    opener.add_argument("target")
+    opener.set_defaults(run=cmd_gui)
+    for group in GROUPS:
+        group.register(commands)
+    return parser
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    # ui/launcher.py opens the viewer before this parser runs when a display and the GUI extras are there.
+    raise WorkstationError("The desktop viewer needs a display and the GUI extras (pip install -e '.[gui]'); "
+                           "headless commands: demo, import, list, info")
+

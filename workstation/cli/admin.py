@@ -1,0 +1,139 @@
+"""The `workstation` commands for whoever looks after the machine: accounts, the audit trail,
+check, backup, restore."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from workstation.cli.common import acting_admin, password, review_store, run_with_progress
+from workstation.config import data_home
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    audit_parser = commands.add_parser("audit", help="verify or export the tamper-evident audit trail")
+    audit_commands = audit_parser.add_subparsers(metavar="ACTION", required=True)
+    verify = audit_commands.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row")
+    verify.set_defaults(run=cmd_audit_verify)
+    export = audit_commands.add_parser("export", help="print every audit row as CSV or JSON")
+    export_format = export.add_mutually_exclusive_group(required=True)
+    export_format.add_argument("--csv", dest="format", action="store_const", const="csv")
+    export_format.add_argument("--json", dest="format", action="store_const", const="json")
+    export.set_defaults(run=cmd_audit_export)
+
+    users = commands.add_parser("users", help="manage local accounts (admins; the first account is the admin)")
+    users.add_argument("--as", dest="actor", help="the admin doing this (asked for a password)")
+    user_commands = users.add_subparsers(metavar="ACTION", required=True)
+    add = user_commands.add_parser("add")
+    add.add_argument("username")
+    add.add_argument("--role", choices=["admin", "radiologist", "trainee"], required=True)
+    add.set_defaults(run=cmd_users_add)
+    user_commands.add_parser("list").set_defaults(run=cmd_users_list)
+    disable = user_commands.add_parser("disable")
+    disable.add_argument("username")
+    disable.set_defaults(run=cmd_users_disable)
+    passwd = user_commands.add_parser("passwd")
+    passwd.add_argument("username")
+    passwd.set_defaults(run=cmd_users_passwd)
+
+    check = commands.add_parser("check", help="verify this installation end to end (no display needed)")
+    check.add_argument("--out", type=Path, help="folder for the check's demo run and PDF (default: temporary)")
+    check.set_defaults(run=cmd_check)
+    backup = commands.add_parser("backup", help="copy the data folder (consistent while the app runs)")
+    backup.add_argument("destination", type=Path)
+    backup.set_defaults(run=cmd_backup)
+    restore = commands.add_parser("restore", help="restore a backup into an empty data folder")
+    restore.add_argument("backup", type=Path)
+    restore.set_defaults(run=cmd_restore)
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from workstation.review.audit import verify
+
+    result = verify(review_store().connection)
+    if result.ok:
+        print(f"audit trail ok: {result.rows} rows, chain head {result.head}")
+        return 0
+    print(f"audit trail BROKEN at row {result.first_bad_seq}: {result.reason}")
+    return 1
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    from workstation.review.audit import export_rows
+
+    print(export_rows(review_store().connection, args.format), end="")
+    return 0
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    from workstation.review.users import add_user
+
+    store = review_store()
+    user = add_user(store, acting_admin(store, args), args.username,
+                    password(f"New password for {args.username}: "), args.role)
+    print(f"Added {user.username} ({user.role})")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    from workstation.review.users import list_users
+
+    store = review_store()
+    actor = acting_admin(store, args)
+    if actor is None:
+        print("No accounts yet; the first one must be the admin: workstation users add NAME --role admin")
+        return 0
+    for user in list_users(store, actor):
+        print(f"{user['username']:<20} {user['role']:<12} {'disabled' if user['disabled'] else 'active'}")
+    return 0
+
+
+def cmd_users_disable(args: argparse.Namespace) -> int:
+    from workstation.review.users import disable_user
+
+    store = review_store()
+    disable_user(store, acting_admin(store, args), args.username)
+    print(f"Disabled {args.username}")
+    return 0
+
+
+def cmd_users_passwd(args: argparse.Namespace) -> int:
+    from workstation.review.users import change_password
+
+    store = review_store()
+    change_password(store, acting_admin(store, args), args.username,
+                    password(f"New password for {args.username}: "))
+    print(f"Changed the password of {args.username}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from workstation.maintenance import check_job
+
+    with tempfile.TemporaryDirectory(prefix="workstation-check-") as scratch:
+        out = args.out or Path(scratch)
+        checks = run_with_progress(check_job(data_home(), out))
+        for check in checks:
+            print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<22} {check.detail}")
+        failed = [c for c in checks if not c.ok]
+        print("All checks passed." if not failed else f"{len(failed)} check(s) failed.")
+        if args.out is None:
+            print("(The check's demo files were temporary; --out DIR keeps them.)")
+    return 1 if failed else 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from workstation.maintenance import backup
+
+    target = backup(data_home(), args.destination)
+    print(f"Backed up {data_home()} to {target}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from workstation.maintenance import restore
+
+    count = restore(args.backup, data_home())
+    print(f"Restored {count} files into {data_home()}")
+    return 0

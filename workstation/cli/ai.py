@@ -1,0 +1,138 @@
+"""The `workstation` commands that run the AI: analyze, models, the headless demo, demo-case."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from workstation.cli.common import (load_library_series, load_target, review_store, run_with_progress,
+                                    write_draft_report)
+from workstation.config import data_home
+from workstation.demo import DEMO_SEED, demo_folder, ensure_demo_case
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser("demo", help="generate (once), import and load the bundled demo case headlessly")
+    demo.add_argument("--out", type=Path, help="folder for the outputs (default: DATA/demo-output)")
+    demo.set_defaults(run=cmd_demo)
+
+    analyze = commands.add_parser("analyze", help="run a model on a path or library study and list its findings")
+    analyze.add_argument("target", help="a file, folder, .zip or DICOMDIR, or a study from 'workstation list'")
+    analyze.add_argument("--model", default="lung-nodule-demo")
+    analyze.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    analyze.add_argument("--threshold", type=float, help="heatmap threshold (default: the model's)")
+    analyze.add_argument("--json", type=Path, metavar="OUT", help="write the analysis as JSON")
+    analyze.add_argument("--report", type=Path, metavar="FILE.pdf", help="also write a draft PDF report")
+    analyze.add_argument("--as", dest="actor", help="who makes the report (default: the OS account)")
+    analyze.set_defaults(run=cmd_analyze)
+
+    models = commands.add_parser("models", help="list model bundles and whether they can run here")
+    models.set_defaults(run=cmd_models)
+
+    case = commands.add_parser("demo-case", help="write a synthetic chest CT phantom series and its ground truth")
+    case.add_argument("out", type=Path)
+    case.add_argument("--seed", type=int, default=DEMO_SEED)
+    case.add_argument("--matrix", type=int, default=512, help="rows and columns (default 512)")
+    case.add_argument("--slice-thickness", type=float, help="mm (default: drawn from the seed, 1-2.5)")
+    case.add_argument("--syntax", choices=["explicit", "rle", "jpegls", "j2k"], default="explicit")
+    case.set_defaults(run=cmd_demo_case)
+
+
+def cmd_demo_default(args: argparse.Namespace) -> int:
+    # `workstation` with no command; ui/launcher.py opens the desktop viewer instead when a display is present.
+    return cmd_demo(argparse.Namespace(out=None))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The headless pipeline on the demo case: generate (once), import, load, run the AI, write outputs."""
+    from workstation.imaging.snapshot import save_overview_png
+    from workstation.inference.registry import find_model
+    from workstation.inference.runner import run_inference_job
+    from workstation.library import StudyLibrary
+
+    home = data_home()
+    if not (demo_folder(home) / "truth.json").is_file():
+        print(f"Generating the demo case (seed {DEMO_SEED}) in {demo_folder(home)} ...", file=sys.stderr)
+    series_folder = ensure_demo_case(home)
+    library = StudyLibrary(home)
+    report = run_with_progress(library.import_job([series_folder]))
+    study = library.find_study(report.studies[0])
+    volume = load_library_series(library, library.series(study["key"])[0])
+    bundle = find_model()
+    analysis = run_with_progress(run_inference_job(volume, bundle))
+    out = args.out or home / "demo-output"
+    out.mkdir(parents=True, exist_ok=True)
+    truth = json.loads((series_folder.parent / "truth.json").read_text(encoding="utf-8"))
+    nodule = max(truth["nodules"], key=lambda n: n["diameter_mm"])
+    centre = tuple(int(round(v)) for v in volume.patient_to_voxel(nodule["centre_mm"]))
+    picture = save_overview_png(volume, out / "overview.png", centre_ijk=centre,  # type: ignore[arg-type]
+                                heatmap=analysis.heatmap, threshold=analysis.threshold)
+    (out / "info.json").write_text(json.dumps(volume.summary(), indent=1))
+    (out / "analysis.json").write_text(json.dumps(analysis.to_dict(), indent=1))
+    print(f"Demo study '{study['patient_name']}' is in the library ({home}).")
+    print(f"Volume {volume.shape} voxels, spacing {tuple(round(v, 3) for v in volume.spacing_mm)} mm; "
+          f"{len(truth['nodules'])} ground-truth nodules.")
+    print(f"AI: {bundle.name} {bundle.version} on {analysis.device} found {len(analysis.findings)} finding(s) in "
+          f"{analysis.runtime_s:.1f} s. {bundle.notice}")
+    print(f"Outputs: {picture} (axial/coronal/sagittal through nodule {nodule['id']}, {nodule['diameter_mm']} mm "
+          f"{nodule['kind']}, AI heatmap in red), {out / 'analysis.json'} and {out / 'info.json'}")
+    write_draft_report(review_store(), analysis, volume, out / "report-draft.pdf")
+    return 0
+
+
+def cmd_demo_case(args: argparse.Namespace) -> int:
+    from workstation.imaging.phantom import write_demo_case
+
+    series, truth = write_demo_case(args.out, seed=args.seed, matrix=args.matrix, syntax=args.syntax,
+                                    slice_thickness_mm=args.slice_thickness)
+    count = len(json.loads(truth.read_text(encoding="utf-8"))["nodules"])
+    print(f"Wrote the phantom series to {series} and its ground truth ({count} nodules) to {truth}")
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from workstation.inference.registry import find_model
+    from workstation.inference.runner import run_inference_job
+
+    bundle = find_model(args.model)
+    volume = load_target(args.target)
+    analysis = run_with_progress(run_inference_job(volume, bundle, args.device, args.threshold))
+    print(f"{bundle.name} {bundle.version} (sha256 {bundle.weights_sha256[:12]}) on {analysis.device}, "
+          f"threshold {analysis.threshold:g}, {analysis.runtime_s:.1f} s")
+    if bundle.notice:
+        print(f"NOTE: {bundle.notice}")
+    for reason in analysis.scope_warnings:
+        print(f"OUTSIDE VALIDATED SCOPE: {reason}")
+    for note in analysis.notes:
+        print(f"note: {note}")
+    if not analysis.findings:
+        print("No findings above the threshold.")
+    for f in analysis.findings:
+        x, y, z = f.center_mm
+        print(f"{f.id:3d}  p={f.probability:.2f}  {f.type:<12} {f.diameter_mm:5.1f} mm  {f.volume_mm3:8.0f} mm3  "
+              f"{f.mean_hu:6.0f} HU  at ({x:.1f}, {y:.1f}, {z:.1f}) mm")
+    if args.json:
+        payload = {"study_uid": volume.metadata.study_uid, "series_uid": volume.metadata.series_uid,
+                   **analysis.to_dict()}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=1))
+        print(f"Wrote {args.json}")
+    if args.report:
+        write_draft_report(review_store(), analysis, volume, args.report, args.actor)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from workstation.inference.registry import list_models
+
+    entries = list_models()
+    if not entries:
+        print("No model bundles found.")
+    for entry in entries:
+        if entry.bundle:
+            print(f"{entry.bundle.name} {entry.bundle.version}: available ({entry.folder})")
+        else:
+            print(f"{entry.folder.name}: NOT usable - {entry.reason}")
+    return 0

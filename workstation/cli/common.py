@@ -1,0 +1,137 @@
+"""What every command group shares: logging, the progress line, passwords, who is acting, the
+review store and loading library series. It imports no command module (the groups import it).
+
+Heavy modules (torch, scipy, the DICOM loader) are imported inside the functions that need
+them, so that `workstation --help` and light commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from pathlib import Path
+
+from workstation.config import data_home
+from workstation.errors import WorkstationError
+from workstation.jobs import Job, Progress, run_job
+
+log = logging.getLogger("workstation")
+
+
+def setup_logging() -> Path:
+    folder = data_home() / "logs"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(folder / "workstation.log", encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    return folder / "workstation.log"
+
+
+def run_with_progress(job: Job) -> object:
+    """Run a core job to its result, with a progress line when stderr is a terminal."""
+    interactive = sys.stderr.isatty()
+
+    def show(progress: Progress) -> None:
+        if interactive:
+            print(f"\r{progress.fraction:5.0%} {progress.message[:70]:<70}", end="", file=sys.stderr, flush=True)
+
+    try:
+        return run_job(job, show)
+    finally:
+        if interactive:
+            print(file=sys.stderr)
+
+
+def password(prompt: str) -> str:
+    """From WORKSTATION_PASSWORD (scripts, tests) or asked without echo."""
+    return os.environ.get("WORKSTATION_PASSWORD") or getpass.getpass(prompt)
+
+
+def review_store():
+    from workstation.review.store import ReviewStore
+
+    return ReviewStore.in_home(data_home())
+
+
+def acting_admin(store, args: argparse.Namespace):
+    """The logged-in admin named by --as, or None while no account exists (the first one is made)."""
+    from workstation.review.users import has_users, login
+
+    if not has_users(store):
+        return None
+    if not args.actor:
+        raise WorkstationError("Say which admin is acting: workstation users --as ADMIN ...")
+    secret = os.environ.get("WORKSTATION_ADMIN_PASSWORD") or password(f"Password for {args.actor}: ")
+    return login(store, args.actor, secret)
+
+
+def exporter(store, actor: str | None, *, stored_read: bool) -> str:
+    """The name an export is recorded under.
+
+    Exporting a stored read needs a login once accounts exist (`--as USER`, password asked or
+    from WORKSTATION_PASSWORD); a draft made straight from input files discloses nothing from
+    the store, so without --as it is recorded under the operating-system account.
+    """
+    from workstation.review.users import has_users, login
+
+    if actor:
+        user = login(store, actor, password(f"Password for {actor}: "))
+        user.require("export")
+        return user.username
+    if stored_read and has_users(store):
+        raise WorkstationError("Say who is exporting: --as USER (the export is recorded under that name)")
+    try:
+        return f"os:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return f"os:uid{os.getuid()}"
+
+
+def load_library_series(library: object, row: dict):
+    """The Volume of one library series (its largest readable series folder)."""
+    from workstation.dicom.load import load_series_job, scan
+
+    result = scan([library.series_folder(row)])  # type: ignore[attr-defined]
+    if not result.series:
+        raise WorkstationError(f"Series '{row['series_description']}' has no readable files left in the library")
+    largest = max(result.series, key=lambda s: len(s.slices))
+    return run_with_progress(load_series_job(largest))
+
+
+def load_target(target: str):
+    """A Volume from a path, or from a library study's largest series."""
+    from workstation.dicom.load import load_largest_series_job
+    from workstation.library import StudyLibrary
+
+    if Path(target).exists():
+        return run_with_progress(load_largest_series_job([Path(target)]))
+    library = StudyLibrary(data_home())
+    study = library.find_study(target)
+    series = max(library.series(study["key"]), key=lambda row: row["slices"])
+    return load_library_series(library, series)
+
+
+def write_draft_report(store, analysis, volume, out: Path, actor: str | None = None):
+    """The draft PDF of a fresh analysis (analyze --report, the headless demo)."""
+    from workstation.config import read_settings
+    from workstation.reporting.study import draft_report_job
+
+    who = exporter(store, actor, stored_read=False)
+    result = run_with_progress(draft_report_job(store, analysis, volume, out, generated_by=who,
+                                                institution=read_settings(data_home()).get("institution", "")))
+    print_report_outcome(result)
+    return result
+
+
+def print_report_outcome(result) -> None:
+    content = result.content
+    kind = "DRAFT (not reviewed)" if content.draft else f"signed by {content.signer}"
+    extra = f", {len(content.proposals)} AI proposal(s) awaiting review" if content.draft else ""
+    print(f"Report {kind}: {len(content.findings)} accepted finding(s){extra}, Lung-RADS {content.lung_rads}. "
+          f"Wrote {result.path} (sha256 {result.sha256[:12]}, recorded in the audit trail)")
