@@ -61,6 +61,59 @@ def test_header_walker_agrees_with_pydicom(real_ct: Path, small_phantom_dir: Pat
     assert accepted_count >= 10  # the walker really ran on real scanner and phantom files
 
 
+def test_header_walker_reads_the_series_metadata_as_pydicom_does(real_ct: Path, small_phantom_dir: Path) -> None:
+    """With an empty cache the walker also supplies patient, study and scanner metadata."""
+    compared = 0
+    for path in _corpus(real_ct, small_phantom_dir):
+        with open(path, "rb") as stream:
+            if read_fast(stream) is None:
+                continue
+        try:
+            slow = read_headers(DicomSource(path))
+        except WorkstationError:
+            continue
+        fast = read_headers(DicomSource(path), {})
+        assert fast[0].metadata == slow[0].metadata, path.name
+        compared += 1
+    assert compared >= 10
+
+
+@pytest.mark.parametrize(("charset", "name", "walker_reads_it"), [
+    ("", "DOE^JOHN", True),
+    ("ISO_IR 100", "MÜLLER^JÖRG", True),
+    ("ISO_IR 192", "ΔΗΜΗΤΡΙΟΥ^ΕΛΕΝΗ", True),
+    ("ISO_IR 144", "ИВАНОВ^ИВАН", False),  # Cyrillic: left to pydicom
+    ("\\ISO 2022 IR 87", "YAMADA^TARO", False),  # code extensions: left to pydicom
+])
+def test_patient_names_in_each_character_set(small_phantom_dir: Path, tmp_path: Path, charset: str, name: str,
+                                             walker_reads_it: bool) -> None:
+    ds = pydicom.dcmread(sorted((small_phantom_dir / "dicom").iterdir())[0])
+    if charset:
+        ds.SpecificCharacterSet = charset.split("\\") if "\\" in charset else charset
+    ds.PatientName = name
+    ds.StudyDescription = name.split("^")[0]
+    path = tmp_path / "slice.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    with open(path, "rb") as stream:
+        assert (read_fast(stream) is not None) is walker_reads_it
+    header = read_headers(DicomSource(path), {})[0]
+    assert header.metadata["patient_name"] == name
+    assert header.metadata["study_description"] == name.split("^")[0]
+    assert header.metadata == read_headers(DicomSource(path))[0].metadata
+
+
+def test_a_name_outside_ascii_without_a_character_set_goes_to_pydicom(small_phantom_dir: Path,
+                                                                       tmp_path: Path) -> None:
+    ds = pydicom.dcmread(sorted((small_phantom_dir / "dicom").iterdir())[0])
+    ds.pop("SpecificCharacterSet", None)
+    ds.PatientName = "M\xfcller"
+    path = tmp_path / "slice.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    with open(path, "rb") as stream:
+        assert read_fast(stream) is None
+    assert read_headers(DicomSource(path), {})[0].metadata == read_headers(DicomSource(path))[0].metadata
+
+
 def test_jpeg_lossless_fast_decode_matches_pydicom(tmp_path: Path) -> None:
     for name in ("JPEG-LL.dcm", "bad_sequence.dcm"):  # 16-bit signed NM, 12-bit unsigned CT
         original = pydicom.dcmread(get_testdata_file(name))

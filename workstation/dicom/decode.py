@@ -13,10 +13,9 @@ import struct
 
 import imagecodecs
 import numpy as np
-import pydicom.pixels
-from pydicom.encaps import get_frame
 
-from workstation.dicom.headers import JPEG_LOSSLESS_SYNTAXES, NATIVE_SYNTAXES, PARSE_ERRORS, SliceHeader
+from workstation.dicom import configured_pydicom
+from workstation.dicom.headers import JPEG_LOSSLESS_SYNTAXES, NATIVE_SYNTAXES, SliceHeader, parse_errors
 from workstation.errors import CorruptDicomError, PixelDecodeError, SizeLimitError
 
 AIR_HU = -1000
@@ -31,18 +30,19 @@ def stored_values(header: SliceHeader) -> np.ndarray:
     if header.transfer_syntax in JPEG_LOSSLESS_SYNTAXES and header.bits_allocated == 16:
         try:
             return _checked(_jpeg_lossless_frame(header), header)
-        except (PixelDecodeError, CorruptDicomError, imagecodecs.Jpeg8Error, *PARSE_ERRORS):
+        except (PixelDecodeError, CorruptDicomError, imagecodecs.Jpeg8Error, *parse_errors()):
             pass  # let pydicom's handlers try the stream before giving up
     return _pydicom_frame(header)
 
 
 def _pydicom_frame(header: SliceHeader) -> np.ndarray:
+    pixels = configured_pydicom().pixels
     try:
         with header.source.open() as stream:
-            array = pydicom.pixels.pixel_array(stream, index=header.frame)
+            array = pixels.pixel_array(stream, index=header.frame)
     except MemoryError as exc:
         raise SizeLimitError("Compressed pixel data expands beyond memory", path=header.source.label) from exc
-    except PARSE_ERRORS as exc:
+    except parse_errors() as exc:
         raise PixelDecodeError(f"Pixel data cannot be decoded ({_syntax_name(header)}): {_reason(exc)}",
                                path=header.source.label) from exc
     return _checked(array, header)
@@ -82,6 +82,8 @@ def _native_frame(header: SliceHeader) -> np.ndarray:
 
 
 def _jpeg_lossless_frame(header: SliceHeader) -> np.ndarray:
+    from pydicom.encaps import get_frame
+
     with header.source.open() as stream:
         start, length = _element_start(stream, header)
         if length != _UNDEFINED_LENGTH:

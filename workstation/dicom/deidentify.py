@@ -32,6 +32,7 @@ from pydicom.dataset import Dataset
 from pydicom.datadict import keyword_for_tag
 from pydicom.sequence import Sequence
 
+from workstation.dicom import configured_pydicom
 from workstation.errors import WorkstationError
 from workstation.jobs import CancelToken, Job, Progress
 
@@ -293,7 +294,7 @@ def deidentify_job(paths: Iterable[Path], out: Path, secret: bytes, options: Dei
             yield Progress(index, len(sources), f"De-identifying {index + 1} of {len(sources)}")
         try:
             with source.open() as stream:
-                original = pydicom.dcmread(stream, force=True)
+                original = configured_pydicom().dcmread(stream, force=True)
         except Exception as exc:  # noqa: BLE001 - pydicom raises many types on damaged files
             raise DeidentificationError(f"{Path(source.label).name} cannot be read as DICOM: {exc}") from exc
         if "PixelData" not in original and "SOPClassUID" not in original:

@@ -5,8 +5,9 @@ opening an uncompressed series. Slices of one series differ only in a handful of
 attributes (position, instance, rescale...), so this walker reads just those from a
 little-endian file and skips the rest by length. It never raises: anything unusual
 (no preamble, big endian, deflate, multi-frame functional groups, nesting too deep,
-truncation) returns None and the caller uses pydicom, which then also owns the error.
-The series-level metadata still comes from pydicom, once per series.
+truncation, a character set other than ASCII, Latin-1 or UTF-8) returns None and the caller
+uses pydicom, which then also owns the error. The study/series metadata (patient, study,
+scanner) is read the same way, so an ordinary series never needs pydicom at all.
 """
 
 from __future__ import annotations
@@ -35,6 +36,25 @@ WANTED: dict[tuple[int, int], tuple[str, str]] = {
     (0x0028, 0x0121): ("PixelPaddingRangeLimit", "US or SS"), (0x0028, 0x1052): ("RescaleIntercept", "DS"),
     (0x0028, 0x1053): ("RescaleSlope", "DS"),
 }
+# Study/series-level attributes (headers._META_KEYWORDS) and the character set of their text.
+WANTED.update({
+    (0x0008, 0x0005): ("SpecificCharacterSet", "CS"), (0x0008, 0x0020): ("StudyDate", "DA"),
+    (0x0008, 0x0030): ("StudyTime", "TM"), (0x0008, 0x0050): ("AccessionNumber", "SH"),
+    (0x0008, 0x0070): ("Manufacturer", "LO"), (0x0008, 0x0080): ("InstitutionName", "LO"),
+    (0x0008, 0x1030): ("StudyDescription", "LO"), (0x0008, 0x103E): ("SeriesDescription", "LO"),
+    (0x0008, 0x1090): ("ManufacturerModelName", "LO"), (0x0010, 0x0010): ("PatientName", "PN"),
+    (0x0010, 0x0020): ("PatientID", "LO"), (0x0010, 0x0030): ("PatientBirthDate", "DA"),
+    (0x0010, 0x0040): ("PatientSex", "CS"), (0x0010, 0x1010): ("PatientAge", "AS"),
+    (0x0018, 0x0015): ("BodyPartExamined", "CS"), (0x0018, 0x0050): ("SliceThickness", "DS"),
+    (0x0018, 0x0060): ("KVP", "DS"), (0x0018, 0x1120): ("GantryDetectorTilt", "DS"),
+    (0x0018, 0x1210): ("ConvolutionKernel", "SH"), (0x0020, 0x0011): ("SeriesNumber", "IS"),
+    (0x0020, 0x0012): ("AcquisitionNumber", "IS"), (0x0020, 0x0052): ("FrameOfReferenceUID", "UI"),
+})
+_TEXT_VRS = {"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UT"}
+# Single-byte or UTF-8 character sets Python decodes directly; anything else (ISO 2022 code
+# extensions, several values) goes to pydicom.
+_ENCODINGS = {"": "ascii", "ISO_IR 6": "ascii", "ISO 2022 IR 6": "ascii", "ISO_IR 100": "latin-1",
+              "ISO_IR 192": "utf-8"}
 _REFUSE = {(0x5200, 0x9229), (0x5200, 0x9230)}  # functional groups: multi-frame, pydicom handles it
 _IMPLICIT = "1.2.840.10008.1.2"
 _BIG_OR_DEFLATED = {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
@@ -144,8 +164,8 @@ def _skip_undefined(buffer: bytes, position: int, explicit: bool, depth: int) ->
                 position = inner_at + inner_length
 
 
-def _text(value: bytes) -> str:
-    return value.decode("ascii").strip(" \x00")
+def _text(value: bytes, encoding: str = "ascii") -> str:
+    return value.decode(encoding).strip(" \x00")
 
 
 def _convert(value: bytes, vr: str, dataset: FastDataset) -> Any:
@@ -154,6 +174,12 @@ def _convert(value: bytes, vr: str, dataset: FastDataset) -> Any:
             raise _Stop
         signed = vr == "SS" or (vr == "US or SS" and dataset.get("PixelRepresentation") == 1)
         return struct.unpack("<h" if signed else "<H", value)[0]
+    if vr in _TEXT_VRS - {"CS", "UI"}:
+        # (0008,0005) precedes every other text element, so the character set is known by now
+        encoding = _ENCODINGS.get(dataset.get("SpecificCharacterSet", ""))
+        if encoding is None:
+            raise _Stop
+        return _text(value, encoding)
     text = _text(value)
     if vr in ("DS", "IS"):
         if not text:

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import math
 import struct
+import sys
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
-from pydicom import dcmread
-from pydicom.dataset import Dataset
-from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from workstation.config import LIMITS
 from workstation.dicom.fastheader import FastDataset, read_fast
 from workstation.dicom.sources import DicomSource
 from workstation.errors import CorruptDicomError, NotDicomError, SizeLimitError, UnsupportedDicomError
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 ENHANCED_CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2.1"
@@ -30,12 +31,18 @@ MULTIFRAME_CT = {ENHANCED_CT_IMAGE, LEGACY_ENHANCED_CT_IMAGE}
 NATIVE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 JPEG_LOSSLESS_SYNTAXES = {"1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"}
 
-# What a broken file can make pydicom (or our own parsing) raise; converted to CorruptDicomError.
-PARSE_ERRORS: tuple[type[BaseException], ...] = (
+_PARSE_ERRORS: tuple[type[BaseException], ...] = (
     ValueError, TypeError, KeyError, IndexError, AttributeError, struct.error, EOFError,
     NotImplementedError, OverflowError, RecursionError, UnicodeError, zlib.error, AssertionError,
-    RuntimeError, OSError, BytesLengthException,
+    RuntimeError, OSError,
 )
+
+
+def parse_errors() -> tuple[type[BaseException], ...]:
+    """What a broken file can make pydicom (or our own parsing) raise; converted to named errors.
+    pydicom's own exception joins once pydicom is imported (nothing can raise it before)."""
+    pydicom_errors = sys.modules.get("pydicom.errors")
+    return _PARSE_ERRORS + (pydicom_errors.BytesLengthException,) if pydicom_errors else _PARSE_ERRORS
 
 # Study/series-level attributes kept as metadata (keyword -> metadata name).
 _META_KEYWORDS = {
@@ -89,7 +96,9 @@ def read_headers(source: DicomSource, metadata_cache: MetadataCache | None = Non
     """Parse a file's header into one SliceHeader per frame, or raise a named DicomError.
 
     Files of one series share their study/series metadata; with a cache it is converted once
-    per series instead of once per file (the bulk of header-reading time).
+    per series instead of once per file (the bulk of header-reading time). With a cache, an
+    ordinary file is read by our own walker; anything unusual, and every file without a cache,
+    by pydicom.
     """
     try:
         size = source.size()
@@ -100,24 +109,33 @@ def read_headers(source: DicomSource, metadata_cache: MetadataCache | None = Non
     try:
         with source.open() as stream:
             fast = read_fast(stream) if metadata_cache is not None else None
-            if fast is not None and _series_key(fast[0]) in metadata_cache:  # type: ignore[operator]
+            if fast is not None:
                 ds, pixel_offset = fast
             else:
                 stream.seek(0)
-                ds = dcmread(stream, stop_before_pixels=True)
-                pixel_offset = stream.tell()
-    except InvalidDicomError as exc:
-        raise NotDicomError("Not a DICOM file (no DICM marker)", path=source.label) from exc
+                ds, pixel_offset = _read_with_pydicom(stream, source)
     except MemoryError as exc:
         raise SizeLimitError("DICOM header declares an absurd element length", path=source.label) from exc
-    except PARSE_ERRORS as exc:
+    except parse_errors() as exc:
         raise CorruptDicomError(f"DICOM header is damaged: {_short(exc)}", path=source.label) from exc
     try:
         return _slices_from_dataset(ds, source, pixel_offset, size, metadata_cache)
     except (UnsupportedDicomError, SizeLimitError, CorruptDicomError):
         raise
-    except PARSE_ERRORS as exc:
+    except parse_errors() as exc:
         raise CorruptDicomError(f"DICOM attributes are damaged: {_short(exc)}", path=source.label) from exc
+
+
+def _read_with_pydicom(stream: BinaryIO, source: DicomSource) -> tuple[Dataset, int]:
+    """(dataset without pixels, pixel data offset)."""
+    from workstation.dicom import configured_pydicom
+
+    pydicom = configured_pydicom()
+    try:
+        ds = pydicom.dcmread(stream, stop_before_pixels=True)
+    except pydicom.errors.InvalidDicomError as exc:
+        raise NotDicomError("Not a DICOM file (no DICM marker)", path=source.label) from exc
+    return ds, stream.tell()
 
 
 def _short(exc: BaseException) -> str:
@@ -127,7 +145,7 @@ def _short(exc: BaseException) -> str:
 
 def _slices_from_dataset(ds: Dataset | FastDataset, source: DicomSource, pixel_offset: int, file_size: int,
                          metadata_cache: MetadataCache | None) -> list[SliceHeader]:
-    meta = getattr(ds, "file_meta", Dataset())
+    meta = getattr(ds, "file_meta", None) or {}
     sop_class = str(ds.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", "") or "").strip()
     modality = str(ds.get("Modality", "") or "").strip().upper()
     if sop_class and sop_class not in CT_SOP_CLASSES:
@@ -194,6 +212,8 @@ def _series_metadata(ds: Dataset | FastDataset, sop_class: str, transfer_syntax:
 
 
 def _multiframe_slices(ds: Dataset, source: DicomSource, frames: int, common: dict) -> list[SliceHeader]:
+    from pydicom.dataset import Dataset  # a multi-frame file came through pydicom already
+
     shared = _first(ds.get("SharedFunctionalGroupsSequence"))
     per_frame = list(ds.get("PerFrameFunctionalGroupsSequence", []))
     if len(per_frame) != frames:

@@ -110,14 +110,14 @@ def zip_sources(path: Path) -> Iterator[DicomSource]:
 
 def dicomdir_sources(path: Path) -> Iterator[DicomSource]:
     """Files a DICOMDIR references, refusing any reference that leaves its folder."""
-    from pydicom import dcmread
-    from pydicom.errors import InvalidDicomError
+    from workstation.dicom import configured_pydicom
 
+    pydicom = configured_pydicom()
     root = path.parent.resolve()
     try:
-        ds = dcmread(path)
+        ds = pydicom.dcmread(path)
         records = list(ds.get("DirectoryRecordSequence", []))
-    except (InvalidDicomError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (pydicom.errors.InvalidDicomError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CorruptDicomError(f"DICOMDIR cannot be read: {exc}", path=str(path)) from exc
     for record in records:
         file_id = record.get("ReferencedFileID")
