@@ -4,6 +4,7 @@ Help -> Keyboard shortcuts sheet, so they can never disagree."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QHeaderView, QMainWindow, QTableWidget, QTableWidgetItem, QVBoxLayout
@@ -15,47 +16,48 @@ class ActionSpec:
     text: str
     shortcut: str
     menu: str
-    handler: str  # window method, optionally "method:argument"
+    handler: str  # a method of the window or of one of its controllers ("review.accept_finding"),
+    # optionally with an argument ("viewing.apply_preset:lung")
     toolbar: bool = False
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
-    ActionSpec("open_folder", "Open folder...", "Ctrl+O", "File", "open_folder_dialog", True),
-    ActionSpec("import_folder", "Import into library...", "Ctrl+I", "File", "import_folder_dialog"),
-    ActionSpec("open_demo", "Open demo case", "Ctrl+D", "File", "open_demo", True),
+    ActionSpec("open_folder", "Open folder...", "Ctrl+O", "File", "opening.open_folder_dialog", True),
+    ActionSpec("import_folder", "Import into library...", "Ctrl+I", "File", "opening.import_folder_dialog"),
+    ActionSpec("open_demo", "Open demo case", "Ctrl+D", "File", "opening.open_demo", True),
     ActionSpec("cancel_job", "Cancel running job", "Esc", "File", "cancel_job"),
-    ActionSpec("institution", "Institution name on reports...", "", "File", "set_institution"),
+    ActionSpec("institution", "Institution name on reports...", "", "File", "reports.set_institution"),
     ActionSpec("quit", "Quit", "Ctrl+Q", "File", "close"),
-    ActionSpec("run_ai", "Run AI on this study", "Ctrl+R", "AI", "run_ai", True),
-    ActionSpec("next_finding", "Next finding", "N", "AI", "next_finding"),
-    ActionSpec("previous_finding", "Previous finding", "P", "AI", "previous_finding"),
-    ActionSpec("accept", "Accept finding", "A", "Review", "accept_finding", True),
-    ActionSpec("reject", "Reject finding...", "R", "Review", "reject_finding", True),
-    ActionSpec("edit", "Edit finding...", "E", "Review", "edit_finding"),
-    ActionSpec("add_missed", "Add a missed finding (click it)", "M", "Review", "add_missed"),
-    ActionSpec("move_finding", "Move the finding (click its new centre)", "Shift+M", "Review", "move_finding"),
-    ActionSpec("undo", "Undo last decision", "Ctrl+Z", "Review", "undo_decision"),
-    ActionSpec("sign", "Sign the read...", "Ctrl+S", "Review", "sign_study", True),
-    ActionSpec("export_report", "Export report (PDF)...", "Ctrl+Shift+E", "Review", "export_report", True),
-    ActionSpec("start_quiz", "Quiz on this teaching case", "Ctrl+Shift+Q", "Teaching", "start_quiz"),
-    ActionSpec("import_pack", "Import a teaching pack...", "", "Teaching", "import_pack"),
-    ActionSpec("export_pack", "Export this study as a teaching pack...", "", "Teaching", "export_pack"),
-    ActionSpec("submit_quiz", "Submit quiz answers", "Ctrl+Return", "Teaching", "submit_quiz"),
-    ActionSpec("preset_lung", "Window: lung", "1", "View", "apply_preset:lung", True),
-    ActionSpec("preset_mediastinum", "Window: mediastinum", "2", "View", "apply_preset:mediastinum", True),
-    ActionSpec("preset_bone", "Window: bone", "3", "View", "apply_preset:bone", True),
-    ActionSpec("preset_brain", "Window: brain", "4", "View", "apply_preset:brain"),
-    ActionSpec("preset_abdomen", "Window: abdomen", "5", "View", "apply_preset:abdomen"),
-    ActionSpec("toggle_overlay", "Heatmap overlay on/off", "H", "View", "toggle_overlay", True),
-    ActionSpec("toggle_text", "Patient text on/off", "T", "View", "toggle_patient_text"),
-    ActionSpec("toggle_layout", "Single view / 2x2", "F", "View", "toggle_layout", True),
-    ActionSpec("render_lung", "3D preset: lung", "Shift+1", "View", "apply_3d_preset:lung"),
-    ActionSpec("render_bone", "3D preset: bone", "Shift+2", "View", "apply_3d_preset:bone"),
-    ActionSpec("render_soft", "3D preset: soft tissue", "Shift+3", "View", "apply_3d_preset:soft tissue"),
-    ActionSpec("ruler", "Distance ruler", "D", "Tools", "set_tool:ruler", True),
-    ActionSpec("roi", "ROI mean/SD HU", "O", "Tools", "set_tool:roi", True),
+    ActionSpec("run_ai", "Run AI on this study", "Ctrl+R", "AI", "ai.run_ai", True),
+    ActionSpec("next_finding", "Next finding", "N", "AI", "review.next_finding"),
+    ActionSpec("previous_finding", "Previous finding", "P", "AI", "review.previous_finding"),
+    ActionSpec("accept", "Accept finding", "A", "Review", "review.accept_finding", True),
+    ActionSpec("reject", "Reject finding...", "R", "Review", "review.reject_finding", True),
+    ActionSpec("edit", "Edit finding...", "E", "Review", "review.edit_finding"),
+    ActionSpec("add_missed", "Add a missed finding (click it)", "M", "Review", "review.add_missed"),
+    ActionSpec("move_finding", "Move the finding (click its new centre)", "Shift+M", "Review", "review.move_finding"),
+    ActionSpec("undo", "Undo last decision", "Ctrl+Z", "Review", "review.undo_decision"),
+    ActionSpec("sign", "Sign the read...", "Ctrl+S", "Review", "review.sign_study", True),
+    ActionSpec("export_report", "Export report (PDF)...", "Ctrl+Shift+E", "Review", "reports.export_report", True),
+    ActionSpec("start_quiz", "Quiz on this teaching case", "Ctrl+Shift+Q", "Teaching", "teaching.start_quiz"),
+    ActionSpec("import_pack", "Import a teaching pack...", "", "Teaching", "teaching.import_pack"),
+    ActionSpec("export_pack", "Export this study as a teaching pack...", "", "Teaching", "teaching.export_pack"),
+    ActionSpec("submit_quiz", "Submit quiz answers", "Ctrl+Return", "Teaching", "teaching.submit_quiz"),
+    ActionSpec("preset_lung", "Window: lung", "1", "View", "viewing.apply_preset:lung", True),
+    ActionSpec("preset_mediastinum", "Window: mediastinum", "2", "View", "viewing.apply_preset:mediastinum", True),
+    ActionSpec("preset_bone", "Window: bone", "3", "View", "viewing.apply_preset:bone", True),
+    ActionSpec("preset_brain", "Window: brain", "4", "View", "viewing.apply_preset:brain"),
+    ActionSpec("preset_abdomen", "Window: abdomen", "5", "View", "viewing.apply_preset:abdomen"),
+    ActionSpec("toggle_overlay", "Heatmap overlay on/off", "H", "View", "viewing.toggle_overlay", True),
+    ActionSpec("toggle_text", "Patient text on/off", "T", "View", "viewing.toggle_patient_text"),
+    ActionSpec("toggle_layout", "Single view / 2x2", "F", "View", "viewing.toggle_layout", True),
+    ActionSpec("render_lung", "3D preset: lung", "Shift+1", "View", "viewing.apply_3d_preset:lung"),
+    ActionSpec("render_bone", "3D preset: bone", "Shift+2", "View", "viewing.apply_3d_preset:bone"),
+    ActionSpec("render_soft", "3D preset: soft tissue", "Shift+3", "View", "viewing.apply_3d_preset:soft tissue"),
+    ActionSpec("ruler", "Distance ruler", "D", "Tools", "viewing.set_tool:ruler", True),
+    ActionSpec("roi", "ROI mean/SD HU", "O", "Tools", "viewing.set_tool:roi", True),
     ActionSpec("presentation", "Presentation mode (hide patient identifiers)", "F12", "View",
-               "toggle_presentation", True),
+               "viewing.toggle_presentation", True),
     ActionSpec("shortcuts", "Keyboard shortcuts", "F1", "Help", "show_shortcuts"),
     ActionSpec("tour", "Guided tour of the review keys", "", "Help", "show_tour"),
 )
@@ -71,7 +73,7 @@ VIEW_GESTURES: tuple[tuple[str, str], ...] = (
 
 
 def build_actions(window: QMainWindow) -> dict[str, QAction]:
-    """Create the QActions on `window`, wire them to its methods, fill menus and toolbar."""
+    """Create the QActions on `window`, wire them to its or its controllers' methods, fill menus and toolbar."""
     actions: dict[str, QAction] = {}
     menus = {}
     toolbar = window.addToolBar("Main")
@@ -81,7 +83,7 @@ def build_actions(window: QMainWindow) -> dict[str, QAction]:
         action.setShortcut(QKeySequence(spec.shortcut))
         action.setToolTip(f"{spec.text} ({spec.shortcut})" if spec.shortcut else spec.text)
         name, _, argument = spec.handler.partition(":")
-        method = getattr(window, name)
+        method = attrgetter(name)(window)
         action.triggered.connect((lambda _=False, m=method, a=argument: m(a)) if argument else
                                  (lambda _=False, m=method: m()))
         if spec.menu not in menus:

@@ -32,13 +32,13 @@ def create_app() -> QApplication:
 def open_initial(window: MainWindow, target: str | None) -> None:
     """An explicit target; else the last study; else (first run) the demo case."""
     if target:
-        window.open_target(target)
+        window.opening.open_target(target)
         return
     last = window.settings.value("last_study")
     if last and any(s["key"] == last for s in StudyLibrary(window.home).studies()):
-        window.open_study(str(last))
+        window.opening.open_study(str(last))
     else:
-        window.open_demo()
+        window.opening.open_demo()
 
 
 def _log_uncaught(kind, value, traceback) -> None:
@@ -73,7 +73,7 @@ def run_app(target: str | None = None, home: Path | None = None) -> int:
     user = login_from_environment(window.store) or ask_login(window.store, None)  # first run: creates the admin
     if user is None:
         return 0
-    window.set_user(user)
+    window.review.set_user(user)
     window.show()
     open_initial(window, target)
     if first_run:  # which device, how long a study takes, and the review keys on the demo case

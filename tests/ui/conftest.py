@@ -11,7 +11,8 @@ import pytest
 if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
     pytest.skip("UI tests need a display: run the suite under xvfb-run", allow_module_level=True)
 
-from ui.main_window import MainWindow, viewer_load_job  # noqa: E402
+from ui.controllers.study_opening import viewer_load_job  # noqa: E402
+from ui.main_window import MainWindow  # noqa: E402
 from workstation.jobs import CancelToken, run_job  # noqa: E402
 
 
@@ -29,6 +30,6 @@ def window(qtbot, home: Path) -> MainWindow:
 def loaded(window: MainWindow, small_phantom_dir: Path, qtbot) -> MainWindow:
     """The window showing the small phantom (loaded synchronously: the worker has its own test)."""
     result = run_job(viewer_load_job([small_phantom_dir / "dicom"], window.home, None, CancelToken()))
-    window._on_loaded(result)
+    window.opening.on_loaded(result)
     qtbot.wait(50)
     return window

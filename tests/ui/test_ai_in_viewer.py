@@ -7,14 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ui.main_window import MainWindow, viewer_load_job
+from ui.controllers.study_opening import viewer_load_job
+from ui.main_window import MainWindow
 from ui.widgets.findings_panel import COLUMNS
 from workstation.jobs import CancelToken, run_job
 
 
 def test_run_ai_lists_findings_and_centres_views(loaded: MainWindow, qtbot) -> None:
     with qtbot.waitSignal(loaded.runner.succeeded, timeout=120000):
-        loaded.run_ai()
+        loaded.ai.run_ai()
     qtbot.waitUntil(lambda: not loaded.runner.busy)
     panel = loaded.findings_panel
     assert "lung-nodule-demo" in panel.model_label.text() and "not for diagnosis" in panel.model_label.text()
@@ -33,10 +34,10 @@ def test_run_ai_lists_findings_and_centres_views(loaded: MainWindow, qtbot) -> N
 
 
 def test_scope_banner_on_thick_slices(window: MainWindow, real_ct: Path, qtbot) -> None:
-    window._on_loaded(run_job(viewer_load_job([real_ct / "chest-5mm-lesion14mm"], window.home, None,
+    window.opening.on_loaded(run_job(viewer_load_job([real_ct / "chest-5mm-lesion14mm"], window.home, None,
                                               CancelToken())))
     with qtbot.waitSignal(window.runner.succeeded, timeout=120000):
-        window.run_ai()
+        window.ai.run_ai()
     qtbot.waitUntil(lambda: not window.runner.busy)
     assert window.findings_panel.banner.isVisible()
     assert "Outside validated scope: slice thickness 5 mm" in window.findings_panel.banner.text()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ui.main_window import MainWindow, viewer_load_job
+from ui.controllers.study_opening import viewer_load_job
+from ui.main_window import MainWindow
 from ui.render.capture import capture_rgb
 from workstation.demo import truth_overlay
 from workstation.imaging.windowing import PRESETS
@@ -17,7 +18,7 @@ SIZE = 512
 
 
 def _fixed_size(window: MainWindow, qtbot) -> None:
-    window.toggle_layout() if not window.single_layout else None
+    window.viewing.toggle_layout() if not window.viewing.single_layout else None
     for view in window.views.values():
         view.setFixedSize(SIZE, SIZE) if view.isVisible() else None
     qtbot.wait(50)
@@ -31,7 +32,7 @@ def _pixel_of(view, point_mm: np.ndarray) -> tuple[int, int]:
 
 
 def test_lung_is_dark_at_lung_window_and_black_at_mediastinal(loaded: MainWindow, qtbot) -> None:
-    loaded.active_view = "axial"
+    loaded.viewing.active_view = "axial"
     _fixed_size(loaded, qtbot)
     axial = loaded.views["axial"]
     volume = loaded.state.volume
@@ -62,7 +63,7 @@ def test_overlay_colour_appears_at_the_nodule_and_nowhere_far(loaded: MainWindow
     volume = loaded.state.volume
     heatmap, markers = truth_overlay(volume, {"nodules": [nodule]})
     loaded.state.set_volume(volume, heatmap, markers)
-    loaded.active_view = "axial"
+    loaded.viewing.active_view = "axial"
     _fixed_size(loaded, qtbot)
     centre = np.array(nodule["centre_mm"])
     loaded.state.set_crosshair(centre)
@@ -84,7 +85,7 @@ def test_overlay_colour_appears_at_the_nodule_and_nowhere_far(loaded: MainWindow
 
 def test_orientation_letters_follow_the_gantry_tilt(window: MainWindow, real_ct: Path, qtbot) -> None:
     result = run_job(viewer_load_job([real_ct / "head-gantry-tilt"], window.home, None, CancelToken()))
-    window._on_loaded(result)
+    window.opening.on_loaded(result)
     axial = window.views["axial"]
     letters = {edge: axial.texts[edge].GetInput() for edge in ("left", "right", "top", "bottom")}
     # acquired planes tilted 18.5 degrees: the top of the image is anterior and a little superior

@@ -31,7 +31,7 @@ def users_of_window(window: MainWindow):
 
 def _run_ai(window: MainWindow, qtbot) -> None:
     with qtbot.waitSignal(window.runner.succeeded, timeout=180000):
-        window.run_ai()
+        window.ai.run_ai()
     qtbot.waitUntil(lambda: not window.runner.busy)
 
 
@@ -43,9 +43,9 @@ def _active(window: MainWindow, qtbot) -> None:
 
 def test_keys_decide_add_undo_and_sign(loaded: MainWindow, users, qtbot) -> None:
     _admin, reader, _trainee = users
-    loaded.set_user(reader)
+    loaded.review.set_user(reader)
     _run_ai(loaded, qtbot)
-    session = loaded.session
+    session = loaded.review.session
     total = len(session.findings())
     assert total >= 1 and loaded.findings_panel.progress_label.text().startswith(f"0 of {total} decided")
     _active(loaded, qtbot)
@@ -53,75 +53,76 @@ def test_keys_decide_add_undo_and_sign(loaded: MainWindow, users, qtbot) -> None
     assert session.progress() == (1, total)
     qtbot.keyClick(loaded.views["axial"], Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert session.progress() == (0, total)
-    loaded.add_missed()
+    loaded.review.add_missed()
     axial = loaded.views["axial"]
     qtbot.mouseClick(axial, Qt.MouseButton.LeftButton, pos=QPoint(axial.width() // 2 + 20, axial.height() // 2))
     added = [s for s in session.findings() if s.source == "clinician"]
     assert len(added) == 1 and added[0].decision == "accepted"
-    loaded.edit_finding("ground-glass", 9.0)
+    loaded.review.edit_finding("ground-glass", 9.0)
     assert [s for s in session.findings() if s.source == "clinician"][0].type == "ground-glass"
     tree = loaded.findings_panel.tree
     tree.setCurrentItem(tree.topLevelItem(0))  # the AI's most probable finding; decisions move to the next
     for index in range(total):
-        loaded.reject_finding("vessel") if index % 2 else loaded.accept_finding()
+        loaded.review.reject_finding("vessel") if index % 2 else loaded.review.accept_finding()
     assert session.progress() == (total + 1, total + 1)
     assert f"{total + 1} of {total + 1} decided" in loaded.findings_panel.progress_label.text()
-    loaded.sign_study("Findings as listed.")
+    loaded.review.sign_study("Findings as listed.")
     assert session.signed and "signed" in loaded.findings_panel.progress_label.text()
     assert audit.verify(loaded.store.connection).ok
 
 
 def test_a_trainee_cannot_sign_and_the_reason_is_shown(loaded: MainWindow, users, qtbot) -> None:
-    loaded.set_user(users[2])
-    loaded.sign_study("x", confirm_undecided=True)
+    loaded.review.set_user(users[2])
+    loaded.review.sign_study("x", confirm_undecided=True)
     assert "A trainee may not sign" in loaded.error_box.text()
-    assert not loaded.session.signed
+    assert not loaded.review.session.signed
 
 
 def test_lock_hides_patient_data_until_the_same_user_or_an_admin(loaded: MainWindow, users, qtbot,
                                                                   monkeypatch) -> None:
     admin, reader, trainee = users
-    loaded.set_user(reader)
-    monkeypatch.setattr(loaded, "_ask_unlock", lambda: None)  # the dialog is tested by hand; here: the logic
-    loaded.idle.tick(now=loaded.idle.last_input + 10 * 60 + 1)
-    assert loaded.locked and loaded.central_stack.currentWidget() is loaded.lock_page
+    loaded.review.set_user(reader)
+    # the dialog is tested by hand; here: the logic
+    monkeypatch.setattr(loaded.screen_lock, "_ask_unlock", lambda: None)
+    loaded.screen_lock.idle.tick(now=loaded.screen_lock.idle.last_input + 10 * 60 + 1)
+    assert loaded.screen_lock.locked and loaded.central_stack.currentWidget() is loaded.lock_page
     assert loaded.windowTitle() == "Workstation (locked)"
     assert not loaded.findChild(type(loaded.findings_panel)).isVisible()
     with pytest.raises(PermissionDenied):
-        loaded.unlock(trainee)
-    loaded.unlock(admin)
-    assert not loaded.locked and loaded.views["axial"].isVisible()
+        loaded.screen_lock.unlock(trainee)
+    loaded.screen_lock.unlock(admin)
+    assert not loaded.screen_lock.locked and loaded.views["axial"].isVisible()
     actions = [row[0] for row in loaded.store.connection.execute("SELECT action FROM audit")]
     assert "lock" in actions and "unlock" in actions
 
 
 def test_reading_time_counts_activity_not_idle(loaded: MainWindow, users) -> None:
-    loaded.set_user(users[1])
-    idle, start = loaded.idle, time.monotonic()
+    loaded.review.set_user(users[1])
+    idle, start = loaded.screen_lock.idle, time.monotonic()
     idle.last_input = start
     for second in range(20):  # active: input a moment ago
         idle.tick(now=start + 1)
     for second in range(30):  # idle for over a minute: not reading
         idle.tick(now=start + 120)
     idle.flush()
-    assert loaded.session.active_seconds == pytest.approx(20)
+    assert loaded.review.session.active_seconds == pytest.approx(20)
 
 
 def test_end_to_end_read_of_the_demo_case_by_keyboard(window: MainWindow, qtbot, home: Path, capsys) -> None:
     admin = add_user(window.store, None, "admin", "correct horse", "admin")
-    window.set_user(add_user(window.store, admin, "dr.lee", "battery staple", "radiologist"))
+    window.review.set_user(add_user(window.store, admin, "dr.lee", "battery staple", "radiologist"))
     with qtbot.waitSignal(window.runner.succeeded, timeout=120000):
-        window.open_demo()
+        window.opening.open_demo()
     qtbot.waitUntil(lambda: not window.runner.busy)
     _run_ai(window, qtbot)
-    total = len(window.session.findings())
+    total = len(window.review.session.findings())
     assert total >= 1  # the model finds the two largest of the six demo nodules (see its card)
     _active(window, qtbot)
     for _ in range(total):
         qtbot.keyClick(window.views["axial"], Qt.Key.Key_A)
-    assert window.session.progress() == (total, total)
-    window.sign_study("Demo case read end to end.")
-    assert window.session.signed
+    assert window.review.session.progress() == (total, total)
+    window.review.sign_study("Demo case read end to end.")
+    assert window.review.session.signed
     capsys.readouterr()
     assert cli(["audit", "verify"]) == 0
     assert "audit trail ok" in capsys.readouterr().out
@@ -131,14 +132,14 @@ def test_sign_offers_the_report_preview_then_save_keeps_and_audits_it(loaded: Ma
                                                                       tmp_path) -> None:
     from pypdf import PdfReader
 
-    loaded.set_user(users[1])
-    loaded.set_institution("Clinique du Lac")
+    loaded.review.set_user(users[1])
+    loaded.reports.set_institution("Clinique du Lac")
     _run_ai(loaded, qtbot)
-    loaded.accept_finding()
+    loaded.review.accept_finding()
     with qtbot.waitSignal(loaded.runner.finished, timeout=60000):
-        loaded.sign_study("Reviewed.", confirm_undecided=True, export_after=True)
-    qtbot.waitUntil(lambda: loaded.report_preview is not None and loaded.report_preview.isVisible())
-    preview = loaded.report_preview
+        loaded.review.sign_study("Reviewed.", confirm_undecided=True, export_after=True)
+    qtbot.waitUntil(lambda: loaded.reports.report_preview is not None and loaded.reports.report_preview.isVisible())
+    preview = loaded.reports.report_preview
     assert preview.page_count() >= 2 and "signed by dr.lee" in preview.summary.text()
 
     def colours_shown() -> int:  # QPdfView renders pages on a thread; a Qt widget, so grab() sees them
@@ -160,8 +161,8 @@ def test_sign_offers_the_report_preview_then_save_keeps_and_audits_it(loaded: Ma
 
 
 def test_export_report_needs_the_export_right(loaded: MainWindow, users, qtbot) -> None:
-    loaded.set_user(users[2])  # trainee
-    loaded.export_report()
+    loaded.review.set_user(users[2])  # trainee
+    loaded.reports.export_report()
     assert "may not export" in loaded.error_box.text() and not loaded.runner.busy
 
 
@@ -169,9 +170,9 @@ def test_reason_picker_by_keyboard_and_moving_a_finding_by_click(loaded: MainWin
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QComboBox, QInputDialog
 
-    loaded.set_user(users[1])
+    loaded.review.set_user(users[1])
     _run_ai(loaded, qtbot)
-    session = loaded.session
+    session = loaded.review.session
     tree = loaded.findings_panel.tree
     tree.setCurrentItem(tree.topLevelItem(0))
     first = loaded.findings_panel.current_id()
@@ -231,27 +232,27 @@ def test_quiz_hides_the_ai_then_scores_marks_beside_it(loaded: MainWindow, users
     with loaded.store.transaction() as connection:  # as a pack import leaves it (import itself: core tests)
         connection.execute("INSERT INTO teaching_cases VALUES (?, 'p1', 'case-01', ?, 'Look at both bases.', "
                            "'admin', 'now')", (loaded.state.volume.metadata.study_uid, json.dumps(answers)))
-    loaded.set_user(users[2])  # a trainee
+    loaded.review.set_user(users[2])  # a trainee
     _active(loaded, qtbot)
     qtbot.keyClick(loaded.views["axial"], Qt.Key.Key_Q,
                    Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
-    assert loaded.quiz_case is not None and not loaded.findings_dock.isVisible()
-    loaded.run_ai()
+    assert loaded.quiz.case is not None and not loaded.findings_dock.isVisible()
+    loaded.ai.run_ai()
     assert "hidden until you submit" in loaded.error_box.text() and not loaded.runner.busy
-    loaded.undo_decision()
+    loaded.review.undo_decision()
     assert "quiz is in progress" in loaded.error_box.text()
     for point in (truth[0]["centre_mm"], [0.0, 0.0, 0.0]):  # a hit and a false mark
         qtbot.keyClick(loaded.views["axial"], Qt.Key.Key_M)
-        loaded._on_point_clicked(point)  # (the click-to-point path is covered by the add/move tests)
+        loaded.review.on_point_clicked(point)  # (the click-to-point path is covered by the add/move tests)
     with qtbot.waitSignal(loaded.runner.finished, timeout=180000):
-        loaded.submit_quiz()
-    qtbot.waitUntil(lambda: loaded.quiz_result is not None and loaded.quiz_result.isVisible())
-    table = loaded.quiz_result.table
+        loaded.teaching.submit_quiz()
+    qtbot.waitUntil(lambda: loaded.teaching.quiz_result is not None and loaded.teaching.quiz_result.isVisible())
+    table = loaded.teaching.quiz_result.table
     cells = [[table.item(r, c).text() if table.item(r, c) else "" for c in range(3)] for r in range(table.rowCount())]
     assert cells[0][1] == "found" and ["Your mark 2", "false mark", ""] in cells
-    assert f"1 of {len(truth)} nodules found" in loaded.quiz_result.summary.text()
+    assert f"1 of {len(truth)} nodules found" in loaded.teaching.quiz_result.summary.text()
     row = loaded.store.connection.execute("SELECT trainee, hits, false_marks FROM quiz_attempts").fetchone()
-    assert row == ("trainee", 1, 1) and loaded.findings_dock.isVisible() and loaded.quiz_case is None
+    assert row == ("trainee", 1, 1) and loaded.findings_dock.isVisible() and loaded.quiz.case is None
 
 
 def test_presentation_mode_hides_every_identifier(loaded: MainWindow, users, qtbot, small_phantom_dir) -> None:
@@ -259,7 +260,7 @@ def test_presentation_mode_hides_every_identifier(loaded: MainWindow, users, qtb
     from workstation.library import StudyLibrary
 
     meta = loaded.state.volume.metadata
-    loaded.set_user(users[1])
+    loaded.review.set_user(users[1])
     run_job(StudyLibrary(loaded.home).import_job([small_phantom_dir / "dicom"]))
     loaded.browser.reload()
     assert meta.patient_name in loaded.browser.tree.topLevelItem(0).text(0)
@@ -271,16 +272,16 @@ def test_presentation_mode_hides_every_identifier(loaded: MainWindow, users, qtb
     browser = loaded.browser.tree.topLevelItem(0)
     assert browser.text(0) == "(hidden)" and browser.text(1) == "(hidden)"
     _run_ai(loaded, qtbot)
-    loaded.accept_finding()
+    loaded.review.accept_finding()
     with qtbot.waitSignal(loaded.runner.finished, timeout=60000):
-        loaded.export_report()
-    qtbot.waitUntil(lambda: loaded.report_preview is not None)
+        loaded.reports.export_report()
+    qtbot.waitUntil(lambda: loaded.reports.report_preview is not None)
     from pypdf import PdfReader
 
-    text = "\n".join(p.extract_text() for p in PdfReader(str(loaded.report_preview.preview.path)).pages)
+    text = "\n".join(p.extract_text() for p in PdfReader(str(loaded.reports.report_preview.preview.path)).pages)
     assert meta.patient_id not in text and "(hidden)" in text
-    assert not loaded.report_preview.save_button.isEnabled()
-    loaded.report_preview.reject()
+    assert not loaded.reports.report_preview.save_button.isEnabled()
+    loaded.reports.report_preview.reject()
     _active(loaded, qtbot)
     qtbot.keyClick(loaded.views["axial"], Qt.Key.Key_F12)
     assert meta.patient_id in loaded.views["axial"].texts["top_left"].GetInput()
@@ -293,13 +294,13 @@ def test_demo_case_read_entirely_by_keyboard_then_the_audit_verifies(window: Mai
     from PySide6.QtWidgets import QApplication, QComboBox, QDialogButtonBox, QInputDialog, QPlainTextEdit
 
     admin = add_user(window.store, None, "admin", "correct horse", "admin")
-    window.set_user(add_user(window.store, admin, "dr.kim", "battery staple", "radiologist"))
+    window.review.set_user(add_user(window.store, admin, "dr.kim", "battery staple", "radiologist"))
     with qtbot.waitSignal(window.runner.finished, timeout=180000):
-        window.open_demo()
+        window.opening.open_demo()
     _active(window, qtbot)
     with qtbot.waitSignal(window.runner.finished, timeout=180000):
         qtbot.keyClick(window.views["axial"], Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
-    session = window.session
+    session = window.review.session
     total = len(session.findings())
     assert total >= 1
     answered: list[str] = []
@@ -330,7 +331,7 @@ def test_demo_case_read_entirely_by_keyboard_then_the_audit_verifies(window: Mai
     answered.extend(["stop"] * 99)
     assert "impression" in answered and (total < 2 or "vessel" in answered)
     assert any(a in ("1", "2", "3", "4A", "4B") for a in answered)  # the Lung-RADS suggestion, confirmed
-    window.export_offer.reject()  # "Export the report now?" - not now
+    window.reports.export_offer.reject()  # "Export the report now?" - not now
     states = session.findings()
     assert [s.decision for s in states].count("rejected") == total // 2
     assert all(s.reason == "vessel" for s in states if s.decision == "rejected")
@@ -345,16 +346,16 @@ def test_teaching_pack_export_and_import_from_the_viewer(window: MainWindow, use
 
     run_job(StudyLibrary(window.home).import_job([small_phantom_dir / "dicom"]))
     key = StudyLibrary(window.home).studies()[0]["key"]
-    window.set_user(users_of_window[1])
+    window.review.set_user(users_of_window[1])
     with qtbot.waitSignal(window.runner.finished, timeout=120000):
-        window.open_study(key)
-    window.session.add(tuple(window.state.crosshair), 8.0, "solid")
+        window.opening.open_study(key)
+    window.review.session.add(tuple(window.state.crosshair), 8.0, "solid")
     pack = tmp_path / "lecture.zip"
     with qtbot.waitSignal(window.runner.finished, timeout=120000):
-        window.export_pack(pack, notes="One solid nodule.")
+        window.teaching.export_pack(pack, notes="One solid nodule.")
     assert pack.is_file() and "Wrote the teaching pack" in window.status_label.text()
     with qtbot.waitSignal(window.runner.finished, timeout=120000):
-        window.import_pack(pack)
+        window.teaching.import_pack(pack)
     assert "Imported 1 teaching case" in window.status_label.text()
     studies = StudyLibrary(window.home).studies()
     assert len(studies) == 2 and window.browser.tree.topLevelItemCount() == 2

@@ -98,14 +98,14 @@ def test_number_keys_apply_presets_and_keys_toggle_overlay_and_text(loaded: Main
 
 def test_ruler_and_roi(loaded: MainWindow, qtbot) -> None:
     axial = loaded.views["axial"]
-    loaded.active_view = "axial"
-    loaded.set_tool("ruler")
+    loaded.viewing.active_view = "axial"
+    loaded.viewing.set_tool("ruler")
     start, end = _centre(axial), _centre(axial) + QPoint(100, 0)
     _drag(qtbot, axial, Qt.MouseButton.LeftButton, start, end)
     expected = np.linalg.norm(axial.world_at(end.x(), end.y()) - axial.world_at(start.x(), start.y()))
     assert axial.measurement_text == f"distance {expected:.1f} mm"
     assert expected > 10
-    loaded.set_tool("roi")
+    loaded.viewing.set_tool("roi")
     volume = loaded.state.volume
     from scipy import ndimage
 
@@ -131,27 +131,27 @@ def test_oblique_tilt_and_reset(loaded: MainWindow, qtbot) -> None:
 
 
 def test_layout_toggle_and_settings_are_remembered(loaded: MainWindow, qtbot, home: Path) -> None:
-    loaded.active_view = "coronal"
-    loaded.toggle_layout()
+    loaded.viewing.active_view = "coronal"
+    loaded.viewing.toggle_layout()
     assert loaded.views["coronal"].isVisible() and not loaded.views["axial"].isVisible()
     loaded.resize(1234, 876)
     loaded.close()
     again = MainWindow(home)
     qtbot.addWidget(again)
     again.show()
-    assert again.single_layout and again.active_view == "coronal"
+    assert again.viewing.single_layout and again.viewing.active_view == "coronal"
     assert again.views["coronal"].isVisible() and not again.views["sagittal"].isVisible()
     assert again.size().width() == 1234
 
 
 def test_loading_runs_on_the_worker_and_can_be_cancelled(window: MainWindow, small_phantom_dir: Path, qtbot) -> None:
     with qtbot.waitSignal(window.runner.cancelled, timeout=10000):
-        window.open_target(str(small_phantom_dir / "dicom"))
+        window.opening.open_target(str(small_phantom_dir / "dicom"))
         assert window.cancel_button.isVisible()
         window.cancel_job()
     assert window.state.volume is None
     with qtbot.waitSignal(window.runner.succeeded, timeout=30000):
-        window.open_target(str(small_phantom_dir / "dicom"))
+        window.opening.open_target(str(small_phantom_dir / "dicom"))
     qtbot.waitUntil(lambda: not window.runner.busy)
     assert window.state.volume is not None and window.state.volume.shape[1:] == (128, 128)
     assert not window.progress.isVisible()
@@ -160,7 +160,7 @@ def test_loading_runs_on_the_worker_and_can_be_cancelled(window: MainWindow, sma
 def test_errors_arrive_as_one_sentence(window: MainWindow, tmp_path: Path, qtbot) -> None:
     (tmp_path / "note.txt").write_text("no images here")
     with qtbot.waitSignal(window.runner.failed, timeout=10000):
-        window.open_target(str(tmp_path))
+        window.opening.open_target(str(tmp_path))
     qtbot.waitUntil(lambda: window.error_box is not None)
     assert window.error_box.text().startswith("No CT series found")
     assert "Traceback" not in window.error_box.text()

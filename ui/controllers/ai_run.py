@@ -1,0 +1,85 @@
+"""Run the AI on the open study: heatmap into the overlay, findings into the read, and what the
+model's card promises at the chosen threshold."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QLabel, QWidget
+
+from ui.controllers.jobs import JobDispatch
+from ui.controllers.quiz import Quiz
+from ui.controllers.review import ReviewController
+from ui.state import ViewerState, volume_summaries
+from ui.widgets.findings_panel import FindingsPanel
+from workstation.errors import WorkstationError
+from workstation.inference.bundle import ModelBundle
+from workstation.inference.registry import find_model
+from workstation.inference.runner import Analysis, run_inference_job
+
+log = logging.getLogger("workstation.ui")
+
+
+class AiRunController(QObject):
+    """Owns the model bundle last run, for its operating points."""
+
+    def __init__(self, state: ViewerState, jobs: JobDispatch, review: ReviewController, quiz: Quiz,
+                 findings_panel: FindingsPanel, overlay_label: QLabel, operating_label: QLabel,
+                 status: Callable[[str], None], fail: Callable[[str], None], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state, self.jobs, self.review, self.quiz = state, jobs, review, quiz
+        self.findings_panel, self.overlay_label, self.operating_label = findings_panel, overlay_label, operating_label
+        self._status, self._fail = status, fail
+        self.bundle: ModelBundle | None = None
+        state.overlay_changed.connect(self.update_operating_point)
+
+    def run_ai(self, on_analysis: Callable[[Analysis], None] | None = None) -> None:
+        """Run the default model on the open study, off the GUI thread, with progress and cancel;
+        the result is shown, or goes to `on_analysis` (the quiz's comparison)."""
+        volume = self.state.volume
+        if volume is None:
+            self._status("Open a study first")
+            return
+        if self.quiz.active and not self.quiz.submitting:
+            self._fail("The AI stays hidden until you submit your answers (Ctrl+Return)")
+            return
+        try:
+            bundle = find_model()
+        except WorkstationError as exc:
+            self._fail(str(exc))
+            return
+        self.bundle = bundle
+        self.state.set_overlay(threshold=bundle.default_threshold)
+        self.jobs.start(lambda cancel: run_inference_job(volume, bundle, "auto", None, cancel),
+                        f"Running {bundle.name} {bundle.version}", on_analysis or self.on_analysis)
+
+    def on_analysis(self, analysis: Analysis) -> None:
+        volume = self.state.volume
+        self.state.set_heatmap(analysis.heatmap, volume_summaries(volume, analysis.heatmap)["heat_maxima"])
+        self.overlay_label.setText(f"Overlay: {analysis.model_name} {analysis.model_version} heatmap. "
+                                   f"{analysis.notice}")
+        self.findings_panel.show_model(analysis.model_name, analysis.model_version, analysis.device,
+                                       analysis.threshold, analysis.notice,
+                                       [f"Outside validated scope: {r}" for r in analysis.scope_warnings]
+                                       + analysis.notes)
+        self.review.record_analysis(analysis)
+        if self.findings_panel.tree.topLevelItemCount():
+            self.findings_panel.select_next(1)
+        scope = f" - outside validated scope: {'; '.join(analysis.scope_warnings)}" if analysis.scope_warnings else ""
+        self._status(f"{len(analysis.findings)} finding(s) in {analysis.runtime_s:.1f} s{scope}")
+        log.info("analysis by %s %s: %d findings", analysis.model_name, analysis.model_version,
+                 len(analysis.findings))
+
+    def update_operating_point(self) -> None:
+        """The threshold slider says what the model's card promises at that threshold."""
+        bundle = self.bundle
+        if bundle is None or not bundle.operating_points:
+            self.operating_label.setText("")
+            return
+        threshold = self.state.overlay_threshold
+        point = min(bundle.operating_points, key=lambda p: abs(p.threshold - threshold))
+        self.operating_label.setText(f"Model card at threshold {point.threshold:g}: sensitivity "
+                                     f"{point.sensitivity:.2f}, {point.false_positives_per_scan:.2f} false "
+                                     f"positives per scan (nodules >= 6 mm)")

@@ -1,0 +1,125 @@
+"""Opening studies: a path, a library study or the demo case is loaded on the worker and shown;
+a folder can be imported into the library."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtWidgets import QFileDialog, QLabel, QWidget
+
+from ui.controllers.jobs import JobDispatch
+from ui.state import ViewerState, volume_summaries
+from ui.widgets.findings_panel import FindingsPanel
+from ui.widgets.study_browser import StudyBrowser
+from workstation.demo import demo_truth_for, ensure_demo_case, truth_overlay
+from workstation.dicom.load import load_largest_series_job
+from workstation.errors import WorkstationError
+from workstation.imaging.snapshot import save_thumbnail
+from workstation.jobs import CancelToken, Job, Progress
+from workstation.library import ImportReport, StudyLibrary, thumbnail_path
+
+log = logging.getLogger("workstation.ui")
+
+
+def viewer_load_job(paths: list[Path], home: Path, study_key: str | None, cancel: CancelToken) -> Job[dict]:
+    """Load the largest series at `paths`; for the demo case add its ground-truth overlay."""
+    volume = yield from load_largest_series_job(paths, cancel)
+    truth = demo_truth_for(volume, home)
+    heatmap, markers = truth_overlay(volume, truth) if truth else (None, [])
+    return {"volume": volume, "heatmap": heatmap, "markers": markers, "study_key": study_key,
+            "summaries": volume_summaries(volume, heatmap),
+            "overlay_source": "ground truth of the synthetic demo case (not AI)" if truth else ""}
+
+
+def demo_job(home: Path, cancel: CancelToken) -> Job[dict]:
+    """Generate the demo case if needed, import it into the library and load it."""
+    yield Progress(0, 1, "Preparing the demo case")
+    folder = ensure_demo_case(home)
+    library = StudyLibrary(home)
+    report = yield from library.import_job([folder], cancel)
+    study_key = report.studies[0]
+    series = library.series(study_key)
+    return (yield from viewer_load_job([library.series_folder(series[0])], home, study_key, cancel))
+
+
+class StudyOpeningController(QObject):
+    """Owns which library study is open (`current_study_key`); the volume itself is the state's."""
+
+    loaded = Signal()  # a study is shown: the window retitles, the review session opens
+
+    def __init__(self, home: Path, settings: QSettings, state: ViewerState, jobs: JobDispatch,
+                 browser: StudyBrowser, findings_panel: FindingsPanel, overlay_label: QLabel,
+                 status: Callable[[str], None], fail: Callable[[str], None], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.home, self.settings, self.state, self.jobs = Path(home), settings, state, jobs
+        self.browser, self.findings_panel, self.overlay_label = browser, findings_panel, overlay_label
+        self._status, self._fail = status, fail
+        self.current_study_key: str | None = None
+
+    def open_target(self, target: str) -> None:
+        """A path on disk, or a study reference from the library."""
+        if Path(target).exists():
+            self.jobs.start(lambda cancel: viewer_load_job([Path(target)], self.home, None, cancel),
+                            f"Opening {target}", self.on_loaded)
+            return
+        try:
+            study = StudyLibrary(self.home).find_study(target)
+        except WorkstationError as exc:
+            self._fail(str(exc))
+            return
+        self.open_study(study["key"])
+
+    def open_study(self, study_key: str) -> None:
+        try:
+            library = StudyLibrary(self.home)
+            series = max(library.series(study_key), key=lambda s: s["slices"])
+            folder = library.series_folder(series)
+        except (WorkstationError, ValueError) as exc:
+            self._fail(f"The study cannot be opened: {exc}")
+            return
+        self.jobs.start(lambda cancel: viewer_load_job([folder], self.home, study_key, cancel), "Opening study",
+                        self.on_loaded)
+
+    def open_demo(self) -> None:
+        self.jobs.start(lambda cancel: demo_job(self.home, cancel), "Opening the demo case", self.on_loaded)
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.parent(), "Open a folder with a CT series")
+        if folder:
+            self.open_target(folder)
+
+    def import_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.parent(), "Import a folder into the library")
+        if folder:
+            self.jobs.start(lambda cancel: StudyLibrary(self.home).import_job([Path(folder)], cancel),
+                            f"Importing {folder}", self._on_imported)
+
+    def on_loaded(self, result: dict) -> None:
+        """Show a load job's result: volume, overlay, the study remembered for the next start."""
+        volume = result["volume"]
+        self.findings_panel.clear()
+        self.current_study_key = result["study_key"]
+        self.state.set_volume(volume, result["heatmap"], result["markers"], result.get("summaries"))
+        if result["markers"]:  # start on the largest finding rather than an empty mid-slice
+            centre, _radius = max(result["markers"], key=lambda marker: marker[1])
+            self.state.set_crosshair(centre)
+        source = result["overlay_source"]
+        self.overlay_label.setText(f"Overlay: {source}" if source else "Overlay: none")
+        if self.current_study_key:
+            self.settings.setValue("last_study", self.current_study_key)
+            thumbnail = thumbnail_path(self.home, self.current_study_key)
+            if not thumbnail.is_file():
+                save_thumbnail(volume, thumbnail)
+            self.browser.reload()
+        self.loaded.emit()
+        log.info("loaded %s slices of %s", volume.shape[0], volume.metadata.series_uid)
+        warnings = "; ".join(volume.warnings)
+        self._status(f"Loaded {volume.shape[0]} slices" + (f" - warning: {warnings}" if warnings else ""))
+
+    def _on_imported(self, report: ImportReport) -> None:
+        self.browser.reload()
+        self._status(f"Imported {len(report.studies)} study(ies): {report.files_copied} file(s) copied, "
+                     f"{report.files_already_present} already in the library")
