@@ -7,25 +7,30 @@ import json
 import sys
 from pathlib import Path
 
-from workstation.cli.common import (load_library_series, load_target, review_store, run_with_progress,
-                                    write_draft_report)
+from workstation.cli.common import (acting_user, exporter, load_library_series, load_library_study, review_store,
+                                    run_with_progress, write_draft_report)
 from workstation.config import data_home
 from workstation.demo import DEMO_SEED, demo_folder, ensure_demo_case
+from workstation.errors import WorkstationError
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    demo = commands.add_parser("demo", help="generate (once), import and load the bundled demo case headlessly")
+    demo = commands.add_parser("demo", help="generate (once), import and analyse the bundled demo case headlessly")
     demo.add_argument("--out", type=Path, help="folder for the outputs (default: DATA/demo-output)")
+    demo.add_argument("--as", dest="actor", help="who runs it (needed once accounts exist; the run is recorded)")
     demo.set_defaults(run=cmd_demo)
 
-    analyze = commands.add_parser("analyze", help="run a model on a path or library study and list its findings")
-    analyze.add_argument("target", help="a file, folder, .zip or DICOMDIR, or a study from 'workstation list'")
+    analyze = commands.add_parser("analyze", help="run a model on a library study (recorded) or a path (not recorded "
+                                  "unless --import) and list its findings")
+    analyze.add_argument("target", help="a study from 'workstation list', or a file, folder, .zip or DICOMDIR")
+    analyze.add_argument("--import", dest="import_first", action="store_true",
+                         help="import a path into the library first, so that the run is recorded")
     analyze.add_argument("--model", default="lung-nodule-demo")
     analyze.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     analyze.add_argument("--threshold", type=float, help="heatmap threshold (default: the model's)")
     analyze.add_argument("--json", type=Path, metavar="OUT", help="write the analysis as JSON")
     analyze.add_argument("--report", type=Path, metavar="FILE.pdf", help="also write a draft PDF report")
-    analyze.add_argument("--as", dest="actor", help="who makes the report (default: the OS account)")
+    analyze.add_argument("--as", dest="actor", help="who runs it (needed once accounts exist; asked for a password)")
     analyze.set_defaults(run=cmd_analyze)
 
     models = commands.add_parser("models", help="list model bundles and whether they can run here")
@@ -42,17 +47,20 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def cmd_demo_default(args: argparse.Namespace) -> int:
     # `workstation` with no command; ui/launcher.py opens the desktop viewer instead when a display is present.
-    return cmd_demo(argparse.Namespace(out=None))
+    return cmd_demo(argparse.Namespace(out=None, actor=None))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The headless pipeline on the demo case: generate (once), import, load, run the AI, write outputs."""
+    """The headless pipeline on the demo case: generate (once), import, load, run the AI and record
+    the run, write outputs."""
     from workstation.imaging.snapshot import save_overview_png
     from workstation.inference.registry import find_model
-    from workstation.inference.runner import run_inference_job
     from workstation.library import StudyLibrary
+    from workstation.review.analyses import run_and_record_job
 
     home = data_home()
+    store = review_store()
+    user = acting_user(store, args.actor, "run_ai")
     if not (demo_folder(home) / "truth.json").is_file():
         print(f"Generating the demo case (seed {DEMO_SEED}) in {demo_folder(home)} ...", file=sys.stderr)
     series_folder = ensure_demo_case(home)
@@ -61,7 +69,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     study = library.find_study(report.studies[0])
     volume = load_library_series(library, library.series(study["key"])[0])
     bundle = find_model()
-    analysis = run_with_progress(run_inference_job(volume, bundle))
+    analysis = run_with_progress(run_and_record_job(store, user, volume, bundle)).analysis  # type: ignore[attr-defined]
     out = args.out or home / "demo-output"
     out.mkdir(parents=True, exist_ok=True)
     truth = json.loads((series_folder.parent / "truth.json").read_text(encoding="utf-8"))
@@ -78,7 +86,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"{analysis.runtime_s:.1f} s. {bundle.notice}")
     print(f"Outputs: {picture} (axial/coronal/sagittal through nodule {nodule['id']}, {nodule['diameter_mm']} mm "
           f"{nodule['kind']}, AI heatmap in red), {out / 'analysis.json'} and {out / 'info.json'}")
-    write_draft_report(review_store(), analysis, volume, out / "report-draft.pdf")
+    write_draft_report(store, analysis, volume, out / "report-draft.pdf", user.username)
     return 0
 
 
@@ -93,12 +101,69 @@ def cmd_demo_case(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    """A library study's run is recorded (who, model, findings, heatmap, audit row) as the viewer's
+    Run AI records it; a path outside the library is analysed without a record unless --import."""
     from workstation.inference.registry import find_model
-    from workstation.inference.runner import run_inference_job
+    from workstation.review.analyses import run_and_record_job
 
     bundle = find_model(args.model)
-    volume = load_target(args.target)
-    analysis = run_with_progress(run_inference_job(volume, bundle, args.device, args.threshold))
+    path = Path(args.target)
+    store = review_store()
+    analysis_id = None
+    if path.exists() and not args.import_first:
+        who = exporter(store, args.actor, stored_read=False) if args.report else ""
+        volume, analysis = _analyse_unrecorded(path, bundle, args)
+        _print_analysis(bundle, analysis)
+        print(f"NOT RECORDED: {path} is not in the library, so this run is in no study's record "
+              "(--import imports it first and records the run)")
+    else:
+        user = acting_user(store, args.actor, "run_ai")
+        if args.report:
+            user.require("export")  # refused now rather than after the run
+        who = user.username
+        volume = load_library_study(_imported_study(path) if path.exists() else args.target)
+        run = run_with_progress(run_and_record_job(store, user, volume, bundle, args.device, args.threshold))
+        analysis, analysis_id = run.analysis, run.analysis_id  # type: ignore[attr-defined]
+        _print_analysis(bundle, analysis)
+        _print_recorded(run, who)
+    if args.json:
+        payload = {"study_uid": volume.metadata.study_uid, "series_uid": volume.metadata.series_uid,
+                   "analysis_id": analysis_id, **analysis.to_dict()}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=1))
+        print(f"Wrote {args.json}")
+    if args.report:
+        write_draft_report(store, analysis, volume, args.report, who)
+    return 0
+
+
+def _analyse_unrecorded(path: Path, bundle, args: argparse.Namespace):
+    from workstation.dicom.load import load_largest_series_job
+    from workstation.inference.runner import run_inference_job
+
+    volume = run_with_progress(load_largest_series_job([path]))
+    return volume, run_with_progress(run_inference_job(volume, bundle, args.device, args.threshold))
+
+
+def _imported_study(path: Path) -> str:
+    from workstation.library import StudyLibrary
+
+    studies = run_with_progress(StudyLibrary(data_home()).import_job([path])).studies  # type: ignore[attr-defined]
+    if len(studies) != 1:
+        raise WorkstationError(f"{path} held {len(studies)} studies, now in the library; analyse each by its "
+                               "number from 'workstation list'")
+    return studies[0]
+
+
+def _print_recorded(run, who: str) -> None:
+    if run.repeats is not None:
+        print(f"Recorded as analysis {run.analysis_id} by {who}; the same model already ran on this series "
+              f"(analysis {run.repeats}), whose findings stand for review")
+    else:
+        print(f"Recorded as analysis {run.analysis_id} by {who}: {len(run.finding_ids)} finding(s) to review")
+
+
+def _print_analysis(bundle, analysis) -> None:
     print(f"{bundle.name} {bundle.version} (sha256 {bundle.weights_sha256[:12]}) on {analysis.device}, "
           f"threshold {analysis.threshold:g}, {analysis.runtime_s:.1f} s")
     if bundle.notice:
@@ -113,15 +178,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         x, y, z = f.center_mm
         print(f"{f.id:3d}  p={f.probability:.2f}  {f.type:<12} {f.diameter_mm:5.1f} mm  {f.volume_mm3:8.0f} mm3  "
               f"{f.mean_hu:6.0f} HU  at ({x:.1f}, {y:.1f}, {z:.1f}) mm")
-    if args.json:
-        payload = {"study_uid": volume.metadata.study_uid, "series_uid": volume.metadata.series_uid,
-                   **analysis.to_dict()}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=1))
-        print(f"Wrote {args.json}")
-    if args.report:
-        write_draft_report(review_store(), analysis, volume, args.report, args.actor)
-    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -87,10 +87,32 @@ def exporter(store, actor: str | None, *, stored_read: bool) -> str:
         return user.username
     if stored_read and has_users(store):
         raise WorkstationError("Say who is exporting: --as USER (the export is recorded under that name)")
+    return os_account()
+
+
+def os_account() -> str:
+    """The operating-system account, as the record names it."""
     try:
         return f"os:{getpass.getuser()}"
     except (KeyError, OSError):  # no passwd entry (some containers)
         return f"os:uid{os.getuid()}"
+
+
+def acting_user(store, actor: str | None, action: str):
+    """Who does `action` on the record: the account named by --as (password asked or from
+    WORKSTATION_PASSWORD), or, while no account exists at all, the operating-system account
+    (a fresh installation is one person's; exports are recorded under it the same way)."""
+    from workstation.review.users import User, has_users, login
+
+    if actor:
+        user = login(store, actor, password(f"Password for {actor}: "))
+    elif has_users(store):
+        raise WorkstationError(f"Say who does this: --as USER (recorded under that name; it needs the "
+                               f"'{action.replace('_', ' ')}' permission)")
+    else:
+        user = User(os_account(), "radiologist")
+    user.require(action)
+    return user
 
 
 def load_library_series(library: object, row: dict):
@@ -104,25 +126,21 @@ def load_library_series(library: object, row: dict):
     return run_with_progress(load_series_job(largest))
 
 
-def load_target(target: str):
-    """A Volume from a path, or from a library study's largest series."""
-    from workstation.dicom.load import load_largest_series_job
+def load_library_study(reference: str):
+    """The Volume of a library study's largest series (number from 'list', key or Study UID)."""
     from workstation.library import StudyLibrary
 
-    if Path(target).exists():
-        return run_with_progress(load_largest_series_job([Path(target)]))
     library = StudyLibrary(data_home())
-    study = library.find_study(target)
+    study = library.find_study(reference)
     series = max(library.series(study["key"]), key=lambda row: row["slices"])
     return load_library_series(library, series)
 
 
-def write_draft_report(store, analysis, volume, out: Path, actor: str | None = None):
-    """The draft PDF of a fresh analysis (analyze --report, the headless demo)."""
+def write_draft_report(store, analysis, volume, out: Path, who: str):
+    """The draft PDF of a fresh analysis (analyze --report, the headless demo), exported by `who`."""
     from workstation.config import read_settings
     from workstation.reporting.study import draft_report_job
 
-    who = exporter(store, actor, stored_read=False)
     result = run_with_progress(draft_report_job(store, analysis, volume, out, generated_by=who,
                                                 institution=read_settings(data_home()).get("institution", "")))
     print_report_outcome(result)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,15 +17,14 @@ import numpy as np
 
 from workstation.errors import WorkstationError
 from workstation.imaging.volume import Volume
-from workstation.inference.heatmap_file import load_heatmap
 from workstation.jobs import CancelToken, Job
 from workstation.reporting.content import ReportContent, content_from_analysis, content_from_store
 from workstation.reporting.decisions import decisions_csv, decisions_export
 from workstation.reporting.pdf import export_report_job
 from workstation.review import audit
+from workstation.review.analyses import stored_heatmap
 from workstation.review.store import ReviewStore
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,12 +75,9 @@ def stored_heatmaps(store: ReviewStore, content: ReportContent) -> dict[int | No
     """The heatmap of each model run, where it was kept; a lost one only drops the overlay."""
     heatmaps: dict[int | None, np.ndarray] = {}
     for run in content.model_runs:
-        path = store.heatmap_folder / f"analysis-{run.analysis_id}.heatmap"
-        if path.is_file():
-            try:
-                heatmaps[run.analysis_id] = load_heatmap(path)
-            except WorkstationError as exc:
-                log.warning("%s", exc)
+        heatmap = stored_heatmap(store, run.analysis_id)
+        if heatmap is not None:
+            heatmaps[run.analysis_id] = heatmap
     return heatmaps
 
 

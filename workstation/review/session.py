@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 from workstation.errors import WorkstationError
-from workstation.inference.heatmap_file import save_heatmap
 from workstation.reporting.lungrads import CATEGORIES as LUNG_RADS_CATEGORIES
 from workstation.review import audit
+from workstation.review.analyses import record_analysis
 from workstation.review.store import ReviewStore
 from workstation.review.users import User
 
 REJECT_REASONS = ("vessel", "scar/fibrosis", "artefact", "outside lung", "duplicate", "other")
-log = logging.getLogger(__name__)
 EDITABLE = ("type", "diameter_mm", "center_mm")
 FINDING_TYPES = ("solid", "part-solid", "ground-glass")
 
@@ -123,40 +121,8 @@ class ReviewSession:
 
     # -- actions --------------------------------------------------------------------------------
     def record_analysis(self, analysis: Any, series_uid: str = "") -> list[int]:
-        """Store a model run and its findings (the AI proposes; nothing is decided yet)."""
-        self.user.require("run_ai")
-        details = {"scope_warnings": list(analysis.scope_warnings), "notice": analysis.notice,
-                   "notes": list(analysis.notes), "second_stage_sha256": getattr(analysis, "second_stage_sha256", "")}
-        with self.store.transaction() as connection:
-            cursor = connection.execute(
-                "INSERT INTO analyses (study_uid, series_uid, model_name, model_version, model_sha256, device, "
-                "threshold, runtime_s, created_by, created_at, details) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (self.study_uid, series_uid, analysis.model_name, analysis.model_version, analysis.model_sha256,
-                 analysis.device, analysis.threshold, analysis.runtime_s, self.user.username, _now(),
-                 json.dumps(details)))
-            analysis_id = cursor.lastrowid
-            ids = []
-            for finding in analysis.findings:
-                ids.append(connection.execute(
-                    "INSERT INTO findings (study_uid, analysis_id, source, center_mm, diameter_mm, volume_mm3, "
-                    "mean_hu, probability, type, model_name, model_version, created_by, created_at) "
-                    "VALUES (?,?,'ai',?,?,?,?,?,?,?,?,?,?)",
-                    (self.study_uid, analysis_id, json.dumps(list(finding.center_mm)), finding.diameter_mm,
-                     finding.volume_mm3, finding.mean_hu, finding.probability, finding.type, finding.model_name,
-                     finding.model_version, self.user.username, _now())).lastrowid)
-            audit.append(connection, self.user.username, "analysis_run", study_uid=self.study_uid,
-                         object_id=str(analysis_id), new_value={"findings": len(ids)},
-                         details={"model": analysis.model_name, "version": analysis.model_version,
-                                  "sha256": analysis.model_sha256, "series_uid": series_uid})
-        self._save_heatmap(analysis_id, analysis.heatmap)
-        return ids
-
-    def _save_heatmap(self, analysis_id: int, heatmap: Any) -> None:
-        """After the commit: a lost heatmap only costs the report its overlay, never a decision."""
-        try:
-            save_heatmap(self.store.heatmap_folder / f"analysis-{analysis_id}.heatmap", heatmap)
-        except OSError as exc:
-            log.warning("heatmap of analysis %s not saved: %s", analysis_id, exc)
+        """Store a model run and its findings (see review/analyses.py); the new findings' ids."""
+        return record_analysis(self.store, self.user, self.study_uid, series_uid, analysis).finding_ids
 
     def has_analysis(self, model_sha256: str) -> bool:
         """Whether this model (by weights) already ran on the study: its findings are here."""
