@@ -155,6 +155,7 @@ class MainWindow(QMainWindow):
         self.runner.finished.connect(self._on_job_finished)
         self.opening.loaded.connect(self._update_title)
         self.opening.loaded.connect(self.review.open_session)
+        self.opening.recorded_run_shown.connect(self.ai.show_recorded)
         self.review.signed.connect(self.reports.after_signing)
         self.screen_lock.lock_changed.connect(self._show_locked)
 

@@ -50,11 +50,11 @@ def _per_step_ms(app, step, count: int = STEPS) -> float:
 
 
 def interaction_rows(home: Path) -> list[tuple[str, float, float, str]]:
-    from ui.main_window import demo_job
+    from ui.controllers.study_opening import demo_job
     from workstation.jobs import CancelToken, run_job
 
     app, window = _window(home)
-    window._on_loaded(run_job(demo_job(home, CancelToken())))
+    window.opening.on_loaded(run_job(demo_job(home, CancelToken())))
     app.processEvents()
     axial = window.views["axial"]
     axial_ms = _per_step_ms(app, lambda i: axial.scroll(1 if i % 2 else -1))
@@ -130,13 +130,13 @@ def _loading_stall_ms(app, window) -> tuple[float, float]:
     timer = QTimer()
     timer.setInterval(5)
     timer.timeout.connect(tick)
-    window.runner.succeeded.disconnect(window._on_loaded)  # switch phase before the window shows it
+    window.runner.succeeded.disconnect(window.jobs._deliver)  # switch phase before the window shows it
     window.runner.succeeded.connect(loaded)
-    window.runner.succeeded.connect(window._on_loaded)
+    window.runner.succeeded.connect(window.jobs._deliver)
     timer.start()
     done = [False]
     window.runner.finished.connect(lambda: done.__setitem__(0, True))
-    window.open_demo()
+    window.opening.open_demo()
     while not done[0]:
         app.processEvents()
         time.sleep(0.001)

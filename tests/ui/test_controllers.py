@@ -134,7 +134,9 @@ def test_review_accepting_a_finding_records_the_decision_in_the_store(parts, pha
     _show(parts, phantom)
     review = _review(parts)
     review.set_user(parts["users"]["reader"])
-    review.record_analysis(_analysis(phantom["volume"], [parts["state"].crosshair]))
+    review.session.record_analysis(_analysis(phantom["volume"], [parts["state"].crosshair]),
+                                   phantom["volume"].metadata.series_uid)
+    review.refresh_findings()
     tree = parts["panel"].tree
     assert tree.topLevelItemCount() == 1 and len(parts["state"].markers) == 1
     tree.setCurrentItem(tree.topLevelItem(0))

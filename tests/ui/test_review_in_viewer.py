@@ -99,6 +99,8 @@ def test_lock_hides_patient_data_until_the_same_user_or_an_admin(loaded: MainWin
 def test_reading_time_counts_activity_not_idle(loaded: MainWindow, users) -> None:
     loaded.review.set_user(users[1])
     idle, start = loaded.screen_lock.idle, time.monotonic()
+    idle.timer.stop()  # the real one-second timer ticked while the fixtures loaded: only the ticks below count
+    idle.pending_s = 0.0
     idle.last_input = start
     for second in range(20):  # active: input a moment ago
         idle.tick(now=start + 1)

@@ -18,6 +18,8 @@ from workstation.errors import WorkstationError
 from workstation.inference.bundle import ModelBundle
 from workstation.inference.registry import find_model
 from workstation.inference.runner import Analysis, run_inference_job
+from workstation.review.analyses import RecordedRun, StoredAnalysis, run_and_record_job
+from workstation.review.session import ReviewSession
 
 log = logging.getLogger("workstation.ui")
 
@@ -52,10 +54,47 @@ class AiRunController(QObject):
             return
         self.bundle = bundle
         self.state.set_overlay(threshold=bundle.default_threshold)
+        description = f"Running {bundle.name} {bundle.version}"
+        session, user, store = self.review.session, self.review.user, self.review.store
+        if session is not None and user is not None and on_analysis is None:
+            # the same core job as `workstation analyze STUDY`: the run and its findings are recorded
+            self.jobs.start(lambda cancel: run_and_record_job(store, user, volume, bundle, "auto", None, cancel),
+                            description, self.on_recorded)
+            return
         self.jobs.start(lambda cancel: run_inference_job(volume, bundle, "auto", None, cancel),
-                        f"Running {bundle.name} {bundle.version}", on_analysis or self.on_analysis)
+                        description, on_analysis or self.on_analysis)
+
+    def on_recorded(self, run: RecordedRun) -> None:
+        self._show(run.analysis)
+        self.review.refresh_findings()
+        self._after_run(run.analysis)
 
     def on_analysis(self, analysis: Analysis) -> None:
+        """A run nobody is logged in to record: shown, its findings listed undecided."""
+        self._show(analysis)
+        self.review.refresh_findings(analysis.findings)
+        self._after_run(analysis)
+
+    def show_recorded(self, stored: StoredAnalysis) -> None:
+        """A study opened after the AI ran on it (here or headless): its recorded result, no re-run.
+        The heatmap is already in the state (loaded with the volume)."""
+        self.overlay_label.setText(f"Overlay: {stored.model_name} {stored.model_version} heatmap, recorded "
+                                   f"{stored.created_at[:16].replace('T', ' ')} UTC by {stored.created_by}. "
+                                   f"{stored.notice}")
+        self.findings_panel.show_model(stored.model_name, stored.model_version, stored.device, stored.threshold,
+                                       stored.notice, [f"Outside validated scope: {r}" for r in stored.scope_warnings]
+                                       + stored.notes)
+        self.state.set_overlay(threshold=stored.threshold)
+        try:
+            bundle = find_model(stored.model_name)
+        except WorkstationError:
+            bundle = None  # the model is gone from this machine: its card cannot be quoted
+        self.bundle = bundle if bundle is not None and bundle.weights_sha256 == stored.model_sha256 else None
+        self.update_operating_point()
+        if self.review.session is None:
+            self.review.refresh_findings(ReviewSession.findings_of(self.review.store, stored.study_uid))
+
+    def _show(self, analysis: Analysis) -> None:
         volume = self.state.volume
         self.state.set_heatmap(analysis.heatmap, volume_summaries(volume, analysis.heatmap)["heat_maxima"])
         self.overlay_label.setText(f"Overlay: {analysis.model_name} {analysis.model_version} heatmap. "
@@ -64,7 +103,8 @@ class AiRunController(QObject):
                                        analysis.threshold, analysis.notice,
                                        [f"Outside validated scope: {r}" for r in analysis.scope_warnings]
                                        + analysis.notes)
-        self.review.record_analysis(analysis)
+
+    def _after_run(self, analysis: Analysis) -> None:
         if self.findings_panel.tree.topLevelItemCount():
             self.findings_panel.select_next(1)
         scope = f" - outside validated scope: {'; '.join(analysis.scope_warnings)}" if analysis.scope_warnings else ""

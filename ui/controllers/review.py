@@ -14,8 +14,6 @@ from ui.controllers.quiz import Quiz
 from ui.state import ViewerState
 from ui.widgets.findings_panel import DECISION_COLUMN, FindingsPanel
 from workstation.errors import WorkstationError
-from workstation.inference.findings import Finding
-from workstation.inference.runner import Analysis
 from workstation.reporting.lungrads import CATEGORIES as LUNG_RADS_CATEGORIES
 from workstation.reporting.lungrads import suggest_for_read
 from workstation.review.session import FINDING_TYPES, REJECT_REASONS, ReviewSession
@@ -63,15 +61,8 @@ class ReviewController(QObject):
             except WorkstationError as exc:
                 log.warning("logout not recorded: %s", exc)
 
-    def record_analysis(self, analysis: Analysis) -> None:
-        """The AI's findings join the read (once per model) and are listed."""
-        if self.session is not None and not self.session.has_analysis(analysis.model_sha256):
-            # (the same model again: its findings are already there to review)
-            self._review(lambda s: s.record_analysis(analysis, self.state.volume.metadata.series_uid))
-        self.refresh_findings(analysis.findings if self.session is None else None)
-
-    def refresh_findings(self, plain_findings: list[Finding] | None = None) -> None:
-        """The read's findings with their decisions (without a session: the AI's, undecided)."""
+    def refresh_findings(self, plain_findings: list | None = None) -> None:
+        """The read's findings with their decisions (without a session: those given, read-only)."""
         states = self.session.findings() if self.session is not None else list(plain_findings or [])
         status = {"signed": "signed", "in_review": "in review"}.get(self.session.status, "") if self.session else ""
         self.findings_panel.show_findings(states, status, self.state.volume)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtWidgets import QFileDialog, QLabel, QWidget
 
@@ -18,20 +19,43 @@ from workstation.demo import demo_truth_for, ensure_demo_case, truth_overlay
 from workstation.dicom.load import load_largest_series_job
 from workstation.errors import WorkstationError
 from workstation.imaging.snapshot import save_thumbnail
+from workstation.imaging.volume import Volume
 from workstation.jobs import CancelToken, Job, Progress
 from workstation.library import ImportReport, StudyLibrary, thumbnail_path
+from workstation.review.analyses import StoredAnalysis, latest_analysis, stored_heatmap
+from workstation.review.store import ReviewStore
 
 log = logging.getLogger("workstation.ui")
 
 
 def viewer_load_job(paths: list[Path], home: Path, study_key: str | None, cancel: CancelToken) -> Job[dict]:
-    """Load the largest series at `paths`; for the demo case add its ground-truth overlay."""
+    """Load the largest series at `paths` with the newest recorded AI run on it (its heatmap), else
+    for the demo case its ground-truth overlay."""
     volume = yield from load_largest_series_job(paths, cancel)
-    truth = demo_truth_for(volume, home)
-    heatmap, markers = truth_overlay(volume, truth) if truth else (None, [])
+    stored, heatmap = _recorded_run(home, volume)
+    markers: list = []
+    if stored is not None:
+        source = f"{stored.model_name} {stored.model_version} heatmap, recorded run by {stored.created_by}"
+    elif truth := demo_truth_for(volume, home):
+        heatmap, markers = truth_overlay(volume, truth)
+        source = "ground truth of the synthetic demo case (not AI)"
+    else:
+        source = ""
     return {"volume": volume, "heatmap": heatmap, "markers": markers, "study_key": study_key,
-            "summaries": volume_summaries(volume, heatmap),
-            "overlay_source": "ground truth of the synthetic demo case (not AI)" if truth else ""}
+            "summaries": volume_summaries(volume, heatmap), "overlay_source": source, "analysis": stored}
+
+
+def _recorded_run(home: Path, volume: Volume) -> tuple[StoredAnalysis | None, np.ndarray | None]:
+    """The study's newest model run, if it ran on this series and its heatmap is still there."""
+    store = ReviewStore.in_home(home)  # its own connection: this runs on the worker thread
+    try:
+        stored = latest_analysis(store, volume.metadata.study_uid)
+        if stored is None or stored.series_uid != volume.metadata.series_uid:
+            return None, None
+        heatmap = stored_heatmap(store, stored.id)
+        return (stored, heatmap) if heatmap is not None and heatmap.shape == volume.shape else (None, None)
+    finally:
+        store.close()
 
 
 def demo_job(home: Path, cancel: CancelToken) -> Job[dict]:
@@ -49,6 +73,7 @@ class StudyOpeningController(QObject):
     """Owns which library study is open (`current_study_key`); the volume itself is the state's."""
 
     loaded = Signal()  # a study is shown: the window retitles, the review session opens
+    recorded_run_shown = Signal(object)  # StoredAnalysis: the AI ran on it before; its result is on screen
 
     def __init__(self, home: Path, settings: QSettings, state: ViewerState, jobs: JobDispatch,
                  browser: StudyBrowser, findings_panel: FindingsPanel, overlay_label: QLabel,
@@ -115,6 +140,8 @@ class StudyOpeningController(QObject):
                 save_thumbnail(volume, thumbnail)
             self.browser.reload()
         self.loaded.emit()
+        if result.get("analysis") is not None:
+            self.recorded_run_shown.emit(result["analysis"])
         log.info("loaded %s slices of %s", volume.shape[0], volume.metadata.series_uid)
         warnings = "; ".join(volume.warnings)
         self._status(f"Loaded {volume.shape[0]} slices" + (f" - warning: {warnings}" if warnings else ""))

@@ -124,12 +124,6 @@ class ReviewSession:
         """Store a model run and its findings (see review/analyses.py); the new findings' ids."""
         return record_analysis(self.store, self.user, self.study_uid, series_uid, analysis).finding_ids
 
-    def has_analysis(self, model_sha256: str) -> bool:
-        """Whether this model (by weights) already ran on the study: its findings are here."""
-        return self.store.connection.execute(
-            "SELECT 1 FROM analyses WHERE study_uid = ? AND model_sha256 = ?",
-            (self.study_uid, model_sha256)).fetchone() is not None
-
     def accept(self, finding_id: int) -> None:
         self._decide(finding_id, "accept", "finding_accepted")
 
