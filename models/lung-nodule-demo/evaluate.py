@@ -2,6 +2,7 @@
 
     python models/lung-nodule-demo/evaluate.py [--cases 50] [--write]
     python models/lung-nodule-demo/evaluate.py --validation --bundle FOLDER   # choosing a snapshot
+    python models/lung-nodule-demo/evaluate.py --real [--bundle FOLDER] [--json OUT]  # real CT (issue #19)
 
 Seeds 10000 and up (training used 1000-1999); --validation uses 60 cases from seed 5000
 instead, so that choosing among training snapshots never looks at the evaluation phantoms. A
@@ -12,6 +13,11 @@ for all, and by kind and size, with how the findings measure the nodules they hi
 across one slice and volume against the generator's, type against its kind), and how masses beyond the
 training range (35-60 mm; seeds 40000+, 30000+ with --validation) are found. --write puts the
 numbers into metadata.json and MODEL_CARD.md.
+
+--real evaluates on real CT of the held-out patients of real_split.json instead (see
+real_evaluation()): FROC of synthetic nodules inserted into their real backgrounds, and false
+positives per scan on the real scans themselves away from their labelled lesions, thin (<= 2.5
+mm) and thick slices apart. Nothing is written; --json saves the report.
 """
 
 from __future__ import annotations
@@ -182,6 +188,97 @@ def real_ct_check(bundle: ModelBundle) -> list[dict]:
     return results
 
 
+REAL_INSERT_DRAWS = 3  # insertion draws per held-out series (5 nodules each)
+REAL_NODULES_PER_DRAW = 5
+REAL_EVAL_SEED = 90000  # insertion seeds: REAL_EVAL_SEED + 100 * series index + draw (training uses 70000 on)
+REAL_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+
+
+def real_evaluation(bundle: ModelBundle, draws: int = REAL_INSERT_DRAWS, threads: int | None = None) -> dict:
+    """On each held-out series of real_split.json: (1) the real scan as it is - candidates at the
+    default threshold away from its labelled lesions are false positives (a real scan can hold
+    unlabelled nodules, so this is an upper bound); (2) `draws` copies with REAL_NODULES_PER_DRAW
+    synthetic nodules inserted (real_data.insert_nodules) - FROC of those, candidates on labelled
+    lesions ignored, all others false positives. Thin (<= 2.5 mm) and thick slices apart."""
+    from real_data import insert_nodules, is_thin, lesion_boxes, load_split
+
+    from workstation.imaging.insertion_sites import LungMap, inside_box_mm
+
+    scans, inserted, pairs = [], {"thin": [], "thick": [], "all": []}, []
+    started = time.time()
+    for number, entry in enumerate(load_split()["evaluate"]):
+        if not entry.available:
+            print(f"{entry.series}: not here, skipped", flush=True)
+            continue
+        volume = load_volume(entry.path)
+        boxes = lesion_boxes(entry, volume)
+        lungs = LungMap.from_volume(volume)
+        group = "thin" if is_thin(volume) else "thick"
+
+        def away(findings: list[dict]) -> list[dict]:
+            return [f for f in findings if not inside_box_mm(np.array(f["center_mm"]), boxes, 10.0)]
+
+        clean = [f.to_dict() for f in run_job(run_inference_job(volume, bundle, threshold=CANDIDATE_THRESHOLD,
+                                                                threads=threads)).findings]
+        outside = [f for f in away(clean) if f["probability"] >= bundle.default_threshold
+                   and not _in_lung(lungs, volume, f["center_mm"])]
+        scans.append({"series": entry.series, "patient": entry.patient, "group": group,
+                      "slice_thickness_mm": volume.metadata.slice_thickness or round(volume.spacing_mm[2], 2),
+                      "false_positives_at": {str(t): sum(1 for f in away(clean) if f["probability"] >= t)
+                                             for t in REAL_THRESHOLDS},
+                      "false_positives_outside_lungs_at_default": len(outside),
+                      "findings_on_labelled_lesions": sum(1 for f in clean if f["probability"] >= bundle.default_threshold)
+                      - sum(1 for f in away(clean) if f["probability"] >= bundle.default_threshold)})
+        print(f"{entry.series} ({group}): {scans[-1]['false_positives_at'][str(bundle.default_threshold)]} false "
+              f"positives at {bundle.default_threshold} ({time.time() - started:.0f}s)", flush=True)
+        for draw in range(draws):
+            with_nodules, nodules, _mask = insert_nodules(volume, lungs, boxes, REAL_EVAL_SEED + 100 * number + draw,
+                                                          REAL_NODULES_PER_DRAW)
+            found = away([f.to_dict() for f in run_job(run_inference_job(
+                with_nodules, bundle, threshold=CANDIDATE_THRESHOLD, threads=threads)).findings])
+            case = (match(found, nodules), nodules)
+            inserted[group].append(case)
+            inserted["all"].append(case)
+            pairs += measured_pairs(found, nodules, bundle.default_threshold)
+            print(f"  draw {draw}: {len(nodules)} inserted, {len(found)} candidates ({time.time() - started:.0f}s)",
+                  flush=True)
+    big = lambda n: n["diameter_mm"] >= 6  # noqa: E731
+    report: dict = {"split": "real_split.json (evaluate side)", "default_threshold": bundle.default_threshold,
+                    "model_version": bundle.version, "scans": scans, "inserted": {}}
+    for group, cases in inserted.items():
+        if not cases:
+            continue
+        report["inserted"][group] = {
+            "scans": len(cases), "nodules_6mm_and_larger": _summary(froc(cases, big)),
+            "all_nodules": _summary(froc(cases)),
+            "by_kind": {k: _summary(froc(cases, lambda n, k=k: n["kind"] == k and big(n)))
+                        for k in ("solid", "part-solid", "ground-glass")},
+            "by_size_mm": {f"{a}-{b}": _summary(froc(cases, lambda n, a=a, b=b: a <= n["diameter_mm"] < b))
+                           for a, b in ((4, 6), (6, 10), (10, 20), (20, 31))},
+            "operating_points": operating_points(cases, REAL_THRESHOLDS)}
+    report["measurements_at_default_threshold"] = measurements(pairs)
+    for group in ("thin", "thick"):
+        chosen = [s for s in scans if s["group"] == group]
+        if chosen:
+            report[f"false_positives_per_scan_{group}"] = {
+                str(t): round(float(np.mean([s["false_positives_at"][str(t)] for s in chosen])), 2)
+                for t in REAL_THRESHOLDS}
+    return report
+
+
+def _in_lung(lungs, volume, centre_mm, margin_mm: float = 10.0) -> bool:
+    """Whether a point is in the real lungs found by insertion_sites.LungMap, or within margin_mm."""
+    ijk = np.rint(volume.patient_to_voxel(centre_mm)).astype(int)
+    if np.any(ijk < 0) or np.any(ijk[::-1] >= np.array(volume.shape)):
+        return False
+    spacing = np.array(volume.spacing_mm[::-1])
+    reach = np.ceil(margin_mm / spacing).astype(int)
+    k, j, i = ijk[::-1]
+    block = lungs.lung[max(k - reach[0], 0):k + reach[0] + 1, max(j - reach[1], 0):j + reach[1] + 1,
+                       max(i - reach[2], 0):i + reach[2] + 1]
+    return bool(block.any())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", type=int, default=50)
@@ -190,8 +287,19 @@ def main() -> None:
     parser.add_argument("--validation", action="store_true",
                         help=f"{VALIDATION_CASES} validation phantoms, nothing written")
     parser.add_argument("--bundle", type=Path, default=HERE, help="model bundle folder (default: this one)")
+    parser.add_argument("--real", action="store_true", help="held-out real CT of real_split.json, nothing written")
+    parser.add_argument("--draws", type=int, default=REAL_INSERT_DRAWS, help="insertion draws per real series")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="also save the report here")
     args = parser.parse_args()
     bundle = ModelBundle.from_folder(args.bundle)
+    if args.real:
+        sys.path.insert(0, str(HERE))
+        report = real_evaluation(bundle, args.draws, args.threads)
+        print(json.dumps(report, indent=1))
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1) + "\n")
+        return
     first_seed, count = (VALIDATION_SEED_START, VALIDATION_CASES) if args.validation else (EVAL_SEED_START, args.cases)
     cases, pairs = [], []
     started = time.time()
