@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import shutil
 import sqlite3
+import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from workstation import __version__
 from workstation.errors import WorkstationError
@@ -127,55 +129,149 @@ def _demo_pipeline(out: Path, bundle, cancel: CancelToken) -> Job[Path]:
 
 
 def backup(home: Path, destination: Path) -> Path:
-    """A consistent copy of the data folder under `destination/workstation-backup-TIME/`."""
+    """A consistent copy of the data folder under `destination/workstation-backup-TIME/`, with a
+    manifest of checksums and the audit chain head (seq, hash) it holds."""
     home = Path(home)
     if not (home / "review.db").is_file() and not (home / "library.db").is_file():
         raise MaintenanceError(f"There is no workstation data in {home} to back up")
+    if Path(destination).resolve().is_relative_to(home.resolve()):  # it would copy itself into itself
+        raise MaintenanceError(f"{destination} is inside the data folder {home}; back up to another disk or "
+                               "folder (nothing was written)")
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     target = Path(destination) / f"workstation-backup-{stamp}"
     try:
         target.mkdir(parents=True)
+    except OSError as exc:
+        raise MaintenanceError(f"Cannot create {target}: {exc.strerror or exc}; choose another destination") from exc
+    try:
         for name in DATABASES:
             if (home / name).is_file():
                 _sqlite_backup(home / name, target / name)
         for entry in sorted(home.iterdir()):  # studies, heatmaps, models, settings; not logs or scratch
             if entry.name in DATABASES or entry.name.startswith(("review.db-", "library.db-")) or \
-                    entry.name in ("logs", "previews", "demo-output"):
+                    entry.name in ("logs", "previews", "demo-output") or entry.is_symlink():
                 continue
-            if entry.is_dir():
-                shutil.copytree(entry, target / entry.name)
+            if entry.is_dir():  # links are left out: nothing in a backup may point outside it
+                shutil.copytree(entry, target / entry.name, ignore=_links)
             elif entry.is_file():
                 shutil.copy2(entry, target / entry.name)
-        files = {str(p.relative_to(target)): sha256_file(p) for p in sorted(target.rglob("*")) if p.is_file()}
-        (target / MANIFEST).write_text(json.dumps({"version": __version__, "created_utc": stamp, "files": files},
+        files = {p.relative_to(target).as_posix(): sha256_file(p) for p in sorted(target.rglob("*")) if p.is_file()}
+        (target / MANIFEST).write_text(json.dumps({"version": __version__, "created_utc": stamp,
+                                                   "audit_head": _audit_head(target / "review.db"), "files": files},
                                                   indent=1))
     except (OSError, sqlite3.Error) as exc:
-        raise MaintenanceError(f"The backup to {target} failed: {exc}; nothing in {home} was changed") from exc
+        shutil.rmtree(target, ignore_errors=True)
+        raise MaintenanceError(f"The backup to {target} failed: {exc}; nothing in {home} was changed and the "
+                               "partial copy was removed") from exc
     return target
 
 
 def restore(backup_folder: Path, home: Path) -> int:
-    """Copy a verified backup into an empty (or new) data folder; returns the number of files."""
+    """Copy a verified backup into an empty (or new) data folder; returns the number of files.
+
+    Every manifest path is checked before anything is written; the files are copied into a
+    staging folder inside the target, their checksums and the review store's audit chain are
+    verified there, and only then are they moved into place. A refusal leaves the target as it was."""
     backup_folder, home = Path(backup_folder), Path(home)
+    manifest = _read_manifest(backup_folder)
+    names = list(manifest["files"])
+    sources = [_inside(backup_folder, name) for name in names]
+    if home.exists() and any(p.name != "logs" for p in home.iterdir()):
+        raise MaintenanceError(f"{home} already holds data; restore into an empty folder (set WORKSTATION_HOME) "
+                               "or move the current data away first")
+    created = not home.exists()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=home))
+    except OSError as exc:
+        raise MaintenanceError(f"The restore into {home} failed: {exc.strerror or exc}") from exc
+    try:
+        for name, source in zip(names, sources):
+            copy = staging.joinpath(*PurePosixPath(name).parts)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy)
+            if sha256_file(copy) != manifest["files"][name]:  # the copy is checked, not the medium
+                raise MaintenanceError(f"The backup is damaged: {name} is missing or changed; nothing was restored")
+        _verify_staged_store(staging, manifest.get("audit_head"))
+        for entry in sorted(staging.iterdir()):
+            entry.rename(home / entry.name)
+    except OSError as exc:
+        raise MaintenanceError(f"The restore into {home} failed: {exc.strerror or exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not any(home.iterdir()):
+            home.rmdir()
+    return len(names)
+
+
+def _read_manifest(backup_folder: Path) -> dict:
     try:
         manifest = json.loads((backup_folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise MaintenanceError(f"{backup_folder} is not a workstation backup (no readable {MANIFEST})") from exc
-    for name, digest in manifest["files"].items():
-        path = backup_folder / name
-        if not path.is_file() or sha256_file(path) != digest:
-            raise MaintenanceError(f"The backup is damaged: {name} is missing or changed; nothing was restored")
-    if home.exists() and any(p.name != "logs" for p in home.iterdir()):
-        raise MaintenanceError(f"{home} already holds data; restore into an empty folder (set WORKSTATION_HOME) "
-                               "or move the current data away first")
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise MaintenanceError(f"The manifest of {backup_folder} is damaged (no list of files); nothing was restored")
+    return manifest
+
+
+def _inside(root: Path, name: str) -> Path:
+    """`root/name`, refusing a name or link that leads outside `root` (or onto the target's logs)."""
+    parts = PurePosixPath(name).parts
+    path = root.joinpath(*parts)
+    if not parts or PurePosixPath(name).is_absolute() or ".." in parts or "\x00" in name or parts[0] == "logs" \
+            or path.resolve() != root.resolve().joinpath(*parts):
+        raise MaintenanceError(f"The backup names a path that leads outside it ({name!r}); refused, nothing was "
+                               "restored")
+    if not path.is_file():
+        raise MaintenanceError(f"The backup is damaged: {name} is missing or changed; nothing was restored")
+    return path
+
+
+def _verify_staged_store(staging: Path, recorded_head: object) -> None:
+    """Integrity of every copied database and the review store's audit chain, before anything is
+    switched in; the chain must also end where the manifest says the backup's chain ended."""
+    from workstation.review.audit import verify
+
+    for name in DATABASES:
+        if not (staging / name).is_file():
+            continue
+        try:  # immutable: the staged copy is read as it is, no journal or lock files are made beside it
+            connection = sqlite3.connect(f"file:{staging / name}?immutable=1", uri=True)
+            try:
+                intact = connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+                result = verify(connection) if name == "review.db" and intact else None
+            finally:
+                connection.close()
+        except sqlite3.Error as exc:
+            raise MaintenanceError(f"The backup's {name} cannot be read ({exc}); nothing was restored") from exc
+        if not intact:
+            raise MaintenanceError(f"The backup's {name} is damaged (integrity check failed); nothing was restored")
+        if result is not None and not result.ok:
+            raise MaintenanceError(f"The backup's audit trail does not verify (row {result.first_bad_seq}: "
+                                   f"{result.reason}); the records were changed, nothing was restored")
+        if result is not None and recorded_head is not None and \
+                recorded_head != {"seq": result.rows, "hash": result.head}:
+            raise MaintenanceError(f"The backup's audit trail ends at row {result.rows}, not where its manifest says "
+                                   f"({recorded_head}); nothing was restored")
+
+
+def _audit_head(review_db: Path) -> dict | None:
+    """(seq, hash) of the backed-up chain, the anchor `audit verify --backup` can check against."""
+    from workstation.review.audit import head
+
+    if not review_db.is_file():
+        return None
+    connection = sqlite3.connect(f"file:{review_db}?mode=ro", uri=True)
     try:
-        home.mkdir(parents=True, exist_ok=True)
-        for name in manifest["files"]:
-            (home / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(backup_folder / name, home / name)
-    except OSError as exc:
-        raise MaintenanceError(f"The restore into {home} failed: {exc}") from exc
-    return len(manifest["files"])
+        seq, digest = head(connection)
+    finally:
+        connection.close()
+    return {"seq": seq, "hash": digest}
+
+
+def _links(folder: str, names: list[str]) -> set[str]:
+    return {name for name in names if os.path.islink(os.path.join(folder, name))}
 
 
 def _sqlite_backup(source: Path, target: Path) -> None:
