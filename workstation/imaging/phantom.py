@@ -28,6 +28,7 @@ SLICE_THICKNESSES = (1.0, 1.25, 1.5, 2.0, 2.5)
 SURNAMES = ("OKAFOR", "NAKAMURA", "GARCIA", "MULLER", "KOWALSKI", "HASSAN", "SILVA", "JOHANSSON", "MBEKI",
             "ROSSI", "CHEN", "IVANOVA", "OBRIEN", "DUBOIS", "PATEL", "NGUYEN")
 KERNELS = ("B45f", "LUNG", "YC", "FC51", "BONEPLUS", "STANDARD")
+ANATOMIES = ("simple", "lung")  # "lung": real lung anatomy from lung_anatomy.py (issue #19)
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,11 @@ class PhantomSpec:
     patient_sex: str = "F"
     kernel: str = "B45f"
     kvp: int = 120
+    anatomy: str = "simple"  # "lung" adds vessel trees to the pleura, bronchi, fissures, texture, look-alikes
 
     def __post_init__(self) -> None:
+        if self.anatomy not in ANATOMIES:
+            raise PhantomError(f"Anatomy {self.anatomy!r} must be one of {', '.join(ANATOMIES)}")
         if not 32 <= self.matrix <= 1024:
             raise PhantomError(f"Matrix {self.matrix} must be between 32 and 1024")
         if not 0.2 <= self.pixel_spacing_mm <= 5 or not 0.3 <= self.slice_thickness_mm <= 10:
@@ -62,8 +66,9 @@ class PhantomSpec:
     @classmethod
     def from_seed(cls, seed: int, matrix: int = 512, slice_thickness_mm: float | None = None,
                   nodule_count: int | None = None,
-                  nodule_diameter_mm: tuple[float, float] = (4.0, 30.0)) -> "PhantomSpec":
-        """A realistic draw: in-plane 0.68-0.9 mm at 512 (scaled for other matrices), 1-2.5 mm slices."""
+                  nodule_diameter_mm: tuple[float, float] = (4.0, 30.0), anatomy: str = "simple") -> "PhantomSpec":
+        """A realistic draw: in-plane 0.68-0.9 mm at 512 (scaled for other matrices), 1-2.5 mm slices.
+        The anatomy draws nothing here, so a seed's acquisition is the same for both anatomies."""
         rng = np.random.default_rng([seed, 17])
         fov = float(rng.uniform(350, 460))
         sex = str(rng.choice(["F", "M"]))
@@ -74,7 +79,7 @@ class PhantomSpec:
             nodule_count=int(nodule_count if nodule_count is not None else rng.integers(2, 7)),
             nodule_diameter_mm=(float(nodule_diameter_mm[0]), float(nodule_diameter_mm[1])),
             noise_hu=float(rng.uniform(12, 28)), patient_age=int(rng.integers(35, 86)), patient_sex=sex,
-            kernel=str(rng.choice(KERNELS)), kvp=int(rng.choice([100, 120, 120, 140])),
+            kernel=str(rng.choice(KERNELS)), kvp=int(rng.choice([100, 120, 120, 140])), anatomy=anatomy,
         )
 
 
@@ -98,6 +103,8 @@ class Phantom:
     outside_fov: np.ndarray  # (rows, columns) pixels outside the reconstruction circle
     tags: dict[str, object]
     nodule_mask: np.ndarray  # uint8 (slices, rows, columns): nodule id (1..n) where a nodule covers > half a voxel
+    vessel_mask: np.ndarray | None = None  # bool, where a vessel covers > half a voxel ("lung" anatomy only)
+    mimics: list[dict] = field(default_factory=list)  # look-alikes that are not nodules ("lung" anatomy only)
 
     def truth(self) -> dict:
         return {"seed": self.spec.seed, "spec": asdict(self.spec), "coordinate_system": "DICOM patient LPS mm",
@@ -172,13 +179,29 @@ def generate_phantom(spec: PhantomSpec) -> Phantom:
     lung_mask &= body
     _draw_mediastinum(canvas, s, rng)
     lung_mask &= canvas.hu < -500
-    vessels = _draw_vessels(canvas, s, rng, lung_mask)
-    _draw_airways(canvas, s, rng, lung_mask)
+    anatomy = None
+    if spec.anatomy == "lung":
+        from workstation.imaging import lung_anatomy
+
+        anatomy = lung_anatomy.draw_lung_anatomy(canvas, s, rng, lung_mask)
+        vessels = anatomy.attachable_segments(canvas.edge)
+    else:
+        vessels = _draw_vessels(canvas, s, rng, lung_mask)
+        _draw_airways(canvas, s, rng, lung_mask)
     _draw_bones(canvas, s, ax - fat - 9 * s, ay - fat - 8 * s)
     nodules = _place_nodules(canvas, spec, rng, lung_mask, vessels)
     nodule_mask = np.zeros(canvas.shape, dtype=np.uint8)
     truth = [_draw_nodule(canvas, nodule, index, nodule_mask) for index, nodule in enumerate(nodules)]
-    _add_noise(canvas, spec, rng)
+    if anatomy is not None:
+        within = lung_mask.astype(np.float32)
+        for nodule, item in zip(nodules, truth):  # half the juxtavascular ones wrapped by a second vessel
+            if nodule.attached_to == "vessel" and rng.random() < 0.5:
+                lung_anatomy.wrap_vessel(canvas, anatomy, np.array(nodule.centre_mm), nodule.diameter_mm / 2, rng,
+                                         within)
+                item["wrapped_by_vessel"] = True
+        lung_anatomy.add_scanner_blur_and_noise(canvas, spec.kernel, spec.slice_thickness_mm, spec.noise_hu, rng)
+    else:
+        _add_noise(canvas, spec, rng)
     outside_fov = _outside_reconstruction_circle(spec.matrix)
     canvas.hu[:, outside_fov] = AIR
     voxels = np.clip(np.rint(canvas.hu), -1024, 3071).astype(np.int16)
@@ -190,7 +213,9 @@ def generate_phantom(spec: PhantomSpec) -> Phantom:
     for item in truth:
         ijk = volume.patient_to_voxel(item["centre_mm"])
         item["centre_voxel"] = [round(float(v), 2) for v in ijk]
-    return Phantom(volume, spec, truth, outside_fov, tags, nodule_mask)
+    if anatomy is None:
+        return Phantom(volume, spec, truth, outside_fov, tags, nodule_mask)
+    return Phantom(volume, spec, truth, outside_fov, tags, nodule_mask, anatomy.vessel_mask, anatomy.mimics)
 
 
 def _snake(keyword: str) -> str:
