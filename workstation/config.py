@@ -26,6 +26,10 @@ class ImportLimits:
     max_frames: int = 5000
     max_volume_voxels: int = 1024 * 1024 * 1200  # ~2.4 GB as int16
     max_zip_member_bytes: int = 1024**3
+    # teaching packs: checked against what the zip declares, before anything is extracted
+    max_pack_members: int = 100_000
+    max_pack_bytes: int = 16 * 1024**3
+    max_pack_manifest_bytes: int = 16 * 1024**2
 
 
 LIMITS = ImportLimits()
