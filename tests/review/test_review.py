@@ -179,7 +179,7 @@ def test_tampering_with_the_file_is_always_detected(tmp_path: Path, seed: int) -
     assert not result.ok and result.first_bad_seq is not None, kind
 
 
-def test_audit_verify_cli_names_the_first_bad_row(tmp_path: Path, home: Path, capsys) -> None:
+def test_audit_verify_cli_names_the_first_bad_row(tmp_path: Path, home: Path, capsys, monkeypatch) -> None:
     from workstation.cli import main
 
     store = ReviewStore.in_home(home)
@@ -194,8 +194,14 @@ def test_audit_verify_cli_names_the_first_bad_row(tmp_path: Path, home: Path, ca
     connection.commit()
     assert main(["audit", "verify"]) == 1
     assert "row 2" in capsys.readouterr().out
-    assert main(["audit", "export", "--csv"]) == 0
+    assert main(["audit", "export", "--csv"]) == 2  # the trail names patients' studies: admins only
+    assert "--as USER" in capsys.readouterr().err
+    monkeypatch.setenv("WORKSTATION_PASSWORD", "correct horse")
+    assert main(["audit", "--as", "admin", "export", "--csv"]) == 0
     assert capsys.readouterr().out.startswith("seq,time_utc,user")
+    monkeypatch.setenv("WORKSTATION_PASSWORD", "battery staple")
+    assert main(["audit", "--as", "dr.lee", "export", "--csv"]) == 2
+    assert "may not administer" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("seed", range(20))

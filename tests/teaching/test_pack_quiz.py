@@ -86,8 +86,8 @@ def test_pack_round_trip_carries_the_answer_key_and_no_identifier(trainer_home, 
     scores = quiz_scores_csv(school_store, admin)
     assert "ana," in scores and ",1,1,1,0.5," in scores
     out = tmp_path / "school-out"
-    assert cli(["analyze", "1", "--report", str(out / "case.pdf")]) == 0
     monkeypatch.setenv("WORKSTATION_PASSWORD", PASSWORD)
+    assert cli(["analyze", "1", "--report", str(out / "case.pdf"), "--as", "admin"]) == 0
     assert cli(["export", "1", "--json", "--out", str(out / "case.json"), "--as", "admin"]) == 0
     text = "\n".join(page.extract_text() for page in PdfReader(str(out / "case.pdf")).pages)
     assert CANARY not in text and "TEACHING" in text

@@ -7,12 +7,13 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from workstation.cli.common import acting_admin, password, review_store, run_with_progress
+from workstation.cli.common import acting_admin, acting_user, password, review_store, run_with_progress
 from workstation.config import data_home
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     audit_parser = commands.add_parser("audit", help="verify or export the tamper-evident audit trail")
+    audit_parser.add_argument("--as", dest="actor", help="the admin exporting (needed once accounts exist)")
     audit_commands = audit_parser.add_subparsers(metavar="ACTION", required=True)
     verify = audit_commands.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row")
     verify.set_defaults(run=cmd_audit_verify)
@@ -42,6 +43,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     check.set_defaults(run=cmd_check)
     backup = commands.add_parser("backup", help="copy the data folder (consistent while the app runs)")
     backup.add_argument("destination", type=Path)
+    backup.add_argument("--as", dest="actor", help="the admin making it (needed once accounts exist)")
     backup.set_defaults(run=cmd_backup)
     restore = commands.add_parser("restore", help="restore a backup into an empty data folder")
     restore.add_argument("backup", type=Path)
@@ -51,6 +53,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from workstation.review.audit import verify
 
+    # no login: it shows no patient data, and a login would append to a chain that may be broken
     result = verify(review_store().connection)
     if result.ok:
         print(f"audit trail ok: {result.rows} rows, chain head {result.head}")
@@ -62,7 +65,13 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 def cmd_audit_export(args: argparse.Namespace) -> int:
     from workstation.review.audit import export_rows
 
-    print(export_rows(review_store().connection, args.format), end="")
+    from workstation.review import audit
+
+    store = review_store()
+    who = acting_user(store, args.actor, "administer").username
+    with store.transaction() as connection:
+        audit.append(connection, who, "audit_exported", details={"format": args.format})
+    print(export_rows(store.connection, args.format), end="")
     return 0
 
 
@@ -125,8 +134,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     from workstation.maintenance import backup
+    from workstation.review import audit
 
+    store = review_store()
+    who = acting_user(store, args.actor, "administer").username
     target = backup(data_home(), args.destination)
+    with store.transaction() as connection:
+        audit.append(connection, who, "backed_up", new_value={"backup": str(Path(target).resolve())})
     print(f"Backed up {data_home()} to {target}")
     return 0
 

@@ -111,7 +111,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     store = review_store()
     analysis_id = None
     if path.exists() and not args.import_first:
-        who = exporter(store, args.actor, stored_read=False) if args.report else ""
+        who = exporter(store, args.actor) if args.report else ""
         volume, analysis = _analyse_unrecorded(path, bundle, args)
         _print_analysis(bundle, analysis)
         print(f"NOT RECORDED: {path} is not in the library, so this run is in no study's record "

@@ -72,22 +72,10 @@ def acting_admin(store, args: argparse.Namespace):
     return login(store, args.actor, secret)
 
 
-def exporter(store, actor: str | None, *, stored_read: bool) -> str:
-    """The name an export is recorded under.
-
-    Exporting a stored read needs a login once accounts exist (`--as USER`, password asked or
-    from WORKSTATION_PASSWORD); a draft made straight from input files discloses nothing from
-    the store, so without --as it is recorded under the operating-system account.
-    """
-    from workstation.review.users import has_users, login
-
-    if actor:
-        user = login(store, actor, password(f"Password for {actor}: "))
-        user.require("export")
-        return user.username
-    if stored_read and has_users(store):
-        raise WorkstationError("Say who is exporting: --as USER (the export is recorded under that name)")
-    return os_account()
+def exporter(store, actor: str | None) -> str:
+    """The name an export is recorded under: the logged-in --as USER with the export permission
+    (every export once accounts exist), else the operating-system account."""
+    return acting_user(store, actor, "export").username
 
 
 def os_account() -> str:
@@ -99,9 +87,11 @@ def os_account() -> str:
 
 
 def acting_user(store, actor: str | None, action: str):
-    """Who does `action` on the record: the account named by --as (password asked or from
-    WORKSTATION_PASSWORD), or, while no account exists at all, the operating-system account
-    (a fresh installation is one person's; exports are recorded under it the same way)."""
+    """Who does `action`: the account named by --as (password asked or from WORKSTATION_PASSWORD),
+    its role checked in the core. Once any account exists, every command that reads or writes
+    patient data, the record or the settings needs one. Before the first account, the
+    installation is one person's: the operating-system account stands in, by that name in the
+    audit trail (there is nobody to authenticate yet; the first account made is the admin)."""
     from workstation.review.users import User, has_users, login
 
     if actor:
@@ -110,7 +100,7 @@ def acting_user(store, actor: str | None, action: str):
         raise WorkstationError(f"Say who does this: --as USER (recorded under that name; it needs the "
                                f"'{action.replace('_', ' ')}' permission)")
     else:
-        user = User(os_account(), "radiologist")
+        user = User(os_account(), "admin")  # the one person of a fresh installation
     user.require(action)
     return user
 
@@ -153,3 +143,11 @@ def print_report_outcome(result) -> None:
     extra = f", {len(content.proposals)} AI proposal(s) awaiting review" if content.draft else ""
     print(f"Report {kind}: {len(content.findings)} accepted finding(s){extra}, Lung-RADS {content.lung_rads}. "
           f"Wrote {result.path} (sha256 {result.sha256[:12]}, recorded in the audit trail)")
+
+
+def record_read(store, who: str, action: str, study_uid: str | None = None, **details) -> None:
+    """Audit that `who` looked at patient data (a list, a study's description)."""
+    from workstation.review import audit
+
+    with store.transaction() as connection:
+        audit.append(connection, who, action, study_uid=study_uid, details=details or None)

@@ -7,31 +7,40 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from workstation.cli.common import load_library_series, run_with_progress
+from workstation.cli.common import acting_user, load_library_series, record_read, review_store, run_with_progress
 from workstation.config import data_home
 from workstation.errors import WorkstationError
+
+
+AS_HELP = "who is doing this (needed once accounts exist; asked for a password)"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     imp = commands.add_parser("import", help="copy studies into the local library")
     imp.add_argument("paths", nargs="+", type=Path)
+    imp.add_argument("--as", dest="actor", help=AS_HELP)
     imp.set_defaults(run=cmd_import)
 
     lst = commands.add_parser("list", help="list the studies in the local library")
     lst.add_argument("--json", action="store_true")
+    lst.add_argument("--as", dest="actor", help=AS_HELP)
     lst.set_defaults(run=cmd_list)
 
     info = commands.add_parser("info", help="describe the CT series in a path or a library study")
     info.add_argument("target", help="a file, folder, .zip or DICOMDIR, or a study from 'workstation list'")
     info.add_argument("--json", action="store_true")
+    info.add_argument("--as", dest="actor", help=AS_HELP + " (for a library study)")
     info.set_defaults(run=cmd_info)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     from workstation.library import StudyLibrary
 
+    store = review_store()
+    who = acting_user(store, args.actor, "view").username
     library = StudyLibrary(data_home())
     report = run_with_progress(library.import_job(args.paths))
+    record_read(store, who, "imported", studies=len(report.studies), files=report.files_copied)
     print(f"Imported {len(report.studies)} study(ies), {len(report.series)} series: "
           f"{report.files_copied} file(s) copied, {report.files_already_present} already in the library.")
     for label, reason in report.skipped[:10]:
@@ -44,8 +53,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from workstation.library import StudyLibrary
 
+    store = review_store()
+    who = acting_user(store, args.actor, "view").username
     library = StudyLibrary(data_home())
     studies = library.studies()
+    record_read(store, who, "library_listed", studies=len(studies))
     if args.json:
         for study in studies:
             study["series"] = library.series(study["key"])
@@ -76,8 +88,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     else:
         from workstation.library import StudyLibrary
 
+        store = review_store()
+        who = acting_user(store, args.actor, "view").username
         library = StudyLibrary(data_home())
         study = library.find_study(args.target)
+        record_read(store, who, "study_viewed", study_uid=study["study_uid"])
         for row in library.series(study["key"]):
             summaries.append(_summary_or_error(lambda r=row: load_library_series(library, r)))
     if args.json:

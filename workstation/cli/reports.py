@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from workstation.cli.common import (exporter, load_library_series, print_report_outcome, review_store,
+from workstation.cli.common import (acting_user, exporter, load_library_series, print_report_outcome, review_store,
                                     run_with_progress)
 from workstation.config import KNOWN_SETTINGS, data_home, read_settings, write_setting
 
@@ -34,6 +34,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     settings = commands.add_parser("settings", help="show or change the clinic's settings (e.g. institution)")
     settings.add_argument("name", nargs="?", choices=sorted(KNOWN_SETTINGS))
     settings.add_argument("value", nargs="?")
+    settings.add_argument("--as", dest="actor", help="who (an admin to change a setting; needed once accounts exist)")
     settings.set_defaults(run=cmd_settings)
 
 
@@ -41,7 +42,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from workstation.reporting.study import study_report_job
 
     store = review_store()
-    who = exporter(store, args.actor, stored_read=True)
+    who = exporter(store, args.actor)
     volume = _analysed_volume(store, args.study)
     result = run_with_progress(study_report_job(store, volume, args.out, generated_by=who,
                                                  institution=read_settings(data_home()).get("institution", "")))
@@ -54,7 +55,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from workstation.reporting.study import export_decisions
 
     store = review_store()
-    who = exporter(store, args.actor, stored_read=True)
+    who = exporter(store, args.actor)
     study = StudyLibrary(data_home()).find_study(args.study)
     if args.out:
         export_decisions(store, study["study_uid"], args.out, args.format, exported_by=who)
@@ -68,9 +69,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
+    from workstation.review import audit
+
     home = data_home()
-    if args.name and args.value is not None:
-        write_setting(home, args.name, args.value)
+    store = review_store()
+    changing = bool(args.name and args.value is not None)
+    who = acting_user(store, args.actor, "administer" if changing else "view").username
+    if changing:
+        old = read_settings(home).get(args.name)
+        with store.transaction() as connection:  # the audit row commits only if the file was written
+            audit.append(connection, who, "settings_changed", object_id=args.name, old_value=old,
+                         new_value=args.value)
+            write_setting(home, args.name, args.value)
     values = read_settings(home)
     for name, meaning in KNOWN_SETTINGS.items():
         print(f"{name} = {values.get(name, '(not set)')}    # {meaning}")

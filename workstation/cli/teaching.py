@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from workstation.cli.common import exporter, password, review_store, run_with_progress
+from workstation.cli.common import acting_user, exporter, password, review_store, run_with_progress
 from workstation.config import data_home
 
 
@@ -53,7 +53,7 @@ def cmd_deidentify(args: argparse.Namespace) -> int:
     from workstation.review import audit
 
     store = review_store()
-    who = exporter(store, args.actor, stored_read=False)
+    who = exporter(store, args.actor)
     summary = run_with_progress(deidentify_job([args.source], args.out, installation_secret(data_home()),
                                                 _options(args)))
     with store.transaction() as connection:
@@ -73,7 +73,7 @@ def cmd_pack_export(args: argparse.Namespace) -> int:
     from workstation.teaching.pack import export_pack_job
 
     store = review_store()
-    who = exporter(store, args.actor, stored_read=True)
+    who = exporter(store, args.actor)
     path = run_with_progress(export_pack_job(data_home(), store, args.studies, args.out, notes=args.notes,
                                               created_by=who))
     print(f"Wrote the teaching pack {path} ({len(args.studies)} case(s)); recorded in the audit trail")
@@ -84,7 +84,7 @@ def cmd_pack_import(args: argparse.Namespace) -> int:
     from workstation.teaching.pack import import_pack_job
 
     store = review_store()
-    who = exporter(store, args.actor, stored_read=False)
+    who = acting_user(store, args.actor, "view").username
     cases = run_with_progress(import_pack_job(args.pack, data_home(), store, imported_by=who))
     for case in cases:
         print(f"{case.name}: {len(case.answers)} answer(s) in the key; open it in the viewer for the quiz")

@@ -4,6 +4,7 @@ and lock-out after repeated failed logins. Every change is audited."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import time
 from dataclasses import dataclass
 
@@ -18,8 +19,10 @@ from workstation.review.store import ReviewStore
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 ROLES = ("admin", "radiologist", "trainee")
 # In a small clinic the admin is usually also the radiologist, so admins may read and sign too.
+# "administer": backups (they hold password hashes and the de-identification secret), the
+# audit trail's export and the clinic's settings.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"view", "run_ai", "review", "sign", "export", "manage_users"}),
+    "admin": frozenset({"view", "run_ai", "review", "sign", "export", "manage_users", "administer"}),
     "radiologist": frozenset({"view", "run_ai", "review", "sign", "export"}),
     "trainee": frozenset({"view", "run_ai", "review"}),
 }
@@ -86,37 +89,50 @@ def _check_password(password: str) -> None:
 
 
 def login(store: ReviewStore, username: str, password: str, now: float | None = None) -> User:
-    """The user, or AuthError; failures count, back off, then lock the account for a while."""
+    """The user, or AuthError; failures count, back off, then lock the account for a while.
+
+    The check and the count share one write transaction, so parallel guesses queue behind each
+    other and every one of them is counted (the password check takes ~0.1 s under the lock).
+    A name that is no account is audited only as a short hash: it may be a password typed into
+    the wrong field.
+    """
     now = time.time() if now is None else now
-    row = store.connection.execute(
+    with store.transaction() as connection:
+        refusal, user = _check_login(connection, username, password, now)
+    if refusal:
+        raise AuthError(refusal)
+    return user  # type: ignore[return-value]
+
+
+def _check_login(connection, username: str, password: str, now: float) -> tuple[str, User | None]:
+    """(refusal, None) or ("", user); the audit rows and counters are written either way."""
+    row = connection.execute(
         "SELECT role, password_hash, disabled, failed_attempts, locked_until FROM users WHERE username = ?",
         (username,)).fetchone()
     if row is None:
-        with store.transaction() as connection:
-            audit.append(connection, username or "?", "failed_login", details={"reason": "unknown user"})
-        raise AuthError("Wrong user name or password")
+        digest = hashlib.sha256(username.encode("utf-8", "replace")).hexdigest()[:8]
+        audit.append(connection, "?", "failed_login", details={"reason": "unknown user", "name_sha256_prefix": digest})
+        return "Wrong user name or password", None
     role, password_hash, disabled, failures, locked_until = row
     if disabled:
-        raise AuthError("This account is disabled; ask an admin")
+        return "This account is disabled; ask an admin", None
     if locked_until > now:
-        raise AuthError(f"Too many failed attempts; try again in {int(locked_until - now) + 1} s")
+        return f"Too many failed attempts; try again in {int(locked_until - now) + 1} s", None
     try:
         HASHER.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         failures += 1
         wait = LOCKOUT_SECONDS if failures >= LOCKOUT_AFTER else (2 ** (failures - 2) if failures >= 2 else 0)
-        with store.transaction() as connection:
-            connection.execute("UPDATE users SET failed_attempts = ?, locked_until = ? WHERE username = ?",
-                               (failures, now + wait, username))
-            audit.append(connection, username, "failed_login", details={"attempt": failures})
-            if failures >= LOCKOUT_AFTER:
-                audit.append(connection, username, "lock", object_id=username, details={"seconds": wait})
-        raise AuthError("Wrong user name or password" + (f"; the account is locked for {wait // 60} minutes"
-                                                          if failures >= LOCKOUT_AFTER else ""))
-    with store.transaction() as connection:
-        connection.execute("UPDATE users SET failed_attempts = 0, locked_until = 0 WHERE username = ?", (username,))
-        audit.append(connection, username, "login")
-    return User(username, role)
+        connection.execute("UPDATE users SET failed_attempts = ?, locked_until = ? WHERE username = ?",
+                           (failures, now + wait, username))
+        audit.append(connection, username, "failed_login", details={"attempt": failures})
+        if failures >= LOCKOUT_AFTER:
+            audit.append(connection, username, "lock", object_id=username, details={"seconds": wait})
+        return "Wrong user name or password" + (f"; the account is locked for {wait // 60} minutes"
+                                                if failures >= LOCKOUT_AFTER else ""), None
+    connection.execute("UPDATE users SET failed_attempts = 0, locked_until = 0 WHERE username = ?", (username,))
+    audit.append(connection, username, "login")
+    return "", User(username, role)
 
 
 def record_lock(store: ReviewStore, user: User) -> None:
