@@ -80,6 +80,7 @@ def test_pickle_weights_are_refused(bundle_copy: Path) -> None:
 def test_registry_lists_broken_bundles_with_the_reason(bundle_copy: Path, home: Path) -> None:
     broken = home / "models" / "broken"
     shutil.copytree(bundle_copy, broken)
+    _edit(broken, lambda m: m.update({"name": "broken"}))  # a user bundle may not take the shipped name
     (broken / "weights.safetensors").write_bytes(b"junk")
     entries = {e.folder.name: e for e in list_models()}
     assert entries["lung-nodule-demo"].available
@@ -91,7 +92,7 @@ def test_registry_says_when_a_bundle_needs_a_gpu(bundle_copy: Path, home: Path) 
 
     gpu_only = home / "models" / "gpu-only"
     shutil.copytree(bundle_copy, gpu_only)
-    _edit(gpu_only, lambda m: m.update({"requires_gpu": True}))
+    _edit(gpu_only, lambda m: m.update({"requires_gpu": True, "name": "gpu-only"}))
     entry = {e.folder.name: e for e in list_models()}["gpu-only"]
     if torch.cuda.is_available():
         assert entry.available

@@ -7,6 +7,7 @@ are read with safetensors (plain tensors, no code): nothing here unpickles.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +144,13 @@ class ModelBundle:
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelBundleError(f"metadata.json has a malformed field: {exc}", path=str(folder)) from exc
+
+    def as_user_installed(self, location: str) -> "ModelBundle":
+        """This bundle marked as not shipped. The runner copies the notice into every Analysis,
+        which the findings panel, the PDF report and the JSON all show: so wherever its findings
+        appear, they say first where the model came from."""
+        marker = f"User-installed model ({location}), not shipped with Workstation."
+        return dataclasses.replace(self, notice=f"{marker} {self.notice}".strip())
 
     def load_network(self):
         """The network with its checked weights, in eval mode (torch and MONAI imported here)."""
