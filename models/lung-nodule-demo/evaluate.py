@@ -288,8 +288,11 @@ def main() -> None:
                         help=f"{VALIDATION_CASES} validation phantoms, nothing written")
     parser.add_argument("--bundle", type=Path, default=HERE, help="model bundle folder (default: this one)")
     parser.add_argument("--real", action="store_true", help="held-out real CT of real_split.json, nothing written")
+    parser.add_argument("--anatomy", default="simple", choices=("simple", "lung"),
+                        help="phantom anatomy; 'lung' (real lung anatomy) is reported, never written")
     parser.add_argument("--draws", type=int, default=REAL_INSERT_DRAWS, help="insertion draws per real series")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-masses", dest="masses", action="store_false", help="skip the mass check")
     parser.add_argument("--json", type=Path, default=None, help="also save the report here")
     args = parser.parse_args()
     bundle = ModelBundle.from_folder(args.bundle)
@@ -304,8 +307,9 @@ def main() -> None:
     cases, pairs = [], []
     started = time.time()
     for seed in range(first_seed, first_seed + count):
-        phantom = generate_phantom(PhantomSpec.from_seed(seed, matrix=args.matrix))
-        analysis = run_job(run_inference_job(phantom.volume, bundle, threshold=CANDIDATE_THRESHOLD))
+        phantom = generate_phantom(PhantomSpec.from_seed(seed, matrix=args.matrix, anatomy=args.anatomy))
+        analysis = run_job(run_inference_job(phantom.volume, bundle, threshold=CANDIDATE_THRESHOLD,
+                                             threads=args.threads))
         found = [f.to_dict() for f in analysis.findings]
         cases.append((match(found, phantom.nodules), phantom.nodules))
         pairs += measured_pairs(found, phantom.nodules, bundle.default_threshold)
@@ -322,12 +326,15 @@ def main() -> None:
                        for low, high in SIZE_BINS},
         "operating_points": operating_points(cases),
         "measurements_at_default_threshold": measurements(pairs),
+        "anatomy": args.anatomy,
         "masses": mass_check(bundle, *((MASS_VALIDATION_SEED_START, 30) if args.validation
-                                       else (MASS_EVAL_SEED_START, 20)), args.matrix),
+                                       else (MASS_EVAL_SEED_START, 20)), args.matrix) if args.masses else None,
         "real_ct_development_check": [] if args.validation else real_ct_check(bundle),
     }
     print(json.dumps(report, indent=1))
-    if args.write and not args.validation:
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    if args.write and not args.validation and args.anatomy == "simple" and args.masses:
         write_results(report)
 
 
