@@ -25,7 +25,8 @@ def make_candidate(snapshot: Path, folder: Path, fpr: Path | None = None) -> Pat
     from workstation.files import sha256_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(HERE / "metadata.json", folder / "metadata.json")
+    for name in ("metadata.json", "MODEL_CARD.md"):
+        shutil.copy2(HERE / name, folder / name)
     shutil.copy2(fpr or HERE / "fpr.safetensors", folder / "fpr.safetensors")
     shutil.copy2(snapshot, folder / "weights.safetensors")
     meta = json.loads((folder / "metadata.json").read_text())

@@ -272,7 +272,7 @@ def export_weights(network, spacing_mm: tuple[float, float, float], folder: Path
     folder = Path(folder)
     if folder.resolve() != HERE:
         folder.mkdir(parents=True, exist_ok=True)
-        for name in ("metadata.json", "fpr.safetensors"):
+        for name in ("metadata.json", "MODEL_CARD.md", "fpr.safetensors"):
             if not (folder / name).exists():
                 shutil.copy2(HERE / name, folder / name)
     path = folder / "weights.safetensors"
