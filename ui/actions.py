@@ -38,6 +38,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("move_finding", "Move the finding (click its new centre)", "Shift+M", "Review", "review.move_finding"),
     ActionSpec("undo", "Undo last decision", "Ctrl+Z", "Review", "review.undo_decision"),
     ActionSpec("sign", "Sign the read...", "Ctrl+S", "Review", "review.sign_study", True),
+    ActionSpec("addendum", "Addendum to the signed read...", "Ctrl+Shift+A", "Review", "review.begin_addendum"),
     ActionSpec("export_report", "Export report (PDF)...", "Ctrl+Shift+E", "Review", "reports.export_report", True),
     ActionSpec("start_quiz", "Quiz on this teaching case", "Ctrl+Shift+Q", "Teaching", "teaching.start_quiz"),
     ActionSpec("import_pack", "Import a teaching pack...", "", "Teaching", "teaching.import_pack"),

@@ -231,6 +231,7 @@ def _inside(root: Path, name: str) -> Path:
 def _verify_staged_store(staging: Path, recorded_head: object) -> None:
     """Integrity of every copied database and the review store's audit chain, before anything is
     switched in; the chain must also end where the manifest says the backup's chain ended."""
+    from workstation.review.anchors import anchors_in_log
     from workstation.review.audit import verify
 
     for name in DATABASES:
@@ -240,7 +241,8 @@ def _verify_staged_store(staging: Path, recorded_head: object) -> None:
             connection = sqlite3.connect(f"file:{staging / name}?immutable=1", uri=True)
             try:
                 intact = connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-                result = verify(connection) if name == "review.db" and intact else None
+                result = verify(connection, anchors_in_log(staging / name)) if name == "review.db" and intact \
+                    else None
             finally:
                 connection.close()
         except sqlite3.Error as exc:

@@ -65,7 +65,8 @@ def _read(store, volume, analysis, *, sign: bool = True, override: str | None = 
     added = session.add((10.0, -20.0, float(volume.voxel_to_patient((0, 0, volume.shape[0] // 2))[2])), 5.0,
                         "ground-glass")
     if sign:
-        session.sign("Solid nodule in the left lower zone.\n\nFollow-up as per Lung-RADS.", allow_undecided=True,
+        session.sign("Solid nodule in the left lower zone.\n\nFollow-up as per Lung-RADS.", password=PASSWORD,
+                     allow_undecided=True,
                      lung_rads=override, lung_rads_reason="growth on outside study" if override else "")
     return {"accepted": ids[0], "rejected": ids[1], "added": added, "session": session}
 
@@ -165,7 +166,7 @@ def test_non_latin_names_long_impression_and_fifty_findings(case, store, tmp_pat
     for n in range(50):
         session.add((-60.0 + 2.4 * n, -20.0, z), 4.0 + n % 20, "solid")
     impression = " ".join(f"Sentence {n} of a very long impression." for n in range(3000))
-    session.sign(impression, allow_undecided=True)
+    session.sign(impression, password=PASSWORD, allow_undecided=True)
     for kind, name in names.items():
         patient = dataclasses.replace(volume, metadata=dataclasses.replace(volume.metadata, patient_name=name))
         content = content_from_store(store, volume.metadata.study_uid, patient, institution="مستشفى الشفاء")

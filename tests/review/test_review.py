@@ -65,15 +65,21 @@ def test_decisions_undo_sign_and_addenda(store: ReviewStore, reader: User) -> No
     added = session.add((10.0, 20.0, 30.0), 6.0, "ground-glass")
     assert session.progress() == (3, 4)  # the edit alone is not a decision
     with pytest.raises(ReviewError, match="undecided"):
-        session.sign("Two nodules.")
+        session.sign("Two nodules.", password="battery staple")
     session.accept(ids[2])
-    session.sign("Two nodules.")
+    session.sign("Two nodules.", password="battery staple")
     assert session.signed
     with pytest.raises(ReviewError, match="already signed"):
-        session.sign("again")
-    session.reject(ids[0], "other", "on second look a scar")  # an addendum, not an overwrite
-    addenda = store.connection.execute("SELECT count(*) FROM decisions WHERE addendum = 1").fetchone()[0]
-    assert addenda == 1
+        session.sign("again", password="battery staple")
+    with pytest.raises(ReviewError, match="stays as signed"):
+        session.reject(ids[0], "other", "on second look a scar")  # signed means sealed...
+    session.begin_addendum("Second look with the prior")  # ...later changes are addenda, saying why
+    session.reject(ids[0], "other", "on second look a scar")
+    addenda = store.connection.execute("SELECT count(*), max(addendum_reason) FROM decisions WHERE addendum = 1"
+                                       ).fetchone()
+    assert addenda == (1, "Second look with the prior")
+    as_signed = {s.id: s.decision for s in ReviewSession.findings_of(store, STUDY, as_signed=True)}
+    assert as_signed[ids[0]] == "accepted"  # the signed content stays as it was
     old = store.connection.execute("SELECT old_values FROM decisions WHERE action = 'edit'").fetchone()[0]
     assert '"type": "solid"' in old  # the old values are kept
     reportable = [s.id for s in session.findings() if s.reportable]
@@ -104,7 +110,7 @@ def test_every_denied_role_action_pair_is_denied(store: ReviewStore) -> None:
     finding = session.record_analysis(_Analysis(1))[0]
     session.accept(finding)  # trainees may practise deciding...
     with pytest.raises(PermissionDenied):
-        session.sign("x")  # ...but not sign
+        session.sign("x", password="battery staple")  # ...but not sign
     with pytest.raises(PermissionDenied):
         add_user(store, trainee, "x", "long enough", "trainee")
     with pytest.raises(PermissionDenied):
@@ -165,15 +171,15 @@ def test_tampering_with_the_file_is_always_detected(tmp_path: Path, seed: int) -
     elif kind == "insert":
         row = connection.execute("SELECT * FROM audit WHERE seq = ?", (victim,)).fetchone()
         connection.execute("UPDATE audit SET seq = seq + 1000 WHERE seq >= ?", (victim,))
-        connection.execute("INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?,?,?)", (victim, *row[1:3], "login",
-                                                                             *row[4:]))
+        connection.execute(f"INSERT INTO audit VALUES ({', '.join('?' * len(row))})", (victim, *row[1:3], "login",
+                                                                                    *row[4:]))
         connection.execute("UPDATE audit SET seq = seq - 999 WHERE seq > 1000")
     else:
         other = rng.choice([r[0] for r in rows if r[0] != victim])
         a, b = (connection.execute("SELECT * FROM audit WHERE seq = ?", (s,)).fetchone() for s in (victim, other))
         connection.execute("DELETE FROM audit WHERE seq IN (?, ?)", (victim, other))
-        connection.execute("INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?,?,?)", (victim, *b[1:]))
-        connection.execute("INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?,?,?)", (other, *a[1:]))
+        connection.execute(f"INSERT INTO audit VALUES ({', '.join('?' * len(a))})", (victim, *b[1:]))
+        connection.execute(f"INSERT INTO audit VALUES ({', '.join('?' * len(a))})", (other, *a[1:]))
     connection.commit()
     result = audit.verify(connection)
     assert not result.ok and result.first_bad_seq is not None, kind

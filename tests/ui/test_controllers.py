@@ -208,7 +208,7 @@ def test_reports_refuse_a_trainee_and_preview_a_signed_read(parts, phantom, qtbo
     assert read_settings(parts["home"])["institution"] == "Clinique du Lac"
     review.set_user(parts["users"]["reader"])
     with qtbot.waitSignal(parts["runner"].finished, timeout=60000):
-        review.sign_study("Nothing found.", export_after=True)
+        review.sign_study("Nothing found.", export_after=True, password="battery staple")
     qtbot.waitUntil(lambda: reports.report_preview is not None)
     assert reports.report_preview.page_count() >= 1 and messages.status[-1].startswith("Report ready to save")
     reports.report_preview.reject()

@@ -66,7 +66,7 @@ def test_keys_decide_add_undo_and_sign(loaded: MainWindow, users, qtbot) -> None
         loaded.review.reject_finding("vessel") if index % 2 else loaded.review.accept_finding()
     assert session.progress() == (total + 1, total + 1)
     assert f"{total + 1} of {total + 1} decided" in loaded.findings_panel.progress_label.text()
-    loaded.review.sign_study("Findings as listed.")
+    loaded.review.sign_study("Findings as listed.", password="battery staple")
     assert session.signed and "signed" in loaded.findings_panel.progress_label.text()
     assert audit.verify(loaded.store.connection).ok
 
@@ -123,7 +123,7 @@ def test_end_to_end_read_of_the_demo_case_by_keyboard(window: MainWindow, qtbot,
     for _ in range(total):
         qtbot.keyClick(window.views["axial"], Qt.Key.Key_A)
     assert window.review.session.progress() == (total, total)
-    window.review.sign_study("Demo case read end to end.")
+    window.review.sign_study("Demo case read end to end.", password="battery staple")
     assert window.review.session.signed
     capsys.readouterr()
     assert cli(["audit", "verify"]) == 0
@@ -139,7 +139,8 @@ def test_sign_offers_the_report_preview_then_save_keeps_and_audits_it(loaded: Ma
     _run_ai(loaded, qtbot)
     loaded.review.accept_finding()
     with qtbot.waitSignal(loaded.runner.finished, timeout=60000):
-        loaded.review.sign_study("Reviewed.", confirm_undecided=True, export_after=True)
+        loaded.review.sign_study("Reviewed.", confirm_undecided=True, export_after=True,
+                                 password="battery staple")
     qtbot.waitUntil(lambda: loaded.reports.report_preview is not None and loaded.reports.report_preview.isVisible())
     preview = loaded.reports.report_preview
     assert preview.page_count() >= 2 and "signed by dr.lee" in preview.summary.text()
@@ -364,3 +365,44 @@ def test_teaching_pack_export_and_import_from_the_viewer(window: MainWindow, use
     case = next(teaching_case(window.store, s["study_uid"]) for s in studies
                 if teaching_case(window.store, s["study_uid"]))
     assert case.notes == "One solid nodule." and len(case.answers) == 1
+
+
+def test_a_signed_read_is_sealed_for_a_trainee_and_amended_only_by_addendum(loaded: MainWindow, users,
+                                                                            qtbot) -> None:
+    """#20: radiologist rejects, signs; a trainee presses A on the same finding: refused, the
+    signed content unchanged; the radiologist's addendum is recorded apart and said in the report."""
+    from workstation.reporting.content import content_from_store
+
+    _admin, reader, trainee = users
+    loaded.review.set_user(reader)
+    _run_ai(loaded, qtbot)
+    tree = loaded.findings_panel.tree
+    tree.setCurrentItem(tree.topLevelItem(0))
+    rejected = loaded.findings_panel.current_id()
+    loaded.review.reject_finding("outside lung")
+    loaded.review.sign_study("No nodules.", confirm_undecided=True, export_after=False, password="battery staple")
+    assert loaded.review.session.signed
+    decisions = loaded.store.connection.execute("SELECT count(*) FROM decisions").fetchone()[0]
+
+    loaded.review.set_user(trainee)
+    assert "read-only" in loaded.findings_panel.progress_label.text()
+    for row in range(tree.topLevelItemCount()):
+        if tree.topLevelItem(row).data(1, 0x0100) == rejected:
+            tree.setCurrentItem(tree.topLevelItem(row))
+    _active(loaded, qtbot)
+    qtbot.keyClick(loaded.views["axial"], Qt.Key.Key_A)
+    assert loaded.error_box is not None, loaded.status_label.text()
+    assert "may not change it" in loaded.error_box.text()
+    loaded.review.begin_addendum("I think it is a nodule")
+    assert "may not amend" in loaded.error_box.text()
+    assert loaded.store.connection.execute("SELECT count(*) FROM decisions").fetchone()[0] == decisions
+
+    loaded.review.set_user(reader)
+    loaded.review.accept_finding()  # still sealed without an addendum
+    assert "make an addendum" in loaded.error_box.text()
+    loaded.review.begin_addendum("Second look: a juxtapleural nodule")
+    loaded.review.accept_finding()
+    content = content_from_store(loaded.store, loaded.state.volume.metadata.study_uid, loaded.state.volume)
+    assert rejected in [f.finding_id for f in content.rejected]  # the signed content stays as signed
+    assert len(content.addenda) == 1 and content.addenda[0].by == "dr.lee"
+    assert content.addenda[0].why == "Second look: a juxtapleural nodule" and "accepted" in content.addenda[0].what

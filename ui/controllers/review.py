@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QInputDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox, QWidget
 
 from ui.controllers.quiz import Quiz
 from ui.state import ViewerState
@@ -64,10 +64,18 @@ class ReviewController(QObject):
     def refresh_findings(self, plain_findings: list | None = None) -> None:
         """The read's findings with their decisions (without a session: those given, read-only)."""
         states = self.session.findings() if self.session is not None else list(plain_findings or [])
-        status = {"signed": "signed", "in_review": "in review"}.get(self.session.status, "") if self.session else ""
+        status = self._status_text()
         self.findings_panel.show_findings(states, status, self.state.volume)
         self.state.set_markers([(np.array(s.center_mm), s.diameter_mm / 2) for s in states
                                 if getattr(s, "decision", "undecided") != "rejected"])
+
+    def _status_text(self) -> str:
+        if self.session is None:
+            return ""
+        if self.session.signed:
+            return ("signed - addendum in progress" if self.session.addendum_reason
+                    else "signed, read-only (Review > Addendum to amend)")
+        return {"in_review": "in review"}.get(self.session.status, "")
 
     def _review(self, action: Callable[[ReviewSession], object]) -> bool:
         """Run a review action; errors (permissions, a full disk) become one clear message."""
@@ -186,8 +194,26 @@ class ReviewController(QObject):
     def undo_decision(self) -> None:
         self._review(lambda s: s.undo())
 
+    def begin_addendum(self, reason: str | None = None) -> None:
+        """A signed read is read-only; a radiologist or admin amends it with an addendum saying why."""
+        if self.session is None:
+            self._fail("Log in and open a study first")
+            return
+        if reason is None and self.session.signed and self.session.user.can("sign"):
+            reason, ok = QInputDialog.getText(self.parent(), "Addendum", "Why is the signed read amended?")
+            if not ok:
+                return
+        try:
+            self.session.begin_addendum(reason or "")
+        except WorkstationError as exc:
+            self._fail(str(exc))
+            return
+        self.refresh_findings()
+        self._status("Addendum: the decisions you make now are recorded as an addendum to the signed read")
+
     def sign_study(self, impression: str | None = None, confirm_undecided: bool | None = None,
-                   export_after: bool | None = None, lung_rads: str | None = None, lung_rads_reason: str = "") -> None:
+                   export_after: bool | None = None, lung_rads: str | None = None, lung_rads_reason: str = "",
+                   password: str | None = None) -> None:
         if self.session is None:
             self._fail("Log in and open a study to sign it")
             return
@@ -206,8 +232,14 @@ class ReviewController(QObject):
             if chosen is None:
                 return
             lung_rads, lung_rads_reason = chosen
-        if self._review(lambda s: s.sign(impression, allow_undecided=bool(confirm_undecided), lung_rads=lung_rads,
-                                         lung_rads_reason=lung_rads_reason)):
+        if password is None and self.session.user.can("sign"):  # (a role that may not sign is told so below)
+            password, ok = QInputDialog.getText(self.parent(), "Electronic signature",
+                                                f"Password of {self.session.user.username}, to sign the read:",
+                                                QLineEdit.EchoMode.Password)
+            if not ok:
+                return
+        if self._review(lambda s: s.sign(impression, password=password or "", allow_undecided=bool(confirm_undecided),
+                                         lung_rads=lung_rads, lung_rads_reason=lung_rads_reason)):
             self._status("Signed; later changes are addenda")
             self.signed.emit(export_after)
 

@@ -9,13 +9,18 @@ from pathlib import Path
 
 from workstation.cli.common import acting_admin, acting_user, password, review_store, run_with_progress
 from workstation.config import data_home
+from workstation.errors import WorkstationError
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     audit_parser = commands.add_parser("audit", help="verify or export the tamper-evident audit trail")
     audit_parser.add_argument("--as", dest="actor", help="the admin exporting (needed once accounts exist)")
     audit_commands = audit_parser.add_subparsers(metavar="ACTION", required=True)
-    verify = audit_commands.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row")
+    verify = audit_commands.add_parser("verify", help="check the chain, the clinical rows it covers and its anchors; "
+                                       "exit 1 naming the first bad row")
+    verify.add_argument("--report", type=Path, metavar="FILE.pdf",
+                        help="also prove the chain still holds what this report of ours says")
+    verify.add_argument("--backup", type=Path, metavar="DIR", help="also against the chain head this backup recorded")
     verify.set_defaults(run=cmd_audit_verify)
     export = audit_commands.add_parser("export", help="print every audit row as CSV or JSON")
     export_format = export.add_mutually_exclusive_group(required=True)
@@ -51,15 +56,38 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from workstation.review.anchors import anchor_of_report, anchors_in_log
     from workstation.review.audit import verify
 
     # no login: it shows no patient data, and a login would append to a chain that may be broken
-    result = verify(review_store().connection)
+    store = review_store()
+    anchors = anchors_in_log(store.path)
+    if args.report:
+        try:
+            seq, head = anchor_of_report(args.report)
+        except (OSError, ValueError) as exc:
+            raise WorkstationError(f"Cannot read the chain head from {args.report}: {exc}") from exc
+        anchors.append((seq, head, f"the report {args.report.name}"))
+    if args.backup:
+        anchors.append(_backup_anchor(args.backup))
+    result = verify(store.connection, anchors)
     if result.ok:
         print(f"audit trail ok: {result.rows} rows, chain head {result.head}")
         return 0
     print(f"audit trail BROKEN at row {result.first_bad_seq}: {result.reason}")
     return 1
+
+
+def _backup_anchor(folder: Path) -> tuple[int, str, str]:
+    import json
+
+    from workstation.maintenance import MANIFEST
+
+    try:
+        head = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["audit_head"]
+        return int(head["seq"]), str(head["hash"]), f"the backup {folder.name}"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WorkstationError(f"{folder} is not a backup with a recorded chain head ({exc})") from exc
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
@@ -135,12 +163,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_backup(args: argparse.Namespace) -> int:
     from workstation.maintenance import backup
     from workstation.review import audit
+    from workstation.review.anchors import record_anchor
 
     store = review_store()
     who = acting_user(store, args.actor, "administer").username
     target = backup(data_home(), args.destination)
     with store.transaction() as connection:
         audit.append(connection, who, "backed_up", new_value={"backup": str(Path(target).resolve())})
+    record_anchor(store.connection, store.path, f"the backup {Path(target).name} by {who}")
     print(f"Backed up {data_home()} to {target}")
     return 0
 

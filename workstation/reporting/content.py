@@ -67,6 +67,16 @@ class ReportFinding:
 
 
 @dataclass(frozen=True)
+class Addendum:
+    """A change made after signing, printed after the signed content (which stays as signed)."""
+
+    by: str
+    at: str
+    why: str
+    what: str
+
+
+@dataclass(frozen=True)
 class ReportContent:
     institution: str
     metadata: SeriesMetadata
@@ -81,6 +91,7 @@ class ReportContent:
     signer: str | None = None
     signed_at: str | None = None
     audit_head: tuple[int, str] = (0, audit.GENESIS)
+    addenda: tuple[Addendum, ...] = ()
     generated_by: str = ""
     generated_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
@@ -104,7 +115,8 @@ def content_from_store(store: ReviewStore, study_uid: str, volume: Volume, *, in
     if not runs and reading is None:
         raise ReportError("Nothing has been read or analysed on this study yet; open it and run the AI first")
     analysis_of = dict(connection.execute("SELECT id, analysis_id FROM findings WHERE study_uid = ?", (study_uid,)))
-    states = ReviewSession.findings_of(store, study_uid)
+    signed = reading is not None and reading[1] == "signed"
+    states = ReviewSession.findings_of(store, study_uid, as_signed=signed)  # a signed read: as it was signed
     locate = _locator(volume)
 
     def report_finding(number: int, state: FindingState) -> ReportFinding:
@@ -116,14 +128,32 @@ def content_from_store(store: ReviewStore, study_uid: str, volume: Volume, *, in
     accepted = [report_finding(n, s) for n, s in enumerate((s for s in states if s.reportable), start=1)]
     undecided = [report_finding(0, s) for s in states if s.decision == "undecided"]
     rejected = [report_finding(0, s) for s in states if s.decision == "rejected"]
-    signed = reading is not None and reading[1] == "signed"
+    numbers = {f.finding_id: f.number for f in accepted}
     return ReportContent(
         institution=institution, metadata=volume.metadata, model_runs=tuple(runs), findings=tuple(accepted),
         proposals=tuple(undecided), rejected=tuple(rejected), suggestion=_suggest(accepted),
         impression=(reading[2] or "") if reading else "",
         lung_rads_override=json.loads(reading[5]) if reading and reading[5] else None,
         reading_seconds=float(reading[4]) if reading else None, signer=reading[0] if signed else None,
-        signed_at=reading[3] if signed else None, audit_head=audit.head(connection), generated_by=generated_by)
+        signed_at=reading[3] if signed else None, audit_head=audit.head(connection),
+        addenda=_addenda(connection, study_uid, numbers, locate) if signed else (), generated_by=generated_by)
+
+
+_ADDENDUM_VERBS = {"accept": "accepted", "reject": "rejected", "edit": "edited", "add": "added", "undo": "took back "
+                   "an earlier decision on"}
+
+
+def _addenda(connection: sqlite3.Connection, study_uid: str, numbers: dict[int, int], locate) -> tuple[Addendum, ...]:
+    addenda = []
+    for finding_id, user, action, reason, new_values, why, at in connection.execute(
+            "SELECT d.finding_id, d.user, d.action, d.reason, d.new_values, d.addendum_reason, d.created_at "
+            "FROM decisions d WHERE d.study_uid = ? AND d.addendum = 1 ORDER BY d.id", (study_uid,)):
+        centre = connection.execute("SELECT center_mm FROM findings WHERE id = ?", (finding_id,)).fetchone()
+        which = (f"finding {numbers[finding_id]}" if finding_id in numbers
+                 else f"a finding at {locate(tuple(json.loads(centre[0])))}" if centre else f"finding id {finding_id}")
+        detail = f" ({reason})" if reason else f" ({new_values})" if action in ("edit", "add") and new_values else ""
+        addenda.append(Addendum(user, at, why or "", f"{_ADDENDUM_VERBS[action]} {which}{detail}"))
+    return tuple(addenda)
 
 
 def content_from_analysis(analysis: Any, volume: Volume, *, institution: str = "", generated_by: str = "",

@@ -29,6 +29,7 @@ from workstation.reporting.content import ReportContent, ReportError, ReportFind
 from workstation.reporting.fonts import FontSet, markup, report_fonts
 from workstation.reporting.key_images import KeyImage, finding_key_images
 from workstation.reporting.lungrads import EDITION
+from workstation.review.anchors import report_anchor_keywords
 
 PAGE = A4
 MARGIN = 16 * mm
@@ -70,7 +71,8 @@ def write_report_pdf(content: ReportContent, images: Mapping[tuple[str, int], li
     document = SimpleDocTemplate(buffer, pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN,
                                  topMargin=MARGIN + HEADER_HEIGHT, bottomMargin=MARGIN + FOOTER_HEIGHT,
                                  title=f"CT report {'(draft) ' if content.draft else ''}{content.metadata.study_uid}",
-                                 author=content.signer or "", creator="Workstation")
+                                 author=content.signer or "", creator="Workstation",
+                                 keywords=report_anchor_keywords(*content.audit_head))
     document.build(story, onFirstPage=page.draw, onLaterPages=page.draw, canvasmaker=_NumberedCanvas)
     try:
         write_atomically(path, buffer.getvalue())
@@ -100,6 +102,11 @@ def _styles(fonts: FontSet) -> dict[str, ParagraphStyle]:
         "warning": ParagraphStyle("warning", parent=body, textColor=colors.HexColor("#b00020")),
         "right": ParagraphStyle("right", parent=body, fontSize=8, alignment=TA_RIGHT),
     }
+
+
+# What a signature on a read means (21 CFR 11.50 asks that it be shown with the name and time).
+SIGNATURE_MEANING = ("the signer reviewed the images and every finding listed above and approves this report "
+                     "as the record of the read.")
 
 
 class _Story:
@@ -242,13 +249,24 @@ class _Story:
                           "small"))
         out.append(self.p("Reading and signature", "h2"))
         reading = _duration(c.reading_seconds) if c.reading_seconds else "-"
-        signature = (f"Electronically signed by {c.signer} on {_when(c.signed_at)}." if not c.draft
+        signature = (f"Electronically signed by {c.signer} on {_when(c.signed_at)}, password confirmed at "
+                     f"signing. Meaning: {SIGNATURE_MEANING}" if not c.draft
                      else "Not signed. This draft is not a report of a reviewed study.")
         head_seq, head_hash = c.audit_head
         rows = [["Active reading time", reading], ["Signature", signature],
                 ["Audit chain head", f"row {head_seq}, SHA-256 {head_hash}"],
                 ["Generated", f"{_when(c.generated_at)} by {c.generated_by or '-'}"]]
-        return out + [KeepTogether(self.table(rows, [35, 143], header=False))]
+        return out + [KeepTogether(self.table(rows, [35, 143], header=False))] + self.addenda()
+
+    def addenda(self) -> list:
+        """Changes after signing, after the signed content, which above stays as it was signed."""
+        if not self.content.addenda:
+            return []
+        rows = [["When", "By", "Change", "Why"]] + [[_when(a.at), a.by, a.what, a.why] for a in self.content.addenda]
+        return [self.p("Addenda after signing", "h2"),
+                self.p("The read above is as it was signed. These changes were made later; each is recorded "
+                       "in the audit trail.", "small"),
+                self.table(rows, [30, 25, 78, 45])]
 
 
 class _PageDecor:

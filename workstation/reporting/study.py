@@ -23,6 +23,7 @@ from workstation.reporting.decisions import decisions_csv, decisions_export
 from workstation.reporting.pdf import export_report_job
 from workstation.review import audit
 from workstation.review.analyses import stored_heatmap
+from workstation.review.anchors import record_anchor
 from workstation.review.store import ReviewStore
 
 
@@ -91,6 +92,7 @@ def record_export(store: ReviewStore, user: str, study_uid: str, path: Path, **d
     except WorkstationError:
         Path(path).unlink(missing_ok=True)
         raise
+    record_anchor(store.connection, store.path, f"the export of {Path(path).name} by {user}")
     return digest
 
 

@@ -1,8 +1,15 @@
 """A reader's session on one study: accept, reject (with a reason), edit, add, undo, sign.
 
 The AI proposes; a named person decides. Decisions are rows that are never changed: the state
-of a finding is the replay of its decisions (an undo is a decision too). Signing locks the
-read; what comes after is an addendum. Every change and its audit row share one transaction.
+of a finding is the replay of its decisions (an undo is a decision too). Every change and its
+audit row share one transaction.
+
+Signed means sealed: once anyone signed the study's read, its content (decisions, findings,
+measurements, impression) is what the replay of the decisions made before the signature gives,
+for ever. Later changes are addenda, only by a role that may sign, each saying why
+(`begin_addendum`); reports print them after the signed content. A trainee may practise on a
+study nobody else reads, never decide on someone else's read. All of this is checked here, so
+the viewer, the command line and any script get the same answer.
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ from workstation.errors import WorkstationError
 from workstation.reporting.lungrads import CATEGORIES as LUNG_RADS_CATEGORIES
 from workstation.review import audit
 from workstation.review.analyses import record_analysis
+from workstation.review.anchors import record_anchor
 from workstation.review.store import ReviewStore
-from workstation.review.users import User
+from workstation.review.users import PermissionDenied, User, confirm_password
 
 REJECT_REASONS = ("vessel", "scar/fibrosis", "artefact", "outside lung", "duplicate", "other")
 EDITABLE = ("type", "diameter_mm", "center_mm")
@@ -59,6 +67,7 @@ class ReviewSession:
     def __init__(self, store: ReviewStore, user: User, study_uid: str) -> None:
         user.require("view")
         self.store, self.user, self.study_uid = store, user, study_uid
+        self.addendum_reason: str | None = None
         with store.transaction() as connection:
             row = connection.execute("SELECT status FROM reading_sessions WHERE study_uid = ? AND user = ?",
                                      (study_uid, user.username)).fetchone()
@@ -70,28 +79,34 @@ class ReviewSession:
     # -- state ----------------------------------------------------------------------------------
     @property
     def status(self) -> str:
+        """'signed' once anyone signed the study's read, else this reader's own status."""
+        if self.signed:
+            return "signed"
         row = self.store.connection.execute("SELECT status FROM reading_sessions WHERE study_uid = ? AND user = ?",
                                             (self.study_uid, self.user.username)).fetchone()
         return row[0] if row else "unread"
 
     @property
     def signed(self) -> bool:
-        return self.status == "signed"
+        return study_signed(self.store.connection, self.study_uid)
 
     def findings(self) -> list[FindingState]:
-        """Every finding of the study with its current decision, AI ones by probability first."""
+        """Every finding of the study with its current decision (addenda included), AI ones by
+        probability first."""
         return self.findings_of(self.store, self.study_uid)
 
     @staticmethod
-    def findings_of(store: ReviewStore, study_uid: str) -> list[FindingState]:
-        """The replay of a study's decisions (readable without a session, e.g. by reports)."""
+    def findings_of(store: ReviewStore, study_uid: str, *, as_signed: bool = False) -> list[FindingState]:
+        """The replay of a study's decisions (readable without a session, e.g. by reports);
+        `as_signed`: without the addenda, i.e. the content as it was signed."""
         connection = store.connection
+        sealed = " AND addendum = 0" if as_signed else ""
         undone = {row[0] for row in connection.execute(
-            "SELECT undoes FROM decisions WHERE study_uid = ? AND action = 'undo'", (study_uid,))}
+            f"SELECT undoes FROM decisions WHERE study_uid = ? AND action = 'undo'{sealed}", (study_uid,))}
         decisions: dict[int, list[tuple]] = {}
         for row in connection.execute(
                 "SELECT id, finding_id, action, reason, new_values, user, created_at FROM decisions "
-                "WHERE study_uid = ? AND action != 'undo' ORDER BY id", (study_uid,)):
+                f"WHERE study_uid = ? AND action != 'undo'{sealed} ORDER BY id", (study_uid,)):
             if row[0] not in undone:
                 decisions.setdefault(row[1], []).append(row)
         states = []
@@ -123,6 +138,18 @@ class ReviewSession:
     def record_analysis(self, analysis: Any, series_uid: str = "") -> list[int]:
         """Store a model run and its findings (see review/analyses.py); the new findings' ids."""
         return record_analysis(self.store, self.user, self.study_uid, series_uid, analysis).finding_ids
+
+    def begin_addendum(self, reason: str) -> None:
+        """Amend a signed read: the decisions that follow in this session are addenda, each
+        recorded with who, when and this reason."""
+        if not self.user.can("sign"):
+            raise PermissionDenied(f"A {self.user.role} may not amend a signed read; a radiologist or admin can "
+                                   "add an addendum")
+        if not self.signed:
+            raise ReviewError("This read is not signed yet: decide as usual")
+        if not reason.strip():
+            raise ReviewError("Say why the signed read is amended")
+        self.addendum_reason = reason.strip()
 
     def accept(self, finding_id: int) -> None:
         self._decide(finding_id, "accept", "finding_accepted")
@@ -158,18 +185,19 @@ class ReviewSession:
                 "VALUES (?, 'clinician', ?, ?, ?, ?, ?)",
                 (self.study_uid, json.dumps([float(v) for v in center_mm]), float(diameter_mm), finding_type,
                  self.user.username, _now())).lastrowid
-            self._insert_decision(connection, finding_id, "add", None, None,
-                                  {"center_mm": list(center_mm), "diameter_mm": diameter_mm, "type": finding_type})
+            addendum = self._insert_decision(connection, finding_id, "add", None, None, {
+                "center_mm": list(center_mm), "diameter_mm": diameter_mm, "type": finding_type})
             audit.append(connection, self.user.username, "finding_added", study_uid=self.study_uid,
                          object_id=str(finding_id), new_value={"center_mm": list(center_mm),
                                                                 "diameter_mm": diameter_mm, "type": finding_type},
-                         details=self._addendum_details())
+                         details=self._addendum_details(addendum))
         return finding_id
 
     def undo(self) -> None:
         """Take back this reader's last decision on this study (also after signing, as an addendum)."""
         self.user.require("review")
         with self.store.transaction() as connection:
+            addendum = self._check_may_change(connection)
             undone = {row[0] for row in connection.execute(
                 "SELECT undoes FROM decisions WHERE study_uid = ? AND action = 'undo'", (self.study_uid,))}
             rows = connection.execute(
@@ -179,17 +207,19 @@ class ReviewSession:
             if last is None:
                 raise ReviewError("Nothing to undo")
             connection.execute(
-                "INSERT INTO decisions (finding_id, study_uid, user, action, undoes, addendum, created_at) "
-                "VALUES (?, ?, ?, 'undo', ?, ?, ?)",
-                (last[1], self.study_uid, self.user.username, last[0], int(self._is_signed(connection)), _now()))
+                "INSERT INTO decisions (finding_id, study_uid, user, action, undoes, addendum, addendum_reason, "
+                "created_at) VALUES (?, ?, ?, 'undo', ?, ?, ?, ?)",
+                (last[1], self.study_uid, self.user.username, last[0], int(addendum),
+                 self.addendum_reason if addendum else None, _now()))
             audit.append(connection, self.user.username, "decision_undone", study_uid=self.study_uid,
                          object_id=str(last[1]), old_value={"decision": last[0], "action": last[2]},
-                         details=self._addendum_details())
+                         details=self._addendum_details(addendum))
 
-    def sign(self, impression: str, *, allow_undecided: bool = False, lung_rads: str | None = None,
+    def sign(self, impression: str, *, password: str, allow_undecided: bool = False, lung_rads: str | None = None,
              lung_rads_reason: str = "") -> None:
-        """Lock the read. Undecided findings must be confirmed (allow_undecided) by the caller.
-        `lung_rads` overrides the suggested category; the report prints both."""
+        """Seal the read: an electronic signature, so the signer's password is asked again.
+        Undecided findings must be confirmed (allow_undecided) by the caller. `lung_rads`
+        overrides the suggested category; the report prints both."""
         self.user.require("sign")
         decided, total = self.progress()
         if decided < total and not allow_undecided:
@@ -197,8 +227,9 @@ class ReviewSession:
         if lung_rads is not None and lung_rads not in LUNG_RADS_CATEGORIES:
             raise ReviewError(f"Lung-RADS category must be one of {', '.join(LUNG_RADS_CATEGORIES)}")
         override = json.dumps({"category": lung_rads, "reason": lung_rads_reason}) if lung_rads else None
+        confirm_password(self.store, self.user, password)
         with self.store.transaction() as connection:
-            if self._is_signed(connection):
+            if study_signed(connection, self.study_uid):
                 raise ReviewError("This read is already signed; later changes are addenda")
             connection.execute("UPDATE reading_sessions SET status = 'signed', impression = ?, signed_at = ?, "
                                "lung_rads = ? WHERE study_uid = ? AND user = ?",
@@ -206,6 +237,8 @@ class ReviewSession:
             audit.append(connection, self.user.username, "signed", study_uid=self.study_uid,
                          new_value={"impression": impression, "decided": decided, "findings": total,
                                     "lung_rads_override": lung_rads})
+        record_anchor(self.store.connection, self.store.path, f"the signature of {self.study_uid} by "
+                                                               f"{self.user.username}")
 
     def add_active_time(self, seconds: float) -> None:
         """Reading time: active seconds only (the caller excludes idle and locked time)."""
@@ -229,30 +262,55 @@ class ReviewSession:
                 return state
         raise ReviewError(f"No finding {finding_id} in this study")
 
-    def _is_signed(self, connection) -> bool:
-        row = connection.execute("SELECT status FROM reading_sessions WHERE study_uid = ? AND user = ?",
-                                 (self.study_uid, self.user.username)).fetchone()
-        return bool(row and row[0] == "signed")
+    def _check_may_change(self, connection) -> bool:
+        """Whether the change about to be made is an addendum; refused when it may not be made."""
+        if study_signed(connection, self.study_uid):
+            if not self.user.can("sign"):
+                raise PermissionDenied(f"This read is signed; a {self.user.role} may not change it")
+            if self.addendum_reason is None:
+                raise ReviewError("This read is signed and stays as signed; make an addendum (with a reason) "
+                                  "to add to it")
+            return True
+        if self.user.role == "trainee" and _others_reading(connection, self.study_uid, self.user.username):
+            raise PermissionDenied("This is someone else's read; a trainee may not decide on it")
+        return False
 
-    def _addendum_details(self) -> dict | None:
-        return {"addendum": True} if self.signed else None
+    def _addendum_details(self, addendum: bool) -> dict | None:
+        return {"addendum": True, "reason": self.addendum_reason} if addendum else None
 
     def _decide(self, finding_id: int, action: str, audit_action: str, *, reason: str | None = None,
                 old: dict | None = None, new: dict | None = None) -> None:
         self.user.require("review")
         state = self._state(finding_id)
         with self.store.transaction() as connection:
-            self._insert_decision(connection, finding_id, action, reason, old, new)
+            addendum = self._insert_decision(connection, finding_id, action, reason, old, new)
             audit.append(connection, self.user.username, audit_action, study_uid=self.study_uid,
                          object_id=str(finding_id), old_value=old or {"decision": state.decision},
                          new_value=new or {"decision": action, "reason": reason},
-                         details={**(self._addendum_details() or {}), "model": state.model_name,
+                         details={**(self._addendum_details(addendum) or {}), "model": state.model_name,
                                   "version": state.model_version})
 
     def _insert_decision(self, connection, finding_id: int, action: str, reason: str | None, old: dict | None,
-                         new: dict | None) -> None:
+                         new: dict | None) -> bool:
+        """Insert a decision after the checks; whether it is an addendum."""
+        addendum = self._check_may_change(connection)
         connection.execute(
             "INSERT INTO decisions (finding_id, study_uid, user, action, reason, old_values, new_values, addendum, "
-            "created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            "addendum_reason, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (finding_id, self.study_uid, self.user.username, action, reason, json.dumps(old) if old else None,
-             json.dumps(new) if new else None, int(self._is_signed(connection)), _now()))
+             json.dumps(new) if new else None, int(addendum), self.addendum_reason if addendum else None, _now()))
+        return addendum
+
+
+def study_signed(connection, study_uid: str) -> bool:
+    """Whether anyone signed the study's read."""
+    return connection.execute("SELECT 1 FROM reading_sessions WHERE study_uid = ? AND status = 'signed'",
+                              (study_uid,)).fetchone() is not None
+
+
+def _others_reading(connection, study_uid: str, username: str) -> bool:
+    """Whether someone other than `username`, not a trainee, has a read of the study."""
+    return connection.execute(
+        "SELECT 1 FROM reading_sessions r LEFT JOIN users u ON u.username = r.user "
+        "WHERE r.study_uid = ? AND r.user != ? AND COALESCE(u.role, '') != 'trainee'",
+        (study_uid, username)).fetchone() is not None

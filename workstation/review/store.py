@@ -16,8 +16,9 @@ import sqlite_utils
 
 from workstation.errors import WorkstationError
 from workstation.review import audit
+from workstation.review.record_rows import all_rows, install_change_tracking
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 MIGRATIONS: dict[int, str] = {
     1: audit.SCHEMA + """
 CREATE TABLE IF NOT EXISTS users (
@@ -60,6 +61,14 @@ CREATE TABLE IF NOT EXISTS quiz_attempts (
     hits INTEGER NOT NULL, misses INTEGER NOT NULL, false_marks INTEGER NOT NULL, sensitivity REAL,
     ai_hits INTEGER, ai_false INTEGER, submitted_at TEXT NOT NULL);
 """,
+    # 4: why a signed read was amended (decisions made after signing are addenda)
+    4: """
+ALTER TABLE decisions ADD COLUMN addendum_reason TEXT;
+""",
+    # 5: each audit row carries the hashes of the clinical rows its transaction changed
+    5: """
+ALTER TABLE audit ADD COLUMN rows TEXT;
+""",
 }
 
 
@@ -78,6 +87,7 @@ class ReviewStore:
             self.connection.execute("PRAGMA foreign_keys=ON")
             self.db = sqlite_utils.Database(self.connection)
             self._migrate()
+            install_change_tracking(self.connection)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"The review database cannot be opened: {exc}", path=str(self.path)) from exc
 
@@ -92,6 +102,9 @@ class ReviewStore:
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self.transaction() as connection:
                 _run_script(connection, MIGRATIONS[target])
+                if target == 5 and (baseline := all_rows(connection)):
+                    # rows from before the chain covered the record: sealed as found (trust on first use)
+                    audit.append(connection, "system", "record_sealed", rows=baseline)
                 connection.execute(f"PRAGMA user_version={target}")
 
     @contextmanager

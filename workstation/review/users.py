@@ -104,7 +104,17 @@ def login(store: ReviewStore, username: str, password: str, now: float | None = 
     return user  # type: ignore[return-value]
 
 
-def _check_login(connection, username: str, password: str, now: float) -> tuple[str, User | None]:
+def confirm_password(store: ReviewStore, user: User, password: str) -> None:
+    """An electronic signature re-asks the signer's password (21 CFR 11.200): AuthError if wrong,
+    counted and locked out like a failed login."""
+    with store.transaction() as connection:
+        refusal, _user = _check_login(connection, user.username, password, time.time(), "password_confirmed")
+    if refusal:
+        raise AuthError(refusal)
+
+
+def _check_login(connection, username: str, password: str, now: float,
+                 success: str = "login") -> tuple[str, User | None]:
     """(refusal, None) or ("", user); the audit rows and counters are written either way."""
     row = connection.execute(
         "SELECT role, password_hash, disabled, failed_attempts, locked_until FROM users WHERE username = ?",
@@ -131,7 +141,7 @@ def _check_login(connection, username: str, password: str, now: float) -> tuple[
         return "Wrong user name or password" + (f"; the account is locked for {wait // 60} minutes"
                                                 if failures >= LOCKOUT_AFTER else ""), None
     connection.execute("UPDATE users SET failed_attempts = 0, locked_until = 0 WHERE username = ?", (username,))
-    audit.append(connection, username, "login")
+    audit.append(connection, username, success)
     return "", User(username, role)
 
 
