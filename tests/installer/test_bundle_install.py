@@ -58,7 +58,8 @@ def test_bundle_installs_offline_checks_updates_and_uninstalls_keeping_data(tmp_
     workstation = str(prefix / "bin" / "workstation")
     subprocess.run([workstation, "users", "add", "admin", "--role", "admin"], check=True,
                    env={**env, "WORKSTATION_PASSWORD": "clinic admin 1"})
-    subprocess.run([workstation, "demo"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run([workstation, "demo", "--as", "admin"], check=True, stdout=subprocess.DEVNULL,
+                   env={**env, "WORKSTATION_PASSWORD": "clinic admin 1"})  # accounts exist: who runs it
     data = Path(subprocess.run([workstation, "--data-folder"], env=env, capture_output=True, text=True,
                                check=True).stdout.strip())
     before = sorted(p.relative_to(data) for p in (data / "studies").rglob("*"))
@@ -151,7 +152,8 @@ def test_backup_while_open_and_restore_into_an_empty_folder(tmp_path: Path, monk
     assert store.integrity_ok()
     store.close()
     monkeypatch.setenv("WORKSTATION_HOME", str(restored))
-    assert cli(["list"]) == 0
+    monkeypatch.setenv("WORKSTATION_PASSWORD", "clinic admin 1")
+    assert cli(["list", "--as", "admin"]) == 0
     victim = next(p for p in (target / "studies").rglob("*") if p.is_file())
     victim.write_bytes(victim.read_bytes()[:-1])
     with pytest.raises(MaintenanceError, match="damaged"):

@@ -15,15 +15,16 @@ from pathlib import Path
 
 from workstation.review.session import ReviewSession
 from workstation.review.store import ReviewStore
-from workstation.review.users import User, add_user, has_users
+from workstation.review.users import add_user, has_users, login
 
 
 def main() -> None:
     store = ReviewStore(Path(sys.argv[1]))
     rng = random.Random(int(sys.argv[2]))
     if not has_users(store):
-        add_user(store, None, "admin", "admin-password", "admin")
-    reader = User("reader", "radiologist")
+        admin = add_user(store, None, "admin", "admin-password", "admin")
+        add_user(store, admin, "reader", "reader-password", "radiologist")
+    reader = login(store, "reader", "reader-password")
     session = ReviewSession(store, reader, "1.2.3.storm")
     while True:
         finding = session.add((rng.uniform(-100, 100), rng.uniform(-100, 100), rng.uniform(-100, 100)),

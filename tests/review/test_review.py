@@ -20,7 +20,7 @@ from workstation.review.session import ReviewError, ReviewSession
 from workstation.review.store import ReviewStore, StoreError
 from workstation.review.users import (
     ACTIONS, PERMISSIONS, AuthError, PermissionDenied, User, add_user, change_password, disable_user, list_users,
-    login,
+    login, logout,
 )
 
 STUDY = "1.2.826.0.1.3680043.8.498.1"
@@ -245,8 +245,8 @@ def test_failed_write_rolls_back_both_the_change_and_its_audit_row(store: Review
     assert session.findings()[0].decision == "undecided"
 
 
-def test_the_heatmap_of_an_analysis_is_kept_for_the_report(store: ReviewStore) -> None:
-    session = ReviewSession(store, User("dr", "radiologist"), STUDY)
+def test_the_heatmap_of_an_analysis_is_kept_for_the_report(store: ReviewStore, reader: User) -> None:
+    session = ReviewSession(store, reader, STUDY)
     analysis = _Analysis(3)
     session.record_analysis(analysis, "1.2.3")
     analysis_id = store.connection.execute("SELECT id FROM analyses").fetchone()[0]
@@ -274,3 +274,19 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
     assert store.connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert store.connection.execute("SELECT model_name, details FROM analyses").fetchone() == ("m", None)
     store.close()
+
+
+def test_a_user_that_never_logged_in_can_do_nothing(store: ReviewStore, reader: User) -> None:
+    """The core accepts no bare User: only login (and add_user) hand out one that can act."""
+    ghost = User("ghost", "admin")
+    with pytest.raises(PermissionDenied, match="not logged in"):
+        ReviewSession(store, ghost, STUDY)
+    forged = User(reader.username, reader.role)  # the same name and role, without the session
+    with pytest.raises(PermissionDenied, match="not logged in"):
+        ReviewSession(store, forged, STUDY)
+    with pytest.raises(PermissionDenied, match="not logged in"):
+        add_user(store, ghost, "eve", "long enough", "admin")
+    session = ReviewSession(store, reader, STUDY)
+    logout(store, reader)
+    with pytest.raises(PermissionDenied, match="not logged in"):
+        session.record_analysis(_Analysis(1))

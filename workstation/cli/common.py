@@ -92,7 +92,7 @@ def acting_user(store, actor: str | None, action: str):
     patient data, the record or the settings needs one. Before the first account, the
     installation is one person's: the operating-system account stands in, by that name in the
     audit trail (there is nobody to authenticate yet; the first account made is the admin)."""
-    from workstation.review.users import User, has_users, login
+    from workstation.review.users import has_users, installation_owner, login
 
     if actor:
         user = login(store, actor, password(f"Password for {actor}: "))
@@ -100,7 +100,7 @@ def acting_user(store, actor: str | None, action: str):
         raise WorkstationError(f"Say who does this: --as USER (recorded under that name; it needs the "
                                f"'{action.replace('_', ' ')}' permission)")
     else:
-        user = User(os_account(), "admin")  # the one person of a fresh installation
+        user = installation_owner(store, os_account())
     user.require(action)
     return user
 

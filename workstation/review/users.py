@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -40,17 +41,41 @@ class PermissionDenied(WorkstationError):
     """The user's role does not allow the action."""
 
 
+_SESSIONS: set[str] = set()  # tokens handed out by login (and add_user) in this process
+
+
 @dataclass(frozen=True)
 class User:
+    """Someone who may act. Only `login` (and `add_user`, whose caller chose the password) hand
+    out a user that can act: a User built any other way, e.g. User("ghost", "admin"), holds no
+    session token and every `require` refuses it."""
+
     username: str
     role: str
+    session: str = field(default="", repr=False, compare=False)
 
     def can(self, action: str) -> bool:
         return action in PERMISSIONS.get(self.role, frozenset())
 
     def require(self, action: str) -> None:
+        if self.session not in _SESSIONS:
+            raise PermissionDenied(f"{self.username} is not logged in")
         if not self.can(action):
             raise PermissionDenied(f"A {self.role} may not {action.replace('_', ' ')}")
+
+
+def _session_for(username: str, role: str) -> User:
+    token = secrets.token_hex(16)
+    _SESSIONS.add(token)
+    return User(username, role, token)
+
+
+def installation_owner(store: ReviewStore, name: str) -> User:
+    """The one person of an installation without accounts (the operating-system account `name`),
+    with every permission; refused once any account exists."""
+    if has_users(store):
+        raise PermissionDenied("Accounts exist: log in")
+    return _session_for(name, "admin")
 
 
 def _now() -> str:
@@ -80,7 +105,7 @@ def add_user(store: ReviewStore, actor: User | None, username: str, password: st
                            (username, role, HASHER.hash(password), _now()))
         audit.append(connection, actor.username if actor else username, "user_added", object_id=username,
                      new_value={"role": role})
-    return User(username, role)
+    return _session_for(username, role)
 
 
 def _check_password(password: str) -> None:
@@ -142,7 +167,7 @@ def _check_login(connection, username: str, password: str, now: float,
                                                 if failures >= LOCKOUT_AFTER else ""), None
     connection.execute("UPDATE users SET failed_attempts = 0, locked_until = 0 WHERE username = ?", (username,))
     audit.append(connection, username, success)
-    return "", User(username, role)
+    return "", _session_for(username, role)
 
 
 def record_lock(store: ReviewStore, user: User) -> None:
@@ -162,6 +187,7 @@ def unlock(store: ReviewStore, locked_for: User, user: User) -> None:
 def logout(store: ReviewStore, user: User) -> None:
     with store.transaction() as connection:
         audit.append(connection, user.username, "logout")
+    _SESSIONS.discard(user.session)
 
 
 def disable_user(store: ReviewStore, actor: User, username: str) -> None:
