@@ -204,8 +204,13 @@ def test_reports_refuse_a_trainee_and_preview_a_signed_read(parts, phantom, qtbo
     review.set_user(parts["users"]["trainee"])
     reports.export_report()
     assert "may not export" in messages.errors[-1] and not parts["runner"].busy
+    reports.set_institution("  Clinique du Lac ")  # a trainee may not change the clinic's settings
+    assert "may not administer" in messages.errors[-1] and "institution" not in read_settings(parts["home"])
+    review.set_user(parts["users"]["admin"])
     reports.set_institution("  Clinique du Lac ")
     assert read_settings(parts["home"])["institution"] == "Clinique du Lac"
+    changed = parts["store"].connection.execute("SELECT user, new_value FROM audit WHERE action = 'settings_changed'")
+    assert changed.fetchone() == ("admin", '"Clinique du Lac"')
     review.set_user(parts["users"]["reader"])
     with qtbot.waitSignal(parts["runner"].finished, timeout=60000):
         review.sign_study("Nothing found.", export_after=True, password="battery staple")

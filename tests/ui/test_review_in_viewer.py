@@ -134,8 +134,9 @@ def test_sign_offers_the_report_preview_then_save_keeps_and_audits_it(loaded: Ma
                                                                       tmp_path) -> None:
     from pypdf import PdfReader
 
-    loaded.review.set_user(users[1])
+    loaded.review.set_user(users[0])  # the admin sets the institution; the radiologist reads
     loaded.reports.set_institution("Clinique du Lac")
+    loaded.review.set_user(users[1])
     _run_ai(loaded, qtbot)
     loaded.review.accept_finding()
     with qtbot.waitSignal(loaded.runner.finished, timeout=60000):

@@ -13,9 +13,11 @@ from ui.controllers.jobs import JobDispatch
 from ui.controllers.review import ReviewController
 from ui.dialogs.report_preview import ReportPreviewDialog
 from ui.state import ViewerState
-from workstation.config import read_settings, write_setting
+from workstation.config import read_settings
+from workstation.errors import WorkstationError
 from workstation.imaging.volume import masked_identifiers
 from workstation.reporting.study import ExportedReport, study_report_job
+from workstation.review.settings_change import change_setting
 from workstation.review.store import ReviewStore
 
 
@@ -70,7 +72,15 @@ class ReportsController(QObject):
                                             text=read_settings(self.home).get("institution", ""))
             if not ok:
                 return
-        write_setting(self.home, "institution", name.strip())
+        user = self.review.user
+        if user is None:
+            self._fail("Log in as an admin to change the institution")
+            return
+        try:
+            change_setting(self.store, self.home, user, "institution", name.strip())
+        except WorkstationError as exc:
+            self._fail(str(exc))
+            return
         self._status(f"Reports will say: {name.strip() or '(no institution)'}")
 
     def after_signing(self, export_after: bool | None) -> None:

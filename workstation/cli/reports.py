@@ -12,7 +12,7 @@ from pathlib import Path
 
 from workstation.cli.common import (acting_user, exporter, load_library_series, print_report_outcome, review_store,
                                     run_with_progress)
-from workstation.config import KNOWN_SETTINGS, data_home, read_settings, write_setting
+from workstation.config import KNOWN_SETTINGS, data_home, read_settings
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -69,18 +69,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
-    from workstation.review import audit
+    from workstation.review.settings_change import change_setting
 
     home = data_home()
     store = review_store()
     changing = bool(args.name and args.value is not None)
-    who = acting_user(store, args.actor, "administer" if changing else "view").username
+    user = acting_user(store, args.actor, "administer" if changing else "view")
     if changing:
-        old = read_settings(home).get(args.name)
-        with store.transaction() as connection:  # the audit row commits only if the file was written
-            audit.append(connection, who, "settings_changed", object_id=args.name, old_value=old,
-                         new_value=args.value)
-            write_setting(home, args.name, args.value)
+        change_setting(store, home, user, args.name, args.value)
     values = read_settings(home)
     for name, meaning in KNOWN_SETTINGS.items():
         print(f"{name} = {values.get(name, '(not set)')}    # {meaning}")

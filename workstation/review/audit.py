@@ -28,7 +28,8 @@ COLUMNS = ("seq", "time_utc", "user", "action", "study_uid", "object_id", "old_v
 ACTIONS = ("study_opened", "analysis_run", "finding_accepted", "finding_rejected", "finding_edited", "finding_added",
            "decision_undone", "signed", "addendum", "exported", "login", "logout", "failed_login", "lock", "unlock",
            "user_added", "user_disabled", "password_changed", "deidentified", "pack_imported", "quiz_submitted",
-           "imported", "password_confirmed", "record_sealed", "library_listed", "study_viewed", "settings_changed", "audit_exported", "backed_up")
+           "imported", "password_confirmed", "record_sealed", "library_listed", "study_viewed", "settings_changed",
+           "audit_exported", "backed_up")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (

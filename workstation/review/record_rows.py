@@ -84,7 +84,8 @@ def first_difference(connection: sqlite3.Connection, recorded: dict[tuple[str, i
             if expected is None:
                 return None, f"{table} row {rowid} is not in the audit trail (inserted outside the record)"
             if expected != digest:
-                return seq, f"{table} row {rowid} differs from what audit row {seq} recorded (edited outside the record)"
+                return seq, (f"{table} row {rowid} differs from what audit row {seq} recorded (edited outside "
+                             "the record)")
         for (recorded_table, rowid), (expected, seq) in recorded.items():
             if recorded_table == table and expected is not None and rowid not in actual:
                 return seq, f"{table} row {rowid}, recorded by audit row {seq}, is missing (deleted outside the record)"
