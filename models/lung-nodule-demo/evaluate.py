@@ -36,6 +36,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 from workstation.dicom.load import load_volume  # noqa: E402
 from workstation.imaging.phantom import PhantomSpec, generate_phantom  # noqa: E402
 from workstation.inference.bundle import ModelBundle  # noqa: E402
+from workstation.inference.preprocess import lung_crop  # noqa: E402
 from workstation.inference.runner import run_inference_job  # noqa: E402
 from workstation.jobs import run_job  # noqa: E402
 
@@ -214,6 +215,7 @@ def real_evaluation(bundle: ModelBundle, draws: int = REAL_INSERT_DRAWS, threads
         boxes = lesion_boxes(entry, volume)
         lungs = LungMap.from_volume(volume)
         group = "thin" if is_thin(volume) else "thick"
+        crop = lung_crop(volume)
 
         def away(findings: list[dict]) -> list[dict]:
             return [f for f in findings if not inside_box_mm(np.array(f["center_mm"]), boxes, 10.0)]
@@ -234,6 +236,8 @@ def real_evaluation(bundle: ModelBundle, draws: int = REAL_INSERT_DRAWS, threads
         for draw in range(draws):
             with_nodules, nodules, _mask = insert_nodules(volume, lungs, boxes, REAL_EVAL_SEED + 100 * number + draw,
                                                           REAL_NODULES_PER_DRAW)
+            for nodule in nodules:
+                nodule["reachable"] = _reachable(nodule, volume, crop, bundle)
             found = away([f.to_dict() for f in run_job(run_inference_job(
                 with_nodules, bundle, threshold=CANDIDATE_THRESHOLD, threads=threads)).findings])
             case = (match(found, nodules), nodules)
@@ -243,6 +247,7 @@ def real_evaluation(bundle: ModelBundle, draws: int = REAL_INSERT_DRAWS, threads
             print(f"  draw {draw}: {len(nodules)} inserted, {len(found)} candidates ({time.time() - started:.0f}s)",
                   flush=True)
     big = lambda n: n["diameter_mm"] >= 6  # noqa: E731
+    reachable = lambda n: n["diameter_mm"] >= 6 and n["reachable"]  # noqa: E731
     report: dict = {"split": "real_split.json (evaluate side)", "default_threshold": bundle.default_threshold,
                     "model_version": bundle.version, "scans": scans, "inserted": {}}
     for group, cases in inserted.items():
@@ -250,6 +255,7 @@ def real_evaluation(bundle: ModelBundle, draws: int = REAL_INSERT_DRAWS, threads
             continue
         report["inserted"][group] = {
             "scans": len(cases), "nodules_6mm_and_larger": _summary(froc(cases, big)),
+            "nodules_6mm_and_larger_the_runner_can_reach": _summary(froc(cases, reachable)),
             "all_nodules": _summary(froc(cases)),
             "by_kind": {k: _summary(froc(cases, lambda n, k=k: n["kind"] == k and big(n)))
                         for k in ("solid", "part-solid", "ground-glass")},
@@ -264,6 +270,23 @@ def real_evaluation(bundle: ModelBundle, draws: int = REAL_INSERT_DRAWS, threads
                 str(t): round(float(np.mean([s["false_positives_at"][str(t)] for s in chosen])), 2)
                 for t in REAL_THRESHOLDS}
     return report
+
+
+def _reachable(nodule: dict, volume, crop, bundle: ModelBundle) -> bool:
+    """Whether the runner looks at a nodule at all: its centre inside the lung crop's box, and
+    not so far from the lungs that crop found that the distance rule drops its finding. On real
+    scans the crop can miss most of the lungs (thick slices, lungs touching the image border),
+    and then no detector can find what lies outside it."""
+    from workstation.inference.preprocess import distance_to_lung_mm, search_voxel_mm
+
+    kji = volume.patient_to_voxel(nodule["centre_mm"])[::-1]
+    if not all(s.start <= x < s.stop for s, x in zip(crop.box, kji)):
+        return False
+    if crop.lung_mask is None or bundle.max_distance_from_lung_mm is None:
+        return True
+    distance = distance_to_lung_mm(crop, volume.spacing_mm, kji[None])[0]
+    return bool(distance - nodule["diameter_mm"] / 2 <= bundle.max_distance_from_lung_mm
+                + search_voxel_mm(crop, volume.spacing_mm) / 2)
 
 
 def _in_lung(lungs, volume, centre_mm, margin_mm: float = 10.0) -> bool:
