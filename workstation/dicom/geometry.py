@@ -134,3 +134,40 @@ def without_slices(geometry: StackGeometry, drop: set[int]) -> StackGeometry:
         slices=tuple(geometry.slices[i] for i in keep), row_direction=geometry.row_direction,
         column_direction=geometry.column_direction, normal=geometry.normal, along_normal_mm=along,
         in_plane_offset_mm=offsets, pixel_spacing=geometry.pixel_spacing, warnings=geometry.warnings)
+
+
+# A slice this far beyond its neighbours (and 20 median gaps) is not part of the acquisition: a
+# damaged or crafted position (1e9 mm) would otherwise stretch the resampled grid to terabytes.
+OUTLIER_GAP_MM = 100.0
+OUTLIER_GAP_MEDIANS = 20.0
+
+
+def without_outliers(geometry: StackGeometry) -> tuple[StackGeometry, list[str]]:
+    """The stack without slices that lie far off the others (at either end along the slice axis,
+    or far off in-plane), each with a warning naming it."""
+    drop: dict[int, str] = {}
+    along, offsets = geometry.along_normal_mm, geometry.in_plane_offset_mm
+    first, last = 0, len(geometry.slices) - 1
+    while last - first >= 2:
+        gaps = np.diff(along[first:last + 1])
+        limit = max(OUTLIER_GAP_MM, OUTLIER_GAP_MEDIANS * float(np.median(gaps)))
+        if gaps[0] > limit:
+            drop[first] = f"{gaps[0]:.0f} mm before the next slice"
+            first += 1
+        elif gaps[-1] > limit:
+            drop[last] = f"{gaps[-1]:.0f} mm after the previous slice"
+            last -= 1
+        else:
+            break
+    row_spacing, column_spacing = geometry.pixel_spacing
+    field_mm = max(geometry.slices[0].rows * row_spacing, geometry.slices[0].columns * column_spacing)
+    centre = np.median(offsets, axis=0)
+    for index in range(len(geometry.slices)):
+        shift = float(np.linalg.norm(offsets[index] - centre))
+        if index not in drop and shift > field_mm:
+            drop[index] = f"{shift:.0f} mm off the others in its plane"
+    if not drop or len(drop) > len(geometry.slices) // 2:
+        return geometry, []  # nothing off, or no majority to call the rest the series
+    warnings = [f"Slice {index + 1} of {len(geometry.slices)} (instance {geometry.slices[index].instance_number}) "
+                f"lies {why} and was left out" for index, why in sorted(drop.items())]
+    return without_slices(geometry, set(drop)), warnings

@@ -13,10 +13,10 @@ import numpy as np
 from workstation.config import LIMITS
 from workstation.dicom.decode import stored_values, to_hu
 from workstation.dicom.headers import SliceHeader
-from workstation.dicom.geometry import StackGeometry, stack_geometry, without_slices
+from workstation.dicom.geometry import StackGeometry, stack_geometry, without_outliers, without_slices
 from workstation.dicom.series import ScanResult, SeriesGroup, scan_job
 from workstation.errors import DicomError, NoSeriesError, SizeLimitError
-from workstation.imaging.resample import choose_slice_spacing, resample_stack
+from workstation.imaging.resample import MAX_UPSAMPLING, choose_slice_spacing, resample_stack
 from workstation.imaging.volume import SeriesMetadata, Volume
 from workstation.jobs import CancelToken, Job, Progress, run_job
 
@@ -27,7 +27,7 @@ DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
 def load_series_job(group: SeriesGroup, cancel: CancelToken | None = None) -> Job[Volume]:
     """Decode the series into a Volume in HU; yields Progress per slice."""
     cancel = cancel or CancelToken()
-    geometry = stack_geometry(group.slices)
+    geometry, outlier_warnings = without_outliers(stack_geometry(group.slices))
     first = geometry.slices[0]
     n, rows, columns = len(geometry.slices), first.rows, first.columns
     if n * rows * columns > LIMITS.max_volume_voxels:
@@ -46,7 +46,7 @@ def load_series_job(group: SeriesGroup, cancel: CancelToken | None = None) -> Jo
         stack[k] = hu
         yield Progress(k + 1, n, f"Loading slices ({k + 1}/{n})")
 
-    warnings = list(geometry.warnings)
+    warnings = list(geometry.warnings) + outlier_warnings
     if failures:
         if len(failures) == n:
             raise DicomError(f"No slice of series '{group.description}' could be read; first problem: "
@@ -125,6 +125,7 @@ def _volume_from_stack(stack: np.ndarray, geometry: StackGeometry, group: Series
         warnings.append(f"{missing} slice(s) missing between {start:.1f} and {end:.1f} mm along the slice axis")
     spacing = choose_slice_spacing(geometry.along_normal_mm)
     offsets_index = geometry.in_plane_offset_mm / np.array([column_spacing, row_spacing])
+    _check_resampled_size(geometry, spacing, offsets_index, stack.shape)
     grid = resample_stack(stack, geometry.along_normal_mm, offsets_index, spacing, cancel.check)
     if grid.interpolated_slices:
         warnings.append(f"Resampled to a regular {spacing:.2f} mm slice grid; {len(grid.interpolated_slices)} "
@@ -135,6 +136,19 @@ def _volume_from_stack(stack: np.ndarray, geometry: StackGeometry, group: Series
     return Volume.from_geometry(grid.voxels, origin, geometry.row_direction, geometry.column_direction,
                                 geometry.normal * spacing, (column_spacing, row_spacing), warnings=tuple(warnings),
                                 interpolated_slices=grid.interpolated_slices, **common)
+
+
+def _check_resampled_size(geometry: StackGeometry, spacing: float, offsets_index: np.ndarray,
+                          shape: tuple[int, ...]) -> None:
+    """Refuse, before allocating, a regular grid larger than the limits (or than MAX_UPSAMPLING
+    times the acquired slices): positions far apart would otherwise ask for terabytes."""
+    count = float(geometry.along_normal_mm[-1]) / spacing + 1
+    extent = np.ptp(offsets_index, axis=0) if len(offsets_index) else np.zeros(2)
+    voxels = count * (shape[1] + float(extent[1]) + 1) * (shape[2] + float(extent[0]) + 1)
+    if count > MAX_UPSAMPLING * shape[0] or voxels > LIMITS.max_volume_voxels:
+        raise SizeLimitError(f"The slice positions span {geometry.along_normal_mm[-1]:.0f} mm: a regular grid "
+                             f"would need {count:.0f} slices for {shape[0]} acquired, more than this workstation "
+                             "makes; the positions are probably damaged")
 
 
 def scan(paths: list[Path] | tuple[Path, ...]) -> ScanResult:
