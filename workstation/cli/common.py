@@ -25,7 +25,9 @@ def setup_logging() -> Path:
     folder = data_home() / "logs"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(folder / "workstation.log", encoding="utf-8")
+        # file names from patient media may hold any bytes (surrogates here): escaped, never an error
+        handler: logging.Handler = logging.FileHandler(folder / "workstation.log", encoding="utf-8",
+                                                       errors="backslashreplace")
     except OSError:
         handler = logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
