@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,22 @@ class ModelBundle:
     # Findings whose edge (centre less half their 3D reach) lies farther than this from
     # aerated lung are left out: outside the body, in bowel gas, in the neck. None: no such rule.
     max_distance_from_lung_mm: float | None = None
+
+    def __post_init__(self) -> None:
+        """Values a model cannot run with (a [0, 0] window, a NaN threshold) are refused here, by
+        name, instead of silently giving 'No findings'."""
+        _check(len(self.spacing_mm) == 3 and all(0.1 <= v <= 10 for v in self.spacing_mm),
+               f"input spacing_mm {list(self.spacing_mm)} must be three values of 0.1-10 mm")
+        low, high = self.hu_window if len(self.hu_window) == 2 else (math.nan, math.nan)
+        _check(-2000 <= low < high <= 4000,
+               f"input hu_window {list(self.hu_window)} must be low < high, within -2000..4000 HU")
+        _check(len(self.patch_size) == 3 and all(8 <= v <= 512 for v in self.patch_size),
+               f"input patch_size {list(self.patch_size)} must be three sizes of 8-512 voxels")
+        _check(0 < self.default_threshold < 1, f"default_threshold {self.default_threshold} must lie between 0 and 1")
+        for point in self.operating_points:
+            _check(0 <= point.threshold <= 1 and 0 <= point.sensitivity <= 1
+                   and 0 <= point.false_positives_per_scan < math.inf,
+                   f"operating point {point} needs a threshold and a sensitivity in 0..1 and finite false positives")
 
     @classmethod
     def from_folder(cls, folder: Path) -> "ModelBundle":
@@ -210,6 +227,11 @@ def _large_lesion_pass(settings: dict) -> LargeLesionPass:
     if not 0 <= share <= 1:
         raise ValueError(f"large_lesion_pass min_aerated_border must lie within 0-1, not {share}")
     return LargeLesionPass(spacing, float(settings["min_diameter_mm"]), share)  # type: ignore[arg-type]
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:  # comparisons with NaN are False, so NaN is refused too
+        raise ValueError(message)
 
 
 def _non_negative(name: str, value) -> float | None:
