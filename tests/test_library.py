@@ -11,6 +11,7 @@ from pydicom import dcmread
 from pydicom.fileset import FileSet
 
 from workstation.cli import main
+from workstation.dicom.load import scan
 from workstation.dicom.sources import find_sources, safe_join
 from workstation.errors import UnsafePathError
 from workstation.jobs import run_job
@@ -74,18 +75,24 @@ def test_dicomdir_is_followed(phantom_copy: Path, tmp_path: Path) -> None:
     assert len(sources) == 5
 
 
-def test_dicomdir_paths_cannot_escape(tmp_path: Path, phantom_copy: Path) -> None:
+def test_dicomdir_paths_cannot_escape_and_the_other_records_still_load(tmp_path: Path, phantom_copy: Path) -> None:
+    """A record pointing out of the medium, or at a missing file, is skipped with its reason; the
+    valid records load (before, one such record refused all of them)."""
     fileset = FileSet()
-    fileset.add(dcmread(next(iter(sorted(phantom_copy.iterdir())))))
+    for path in sorted(phantom_copy.iterdir())[:6]:
+        fileset.add(dcmread(path))
     media = tmp_path / "media"
     fileset.write(media)
     ds = dcmread(media / "DICOMDIR")
-    for record in ds.DirectoryRecordSequence:
-        if "ReferencedFileID" in record:
-            record.ReferencedFileID = ["..", "..", "etc", "passwd"]
+    images = [record for record in ds.DirectoryRecordSequence if "ReferencedFileID" in record]
+    images[0].ReferencedFileID = ["..", "..", "etc", "passwd"]
+    images[1].ReferencedFileID = ["NOWHERE", "X"]
     ds.save_as(media / "DICOMDIR")
-    with pytest.raises(UnsafePathError):
-        find_sources([media / "DICOMDIR"])
+    result = scan([media / "DICOMDIR"])
+    assert sum(len(series.slices) for series in result.series) == 4
+    reasons = [reason for _label, reason in result.skipped]
+    assert any("was not followed" in r and "unsafe path" in r.lower() for r in reasons), reasons
+    assert any("not on the medium" in r for r in reasons), reasons
 
 
 @pytest.mark.parametrize("part", ["..", "/etc", "a/b", "", "x\x00y"])

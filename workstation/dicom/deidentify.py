@@ -292,6 +292,8 @@ def deidentify_job(paths: Iterable[Path], out: Path, secret: bytes, options: Dei
         cancel.check()
         if index % 10 == 0:
             yield Progress(index, len(sources), f"De-identifying {index + 1} of {len(sources)}")
+        if source.refusal:  # a DICOMDIR record leaving its folder: said as it is, nothing written
+            raise DeidentificationError(source.refusal)
         try:
             with source.open() as stream:
                 original = configured_pydicom().dcmread(stream, force=True)

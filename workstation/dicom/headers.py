@@ -18,7 +18,8 @@ import numpy as np
 from workstation.config import LIMITS
 from workstation.dicom.fastheader import FastDataset, read_fast
 from workstation.dicom.sources import DicomSource
-from workstation.errors import CorruptDicomError, NotDicomError, SizeLimitError, UnsupportedDicomError
+from workstation.errors import (CorruptDicomError, NotDicomError, SizeLimitError, UnsafePathError,
+                                UnsupportedDicomError)
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -100,6 +101,8 @@ def read_headers(source: DicomSource, metadata_cache: MetadataCache | None = Non
     ordinary file is read by our own walker; anything unusual, and every file without a cache,
     by pydicom.
     """
+    if source.refusal:
+        raise UnsafePathError(source.refusal, path=str(source.path))
     try:
         size = source.size()
     except OSError as exc:  # e.g. a database's -shm file that vanished between listing and reading

@@ -22,6 +22,9 @@ class DicomSource:
 
     path: Path
     member: str | None = None
+    # Why this listed file is not read (a DICOMDIR record that leaves its folder, or names a
+    # missing file): reported as a skipped file, so the other records still load.
+    refusal: str | None = None
 
     @property
     def label(self) -> str:
@@ -119,14 +122,21 @@ def dicomdir_sources(path: Path) -> Iterator[DicomSource]:
         records = list(ds.get("DirectoryRecordSequence", []))
     except (pydicom.errors.InvalidDicomError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CorruptDicomError(f"DICOMDIR cannot be read: {exc}", path=str(path)) from exc
-    for record in records:
+    for number, record in enumerate(records, 1):
         file_id = record.get("ReferencedFileID")
         if not file_id:
             continue
-        parts = [file_id] if isinstance(file_id, str) else list(file_id)
-        target = safe_join(root, *[str(p) for p in parts])
+        parts = [str(p) for p in ([file_id] if isinstance(file_id, str) else list(file_id))]
+        try:
+            target = safe_join(root, *parts)
+        except UnsafePathError as exc:
+            yield DicomSource(path, f"record {number}", refusal=f"DICOMDIR record {number} was not followed: {exc}")
+            continue
         if target.is_file():
             yield DicomSource(target)
+        else:
+            yield DicomSource(path, f"record {number}", refusal=f"DICOMDIR record {number} names "
+                                                              f"{'/'.join(parts)}, which is not on the medium")
 
 
 def safe_join(root: Path, *parts: str) -> Path:
