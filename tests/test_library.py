@@ -99,3 +99,21 @@ def test_dicomdir_paths_cannot_escape_and_the_other_records_still_load(tmp_path:
 def test_safe_join_refuses_escapes(tmp_path: Path, part: str) -> None:
     with pytest.raises(UnsafePathError):
         safe_join(tmp_path, part)
+
+
+def test_files_sharing_a_sop_instance_uid_are_kept_and_named(home: Path, phantom_copy: Path, capsys) -> None:
+    """#21 item 3: different files under one SOPInstanceUID are all kept and reported (before: '1
+    copied, 15 already in the library' and 15 slices gone); identical copies count once."""
+    files = sorted(phantom_copy.iterdir())
+    for path in files:
+        ds = dcmread(path)
+        ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.42"
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.save_as(path)
+    shutil.copy(files[0], phantom_copy / "copy-of-the-first.dcm")  # the same bytes again
+    assert main(["import", str(phantom_copy)]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(files)} file(s) copied, 1 already in the library" in out
+    assert "although another file has its SOPInstanceUID 1.2.826.0.1.3680043.8.498.42" in out
+    assert main(["info", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["series"][0]["shape"][0] == len(files)

@@ -37,6 +37,8 @@ class ImportReport:
     files_copied: int = 0
     files_already_present: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    # files kept although another, different file carries the same SOPInstanceUID
+    shared_uids: list[tuple[str, str]] = field(default_factory=list)  # (file, SOPInstanceUID)
 
 
 class StudyLibrary:
@@ -96,7 +98,7 @@ class StudyLibrary:
                 "folder": str(study_folder.relative_to(self.home)), "imported_at": time.time()})
             report.studies.append(study.key)
             for series in study.series:
-                copied, present = self._import_series(series, study_folder, cancel)
+                copied, present = self._import_series(series, study_folder, report, cancel)
                 report.series.append(series.key)
                 report.files_copied += copied
                 report.files_already_present += present
@@ -104,7 +106,8 @@ class StudyLibrary:
                 yield Progress(done, total, f"Copied series '{series.description}'")
         return report
 
-    def _import_series(self, series: SeriesGroup, study_folder: Path, cancel: CancelToken) -> tuple[int, int]:
+    def _import_series(self, series: SeriesGroup, study_folder: Path, report: ImportReport,
+                       cancel: CancelToken) -> tuple[int, int]:
         folder = safe_join(study_folder, _hash(series.key))
         folder.mkdir(parents=True, exist_ok=True)
         first = series.slices[0]
@@ -124,8 +127,13 @@ class StudyLibrary:
             data = source.read_bytes()
             digest = hashlib.sha256(data).hexdigest()
             key = _hash("sop:" + sop_uid, 40) if sop_uid else _hash("sha:" + digest, 40)
+            stored = self._stored_digest(key)
+            if stored is not None and stored != digest:  # another file under the same UID: keep both, say so
+                report.shared_uids.append((source.label, sop_uid))
+                key = _hash(f"sop:{sop_uid}:sha:{digest}", 40)
+                stored = self._stored_digest(key)
             target = safe_join(folder, key + ".dcm")
-            if self.db["instances"].count_where("key = ?", [key]) and target.is_file():
+            if stored == digest and target.is_file():
                 present += 1
                 continue
             _atomic_write(target, data)
@@ -134,6 +142,10 @@ class StudyLibrary:
                                        "size": len(data)})
             copied += 1
         return copied, present
+
+    def _stored_digest(self, key: str) -> str | None:
+        row = self.db.execute("SELECT sha256 FROM instances WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
 
     def _upsert(self, table: str, row: dict) -> None:
         try:

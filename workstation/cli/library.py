@@ -43,6 +43,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     record_read(store, who, "imported", studies=len(report.studies), files=report.files_copied)
     print(f"Imported {len(report.studies)} study(ies), {len(report.series)} series: "
           f"{report.files_copied} file(s) copied, {report.files_already_present} already in the library.")
+    for label, uid in report.shared_uids[:10]:
+        print(f"  kept {label}, although another file has its SOPInstanceUID {uid} (check the source)")
+    if len(report.shared_uids) > 10:
+        print(f"  ... and {len(report.shared_uids) - 10} more files that share a SOPInstanceUID")
     for label, reason in report.skipped[:10]:
         print(f"  skipped {reason}")
     if len(report.skipped) > 10:
