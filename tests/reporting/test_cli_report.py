@@ -79,3 +79,36 @@ def test_report_export_and_settings_on_a_signed_library_study(small_phantom_dir,
 def test_unknown_study_is_one_clear_sentence(argv, home, capsys) -> None:
     assert main(argv) == 2
     assert "No study 'nope'" in capsys.readouterr().err
+
+
+def test_a_report_appears_at_its_name_only_once_recorded(tmp_path: Path, monkeypatch) -> None:
+    """#21 item 8: written under a staging name, recorded, then renamed, so a crash leaves the
+    name asked for either absent or recorded; an export that cannot be audited leaves nothing."""
+    import workstation.reporting.study as study_module
+    from workstation.imaging.phantom import PhantomSpec, generate_phantom
+    from workstation.reporting.study import export_decisions
+    from workstation.review.session import ReviewSession
+    from workstation.review.store import ReviewStore, StoreError
+
+    store = ReviewStore(tmp_path / "review.db")
+    admin = add_user(store, None, "admin", PASSWORD, "admin")
+    volume = generate_phantom(PhantomSpec.from_seed(3, matrix=128)).volume
+    ReviewSession(store, admin, volume.metadata.study_uid)
+    seen = []
+    real_append = study_module.audit.append
+
+    def append_and_look(connection, user, action, **kwargs):
+        seen.append(sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".pdf" or "partial" in p.name))
+        return real_append(connection, user, action, **kwargs)
+
+    monkeypatch.setattr(study_module.audit, "append", append_and_look)
+    out = tmp_path / "report.pdf"
+    run_job(study_module.study_report_job(store, volume, out, generated_by="admin"))
+    assert out.is_file() and len(seen) == 1 and "report.pdf" not in seen[0] and any("partial" in n for n in seen[0])
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+    store.connection.execute("PRAGMA query_only = ON")  # the audit row cannot be written
+    with pytest.raises(StoreError):
+        export_decisions(store, volume.metadata.study_uid, tmp_path / "decisions.json", "json", exported_by="admin")
+    store.connection.execute("PRAGMA query_only = OFF")
+    assert not [p for p in tmp_path.iterdir() if "decisions" in p.name]
+    store.close()

@@ -12,7 +12,7 @@ from PySide6.QtPdfWidgets import QPdfView
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QLabel, QVBoxLayout, QWidget
 
 from workstation.errors import WorkstationError
-from workstation.reporting.study import ExportedReport, record_report_export
+from workstation.reporting.study import ExportedReport, publish_report, staging_path
 from workstation.review.store import ReviewStore
 
 
@@ -70,8 +70,13 @@ class ReportPreviewDialog(QDialog):
             path = Path(chosen)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.preview.path, path)
-            record_report_export(self.store, self.username, self.preview.content, path)
+            staging = staging_path(path)
+            try:
+                shutil.copyfile(self.preview.path, staging)
+            except OSError:
+                staging.unlink(missing_ok=True)
+                raise
+            publish_report(self.store, self.username, self.preview.content, staging, path)
         except OSError as exc:
             self.error = f"Cannot save the report to {path}: {exc.strerror or exc}; choose another folder"
         except WorkstationError as exc:

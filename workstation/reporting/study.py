@@ -1,7 +1,9 @@
 """Report and decisions exports of a study, each recorded as an audit event.
 
 The one place CLI and GUI go through, so both write the same report and the same audit row.
-An export that cannot be audited (a read-only database) is removed again: nothing leaves the
+An export is written under a staging name beside its target, recorded, and only then renamed
+to the name asked for: a crash at any point leaves the target either absent or recorded, and
+an export that cannot be audited (a read-only database) is removed again. Nothing leaves the
 workstation unrecorded.
 """
 
@@ -9,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,13 +42,15 @@ class ExportedReport:
 def study_report_job(store: ReviewStore, volume: Volume, path: Path, *, generated_by: str, institution: str = "",
                      record: bool = True, cancel: CancelToken | None = None) -> Job[ExportedReport]:
     """The study's read from the store as a PDF: final when signed, else a watermarked draft.
-    `record=False` makes a preview; `record_report_export` then audits the copy that is kept."""
+    `record=False` makes a preview; `publish_report` then audits the copy that is kept."""
     content = content_from_store(store, volume.metadata.study_uid, volume, institution=institution,
                                  generated_by=generated_by)
-    written = yield from export_report_job(content, volume, stored_heatmaps(store, content), path, cancel)
+    heatmaps = stored_heatmaps(store, content)
     if not record:
-        return ExportedReport(written, content, "")
-    return record_report_export(store, generated_by, content, written)
+        return ExportedReport((yield from export_report_job(content, volume, heatmaps, path, cancel)), content, "")
+    staging = staging_path(path)
+    yield from export_report_job(content, volume, heatmaps, staging, cancel)
+    return publish_report(store, generated_by, content, staging, path)
 
 
 def draft_report_job(store: ReviewStore, analysis: Any, volume: Volume, path: Path, *, generated_by: str,
@@ -52,8 +58,9 @@ def draft_report_job(store: ReviewStore, analysis: Any, volume: Volume, path: Pa
     """A draft straight from a model run that nobody has reviewed (the headless pipeline)."""
     content = content_from_analysis(analysis, volume, institution=institution, generated_by=generated_by,
                                     audit_head=audit.head(store.connection))
-    written = yield from export_report_job(content, volume, {None: analysis.heatmap}, path, cancel)
-    return record_report_export(store, generated_by, content, written)
+    staging = staging_path(path)
+    yield from export_report_job(content, volume, {None: analysis.heatmap}, staging, cancel)
+    return publish_report(store, generated_by, content, staging, path)
 
 
 def export_decisions(store: ReviewStore, study_uid: str, path: Path, fmt: str, *, exported_by: str) -> Path:
@@ -63,12 +70,15 @@ def export_decisions(store: ReviewStore, study_uid: str, path: Path, fmt: str, *
         raise WorkstationError("Nothing has been read or analysed on this study yet")
     text = json.dumps(record, indent=1, ensure_ascii=False) if fmt == "json" else decisions_csv(record)
     path = Path(path)
+    staging = staging_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        staging.write_text(text, encoding="utf-8")
     except OSError as exc:
+        staging.unlink(missing_ok=True)
         raise WorkstationError(f"Cannot write {path}: {exc.strerror or exc}; choose another folder") from exc
-    record_export(store, exported_by, study_uid, path, kind=f"decisions-{fmt}", findings=len(record["findings"]))
+    record_export(store, exported_by, study_uid, staging, path, kind=f"decisions-{fmt}",
+                  findings=len(record["findings"]))
     return path
 
 
@@ -82,21 +92,33 @@ def stored_heatmaps(store: ReviewStore, content: ReportContent) -> dict[int | No
     return heatmaps
 
 
-def record_export(store: ReviewStore, user: str, study_uid: str, path: Path, **details: Any) -> str:
-    """Audit an export (with the file's SHA-256); if that fails, the file is removed again."""
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def staging_path(path: Path) -> Path:
+    """Where an export is written before it is recorded: beside its target (same file system, so
+    the rename is atomic), hidden, never a name anyone asked for."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+
+
+def record_export(store: ReviewStore, user: str, study_uid: str, staging: Path, path: Path, **details: Any) -> str:
+    """Audit the export of `staging` (with its SHA-256) as `path`, then rename it to `path`; if
+    the audit row cannot be written, the staged file is removed and nothing appears."""
     try:
+        digest = hashlib.sha256(Path(staging).read_bytes()).hexdigest()
         with store.transaction() as connection:
             audit.append(connection, user, "exported", study_uid=study_uid,
                          new_value={"path": str(Path(path).resolve()), "sha256": digest, **details})
-    except WorkstationError:
-        Path(path).unlink(missing_ok=True)
-        raise
+        os.replace(staging, path)
+    except OSError as exc:
+        raise WorkstationError(f"Cannot write {path}: {exc.strerror or exc}; choose another folder") from exc
+    finally:
+        Path(staging).unlink(missing_ok=True)
     record_anchor(store.connection, store.path, f"the export of {Path(path).name} by {user}")
     return digest
 
 
-def record_report_export(store: ReviewStore, user: str, content: ReportContent, written: Path) -> ExportedReport:
-    digest = record_export(store, user, content.metadata.study_uid, written, kind="report", draft=content.draft,
-                           findings=len(content.findings))
-    return ExportedReport(written, content, digest)
+def publish_report(store: ReviewStore, user: str, content: ReportContent, staging: Path, path: Path
+                   ) -> ExportedReport:
+    """Record the report written at `staging` as exported to `path`, and put it there."""
+    digest = record_export(store, user, content.metadata.study_uid, staging, path, kind="report",
+                           draft=content.draft, findings=len(content.findings))
+    return ExportedReport(Path(path), content, digest)
