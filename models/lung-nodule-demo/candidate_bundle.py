@@ -30,6 +30,7 @@ def make_candidate(snapshot: Path, folder: Path, fpr: Path | None = None) -> Pat
     shutil.copy2(fpr or HERE / "fpr.safetensors", folder / "fpr.safetensors")
     shutil.copy2(snapshot, folder / "weights.safetensors")
     meta = json.loads((folder / "metadata.json").read_text())
+    meta["version"] = f"{meta['version']}+{snapshot.stem}"  # its reports must not pass for the shipped version's
     meta["weights"]["sha256"] = sha256_file(folder / "weights.safetensors")
     meta["false_positive_reduction"]["weights"]["sha256"] = sha256_file(folder / "fpr.safetensors")
     (folder / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
