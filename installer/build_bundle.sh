@@ -30,7 +30,7 @@ fi
 rm -f "$requirements"
 
 cp -r models "$out/share/models"
-rm -f "$out"/share/models/*/checkpoint.*
+rm -f "$out"/share/models/*/checkpoint.* "$out"/share/models/*/snapshot-*
 cp -r resources "$out/share/resources"
 cp installer/bundle/install.sh installer/bundle/uninstall.sh installer/bundle/check.sh "$out/"
 cp installer/workstation.desktop.in "$out/"
