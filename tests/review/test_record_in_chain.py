@@ -121,3 +121,18 @@ def test_every_clinical_table_is_tracked() -> None:
     store_tables = {"users", "analyses", "findings", "decisions", "reading_sessions", "teaching_cases",
                     "quiz_attempts"}
     assert set(TRACKED) == store_tables
+
+
+def test_the_settings_file_is_bound_too(record: Path) -> None:
+    from workstation.review.settings_change import change_setting
+
+    store = ReviewStore(record)
+    change_setting(store, record.parent, login(store, "admin", "correct horse"), "institution", "Clinique du Lac")
+    assert audit.verify(store.connection).ok
+    store.close()
+    settings = record.parent / "settings.json"
+    settings.write_text(settings.read_text().replace("Clinique du Lac", "Forged Clinic"))
+    store = ReviewStore(record)
+    result = audit.verify(store.connection)
+    store.close()
+    assert not result.ok and "setting institution is 'Forged Clinic'" in result.reason

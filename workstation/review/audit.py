@@ -20,7 +20,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from workstation.review.anchors import first_broken_anchor
-from workstation.review.record_rows import first_difference, take_changed_rows
+from workstation.review.record_rows import first_difference, settings_difference, take_changed_rows
 
 GENESIS = "0" * 64
 COLUMNS = ("seq", "time_utc", "user", "action", "study_uid", "object_id", "old_value", "new_value", "details",
@@ -124,6 +124,8 @@ def verify(connection: sqlite3.Connection, anchors: list[tuple[int, str, str]] =
                             "the newest rows do not match the recorded chain head (rows were removed or added "
                             "at the end)")
     difference = first_difference(connection, recorded) if "rows" in columns else None
+    if difference is None and "rows" in columns and (settings := settings_difference(connection)):
+        difference = (None, settings)
     if difference is None:
         difference = first_broken_anchor(connection, list(anchors))
     if difference is not None:

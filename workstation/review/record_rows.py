@@ -6,6 +6,9 @@ process's connection note which rows a transaction touched, and `audit.append` t
 list. `verify` replays the recorded hashes and compares them with the tables, so an edit,
 insertion or deletion made any other way (the sqlite3 shell, another program) is named.
 
+The clinic's settings (settings.json beside the database) are bound the same way: each change
+is an audit row with its new value, and `verify` compares the file with the newest values.
+
 Left out on purpose: a user's failed-login counter and lock-out time, and a reader's active
 seconds, which change without a decision and are not part of the signed record.
 """
@@ -15,6 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from pathlib import Path
+
+from workstation.config import read_settings
 
 TRACKED: dict[str, tuple[str, ...]] = {
     "users": ("username", "role", "password_hash", "disabled", "created_at"),
@@ -89,4 +95,28 @@ def first_difference(connection: sqlite3.Connection, recorded: dict[tuple[str, i
         for (recorded_table, rowid), (expected, seq) in recorded.items():
             if recorded_table == table and expected is not None and rowid not in actual:
                 return seq, f"{table} row {rowid}, recorded by audit row {seq}, is missing (deleted outside the record)"
+    return None
+
+
+def settings_difference(connection: sqlite3.Connection) -> str | None:
+    """A sentence when the settings file differs from what the audit trail last recorded."""
+    home = _database_folder(connection)
+    if home is None:
+        return None
+    recorded: dict[str, str] = {}
+    for name, value in connection.execute(
+            "SELECT object_id, new_value FROM audit WHERE action = 'settings_changed' ORDER BY seq"):
+        recorded[name] = json.loads(value) if value else ""
+    actual = read_settings(home)
+    for name in sorted(set(recorded) | set(actual)):
+        if recorded.get(name, "") != actual.get(name, ""):
+            return (f"setting {name} is {actual.get(name, '(not set)')!r} but the audit trail last recorded "
+                    f"{recorded.get(name, '(not set)')!r} (changed outside the record)")
+    return None
+
+
+def _database_folder(connection: sqlite3.Connection) -> Path | None:
+    for _seq, name, file in connection.execute("PRAGMA database_list"):
+        if name == "main" and file:
+            return Path(file).parent
     return None

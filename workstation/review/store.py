@@ -14,6 +14,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from workstation.config import read_settings
 from workstation.errors import WorkstationError
 from workstation.review import audit
 from workstation.review.record_rows import all_rows, install_change_tracking
@@ -102,9 +103,11 @@ class ReviewStore:
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self.transaction() as connection:
                 _run_script(connection, MIGRATIONS[target])
-                if target == 5 and (baseline := all_rows(connection)):
-                    # rows from before the chain covered the record: sealed as found (trust on first use)
-                    audit.append(connection, "system", "record_sealed", rows=baseline)
+                if target == 5:  # what existed before the chain covered the record: sealed as found
+                    if baseline := all_rows(connection):
+                        audit.append(connection, "system", "record_sealed", rows=baseline)
+                    for name, value in read_settings(self.path.parent).items():
+                        audit.append(connection, "system", "settings_changed", object_id=name, new_value=value)
                 connection.execute(f"PRAGMA user_version={target}")
 
     @contextmanager
