@@ -295,7 +295,7 @@ def test_demo_case_read_entirely_by_keyboard_then_the_audit_verifies(window: Mai
     """Issue #5's end-to-end: open the demo case, run the AI, decide every finding by keys (rejects
     through the reason picker), sign with impression and Lung-RADS dialogs, verify the audit."""
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QComboBox, QDialogButtonBox, QInputDialog, QPlainTextEdit
+    from PySide6.QtWidgets import QApplication, QComboBox, QDialogButtonBox, QInputDialog, QLineEdit, QPlainTextEdit
 
     admin = add_user(window.store, None, "admin", "correct horse", "admin")
     window.review.set_user(add_user(window.store, admin, "dr.kim", "battery staple", "radiologist"))
@@ -313,7 +313,12 @@ def test_demo_case_read_entirely_by_keyboard_then_the_audit_verifies(window: Mai
         dialog = QApplication.activeModalWidget()
         if isinstance(dialog, QInputDialog):
             text = dialog.findChild(QPlainTextEdit)
-            if text is not None:  # the impression
+            secret = dialog.findChild(QLineEdit)
+            if secret is not None and secret.echoMode() == QLineEdit.EchoMode.Password:  # the e-signature
+                qtbot.keyClicks(secret, "battery staple")
+                answered.append("password")
+                qtbot.keyClick(secret, Qt.Key.Key_Return)
+            elif text is not None:  # the impression
                 qtbot.keyClicks(text, "Nodules as listed; no other findings.")
                 answered.append("impression")
                 qtbot.mouseClick(dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok),
@@ -333,7 +338,7 @@ def test_demo_case_read_entirely_by_keyboard_then_the_audit_verifies(window: Mai
     qtbot.keyClick(window.views["axial"], Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: session.signed, timeout=10000)
     answered.extend(["stop"] * 99)
-    assert "impression" in answered and (total < 2 or "vessel" in answered)
+    assert "impression" in answered and "password" in answered and (total < 2 or "vessel" in answered)
     assert any(a in ("1", "2", "3", "4A", "4B") for a in answered)  # the Lung-RADS suggestion, confirmed
     window.reports.export_offer.reject()  # "Export the report now?" - not now
     states = session.findings()
