@@ -50,3 +50,12 @@ def test_values_a_model_cannot_run_with_are_refused(bundle_copy: Path, path, val
 
 def test_the_shipped_values_pass(bundle_copy: Path) -> None:
     assert ModelBundle.from_folder(bundle_copy).default_threshold > 0
+
+
+def test_each_operating_point_says_what_it_was_measured_on(bundle_copy: Path) -> None:
+    assert {p.measured_on for p in ModelBundle.from_folder(bundle_copy).operating_points} == {
+        "50 synthetic phantoms, not real CT"}
+    _set(bundle_copy, ("operating_points",), [{"threshold": 0.3, "sensitivity": 0.4, "false_positives_per_scan": 2,
+                                               "evaluation": "inserted nodules in held-out real CT"}])
+    point = ModelBundle.from_folder(bundle_copy).operating_points[0]
+    assert point.measured_on == "inserted nodules in held-out real CT"

@@ -122,4 +122,4 @@ class AiRunController(QObject):
         point = min(bundle.operating_points, key=lambda p: abs(p.threshold - threshold))
         self.operating_label.setText(f"Model card at threshold {point.threshold:g}: sensitivity "
                                      f"{point.sensitivity:.2f}, {point.false_positives_per_scan:.2f} false "
-                                     f"positives per scan (nodules >= 6 mm)")
+                                     f"positives per scan (nodules >= 6 mm), measured on {point.measured_on}")

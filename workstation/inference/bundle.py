@@ -38,6 +38,7 @@ class OperatingPoint:
     threshold: float
     sensitivity: float
     false_positives_per_scan: float
+    measured_on: str = ""  # the data the figures come from, said wherever they are shown
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,8 @@ class ModelBundle:
                 weights_sha256=digest, output_activation=str(meta["output_activation"]),
                 default_threshold=float(meta["default_threshold"]),
                 operating_points=tuple(OperatingPoint(float(p["threshold"]), float(p["sensitivity"]),
-                                                      float(p["false_positives_per_scan"]))
+                                                      float(p["false_positives_per_scan"]),
+                                                      _measured_on(p, meta.get("evaluation", {})))
                                        for p in meta["operating_points"]),
                 valid_inputs=dict(meta["valid_inputs"]), training_data=str(meta["training_data"]),
                 licence=str(meta["licence"]), evaluation=dict(meta.get("evaluation", {})),
@@ -227,6 +229,16 @@ def _large_lesion_pass(settings: dict) -> LargeLesionPass:
     if not 0 <= share <= 1:
         raise ValueError(f"large_lesion_pass min_aerated_border must lie within 0-1, not {share}")
     return LargeLesionPass(spacing, float(settings["min_diameter_mm"]), share)  # type: ignore[arg-type]
+
+
+def _measured_on(point: dict, evaluation: dict) -> str:
+    """Which data an operating point was measured on: its own 'evaluation' entry, else the
+    bundle's evaluation (phantom seeds mean synthetic phantoms, never real CT)."""
+    if point.get("evaluation"):
+        return str(point["evaluation"])
+    if "phantom_seeds" in evaluation:
+        return f"{evaluation.get('cases', '?')} synthetic phantoms, not real CT"
+    return "an evaluation the bundle does not name"
 
 
 def _check(condition: bool, message: str) -> None:

@@ -44,6 +44,7 @@ class ModelRun:
     intended_use: str = ""
     stated_sensitivity: float | None = None  # at the operating threshold, from the model card
     stated_fp_per_scan: float | None = None
+    stated_measured_on: str = ""  # the data those figures come from
     analysis_id: int | None = None
     second_stage_sha256: str = ""
 
@@ -199,7 +200,8 @@ def _with_model_card(run: ModelRun) -> ModelRun:
     matches = point is not None and abs(point.threshold - run.threshold) < 1e-6
     return replace(run, intended_use=bundle.intended_use, notice=run.notice or bundle.notice,
                    stated_sensitivity=point.sensitivity if matches else None,
-                   stated_fp_per_scan=point.false_positives_per_scan if matches else None)
+                   stated_fp_per_scan=point.false_positives_per_scan if matches else None,
+                   stated_measured_on=point.measured_on if matches else "")
 
 
 def _locator(volume: Volume):

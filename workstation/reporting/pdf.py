@@ -161,7 +161,8 @@ class _Story:
             return out + [self.p("No AI model was run on this study.")]
         for run in self.content.model_runs:
             stated = (f"stated sensitivity {run.stated_sensitivity:.0%} at {run.stated_fp_per_scan:g} false "
-                      "positives per scan (model card, nodules ≥ 6 mm)" if run.stated_sensitivity is not None
+                      f"positives per scan (model card, nodules ≥ 6 mm; measured on {run.stated_measured_on})"
+                      if run.stated_sensitivity is not None
                       else "no stated performance at this threshold in the model card")
             second = f"; second stage {run.second_stage_sha256[:12]}" if run.second_stage_sha256 else ""
             rows = [["Model", f"{run.name} {run.version} (weights sha256 {run.sha256[:12]}{second})"],
