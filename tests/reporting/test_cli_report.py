@@ -49,7 +49,8 @@ def test_report_export_and_settings_on_a_signed_library_study(small_phantom_dir,
     session = ReviewSession(store, login(store, "dr_sow", PASSWORD), study["study_uid"])
     session.record_analysis(run_job(run_inference_job(volume, find_model(), threshold=0.05)), volume.metadata.series_uid)
     added = session.add(tuple(volume.voxel_to_patient((64, 64, volume.shape[0] // 2))), 9.0, "solid")
-    session.sign("One solid nodule.", password=PASSWORD, allow_undecided=True)
+    session.sign("One solid nodule.", password=PASSWORD, allow_undecided=True,
+                 undecided_reason="out of scope for this test")
     capsys.readouterr()
 
     out = tmp_path / "final.pdf"

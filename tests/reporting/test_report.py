@@ -66,7 +66,7 @@ def _read(store, volume, analysis, *, sign: bool = True, override: str | None = 
                         "ground-glass")
     if sign:
         session.sign("Solid nodule in the left lower zone.\n\nFollow-up as per Lung-RADS.", password=PASSWORD,
-                     allow_undecided=True,
+                     allow_undecided=True, undecided_reason="left for the second reader",
                      lung_rads=override, lung_rads_reason="growth on outside study" if override else "")
     return {"accepted": ids[0], "rejected": ids[1], "added": added, "session": session}
 
@@ -133,7 +133,7 @@ def test_reader_override_of_lung_rads_is_printed_with_the_suggestion(case, store
     assert "Overrides the suggestion" in whole and "Suggested category" in whole
 
 
-def test_key_images_show_the_heatmap_inside_the_marker(case, store, tmp_path) -> None:
+def test_key_images_outline_the_heatmap_inside_the_marker(case, store, tmp_path) -> None:
     volume, analysis, _ = case
     _read(store, volume, analysis)
     path = _report(store, volume, tmp_path / "r.pdf").path
@@ -150,11 +150,13 @@ def test_key_images_show_the_heatmap_inside_the_marker(case, store, tmp_path) ->
             if not (25 <= height <= 250 and 0.7 < width / height < 1.4):
                 continue  # only the close-up's ring is big enough to look inside reliably
             cy, cx = (region[0].start + region[0].stop) // 2, (region[1].start + region[1].stop) // 2
-            inside = rgb[cy - height // 6:cy + height // 6, cx - width // 6:cx + width // 6]
-            red, blue = inside[..., 0].mean(), inside[..., 2].mean()
-            if red - blue > 60:  # heat (red to yellow) in the ring's centre
+            centre = rgb[cy - 2:cy + 3, cx - 2:cx + 3]
+            ring = rgb[region]
+            heat = (ring[..., 0] > 200) & (ring[..., 1] > 140) & (ring[..., 2] < 80)  # the outline's yellow
+            grey = np.abs(centre[..., 0] - centre[..., 2]).mean() < 25  # the lesion itself, not covered
+            if heat.sum() > 10 and grey:
                 checked += 1
-    assert checked >= 1, "no close-up key image with the heatmap inside its marker"
+    assert checked >= 1, "no close-up key image with the heatmap's outline inside its marker and the lesion visible"
 
 
 def test_non_latin_names_long_impression_and_fifty_findings(case, store, tmp_path) -> None:
@@ -166,7 +168,8 @@ def test_non_latin_names_long_impression_and_fifty_findings(case, store, tmp_pat
     for n in range(50):
         session.add((-60.0 + 2.4 * n, -20.0, z), 4.0 + n % 20, "solid")
     impression = " ".join(f"Sentence {n} of a very long impression." for n in range(3000))
-    session.sign(impression, password=PASSWORD, allow_undecided=True)
+    session.sign(impression, password=PASSWORD, allow_undecided=True,
+                 undecided_reason="out of scope for this test")
     for kind, name in names.items():
         patient = dataclasses.replace(volume, metadata=dataclasses.replace(volume.metadata, patient_name=name))
         content = content_from_store(store, volume.metadata.study_uid, patient, institution="مستشفى الشفاء")
@@ -233,3 +236,25 @@ def test_decisions_export_json_and_csv(case, store, tmp_path) -> None:
     export = store.connection.execute("SELECT new_value FROM audit WHERE action = 'exported'").fetchone()
     assert json.loads(export[0])["kind"] == "decisions-json"
 
+    assert by_id[read["added"]]["number"] == len(analysis.findings) + 1  # the viewer's number, after the AI's
+    assert {row["finding_number"] for row in rows} >= {"1", str(len(analysis.findings) + 1)}
+
+
+def test_signed_with_undecided_candidates_says_how_many_were_not_reviewed_and_why(case, store, tmp_path) -> None:
+    """#22: 'Sign anyway' must not leave the report silent; numbers are the viewer's, in every section."""
+    volume, analysis, _ = case
+    session = ReviewSession(store, login(store, "dr_ada", PASSWORD), volume.metadata.study_uid)
+    ids = session.record_analysis(analysis, volume.metadata.series_uid)
+    session.accept(ids[-1])  # the least probable: number n in the viewer, the report's only finding
+    session.sign("One nodule.", password=PASSWORD, allow_undecided=True,
+                 undecided_reason="the second reader reviews the rest")
+    whole = "\n".join(_text(_report(store, volume, tmp_path / "r.pdf").path))
+    undecided = len(ids) - 1
+    assert f"{undecided} AI candidate(s) were not reviewed" in whole
+    assert "Reason given at signing: the second reader reviews the rest" in whole
+    assert f"Finding {len(ids)}:" in whole and "Finding 1:" not in whole
+    assert "Institution not set" not in whole  # _report names one; an unset one is left out (see below)
+    content = content_from_store(store, volume.metadata.study_uid, volume)
+    assert not content.institution and [f.number for f in content.findings] == [len(ids)]
+    path = run_job(export_report_job(content, volume, {}, tmp_path / "no-institution.pdf"))
+    assert all("Institution not set" not in page for page in _text(path))

@@ -32,7 +32,8 @@ def signed_study(home: Path, small_phantom_dir: Path, tmp_path: Path, monkeypatc
     assert main(["analyze", "1", "--as", "boss"]) == 0
     store = ReviewStore.in_home(home)
     session = ReviewSession(store, login(store, "boss", PASSWORD), StudyLibrary(home).studies()[0]["study_uid"])
-    session.sign("One nodule.", password=PASSWORD, allow_undecided=True)
+    session.sign("One nodule.", password=PASSWORD, allow_undecided=True,
+                 undecided_reason="out of scope for this test")
     store.close()
     report = tmp_path / "report.pdf"
     assert main(["report", "1", "--out", str(report), "--as", "boss"]) == 0

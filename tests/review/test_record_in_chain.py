@@ -32,7 +32,8 @@ def record(tmp_path: Path) -> Path:
     session.accept(ids[0])
     session.reject(ids[1], "vessel")
     session.add((1.0, 2.0, 3.0), 6.0)
-    session.sign("One nodule.", password="battery staple", allow_undecided=True)
+    session.sign("One nodule.", password="battery staple", allow_undecided=True,
+                 undecided_reason="out of scope for this test")
     with store.transaction() as connection:
         connection.execute("INSERT INTO teaching_cases VALUES (?,?,?,?,?,?,?)",
                            ("9.9", "pack", "case 1", "[]", "", "admin", "now"))

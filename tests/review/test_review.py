@@ -3,6 +3,7 @@ tamper detection, crash safety under SIGKILL, and a read-only data folder."""
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 from pathlib import Path
@@ -290,3 +291,47 @@ def test_a_user_that_never_logged_in_can_do_nothing(store: ReviewStore, reader: 
     logout(store, reader)
     with pytest.raises(PermissionDenied, match="not logged in"):
         session.record_analysis(_Analysis(1))
+
+
+def test_findings_keep_one_number_for_the_study_s_life(store: ReviewStore, reader: User) -> None:
+    """#22: the number a reader dictates is the same in the list, report, exports and audit; it
+    does not change with decisions, added findings, other studies or later runs."""
+    other = ReviewSession(store, reader, "9.9.9")
+    other.record_analysis(_Analysis(2), "9.9.9.1")  # another study's rows first: ids no longer start at 1
+    session = ReviewSession(store, reader, STUDY)
+    ids = session.record_analysis(_Analysis(3), "1.2.3")
+    numbers = {s.id: s.number for s in session.findings()}
+    assert [numbers[i] for i in ids] == [1, 2, 3] and min(ids) > 2
+    added = session.add((10.0, 20.0, 30.0), 6.0)
+    session.undo()  # the addition taken back: its number is not given to the next one
+    again = session.add((11.0, 20.0, 30.0), 6.0)
+    session.reject(ids[0], "vessel")
+    numbers = {s.id: s.number for s in session.findings()}
+    assert added not in numbers and numbers[again] == 5 and numbers[ids[0]] == 1
+    row = store.connection.execute("SELECT details FROM audit WHERE action = 'finding_rejected'").fetchone()
+    assert json.loads(row[0])["finding"] == 1
+
+
+def test_signing_with_undecided_candidates_needs_a_reason_which_is_recorded(store: ReviewStore,
+                                                                              reader: User) -> None:
+    session = ReviewSession(store, reader, STUDY)
+    ids = session.record_analysis(_Analysis(3), "1.2.3")
+    session.accept(ids[0])
+    with pytest.raises(ReviewError, match="say why"):
+        session.sign("One nodule.", password="battery staple", allow_undecided=True)
+    session.sign("One nodule.", password="battery staple", allow_undecided=True,
+                 undecided_reason="low-probability candidates, second reader to check")
+    row = store.connection.execute("SELECT new_value FROM audit WHERE action = 'signed'").fetchone()
+    assert json.loads(row[0])["undecided"] == 2 and "second reader to check" in row[0]
+    assert audit.verify(store.connection).ok
+
+
+def test_an_edited_diameter_recomputes_the_volume(store: ReviewStore, reader: User) -> None:
+    session = ReviewSession(store, reader, STUDY)
+    ids = session.record_analysis(_Analysis(1), "1.2.3")
+    assert next(s for s in session.findings()).volume_mm3 == 200.0  # the model's segmented volume
+    session.edit(ids[0], diameter_mm=4.2)
+    state = session.findings()[0]
+    assert state.volume_mm3 == pytest.approx(np.pi / 6 * 4.2 ** 3) and state.volume_estimated
+    session.undo()
+    assert session.findings()[0].volume_mm3 == 200.0 and not session.findings()[0].volume_estimated

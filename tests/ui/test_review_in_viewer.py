@@ -140,7 +140,7 @@ def test_sign_offers_the_report_preview_then_save_keeps_and_audits_it(loaded: Ma
     _run_ai(loaded, qtbot)
     loaded.review.accept_finding()
     with qtbot.waitSignal(loaded.runner.finished, timeout=60000):
-        loaded.review.sign_study("Reviewed.", confirm_undecided=True, export_after=True,
+        loaded.review.sign_study("Reviewed.", undecided_reason="test: the rest later", export_after=True,
                                  password="battery staple")
     qtbot.waitUntil(lambda: loaded.reports.report_preview is not None and loaded.reports.report_preview.isVisible())
     preview = loaded.reports.report_preview
@@ -386,7 +386,8 @@ def test_a_signed_read_is_sealed_for_a_trainee_and_amended_only_by_addendum(load
     tree.setCurrentItem(tree.topLevelItem(0))
     rejected = loaded.findings_panel.current_id()
     loaded.review.reject_finding("outside lung")
-    loaded.review.sign_study("No nodules.", confirm_undecided=True, export_after=False, password="battery staple")
+    loaded.review.sign_study("No nodules.", undecided_reason="test: the rest later", export_after=False,
+                             password="battery staple")
     assert loaded.review.session.signed
     decisions = loaded.store.connection.execute("SELECT count(*) FROM decisions").fetchone()[0]
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox, QWidget
+from PySide6.QtWidgets import QInputDialog, QLineEdit, QWidget
 
 from ui.controllers.quiz import Quiz
 from ui.state import ViewerState
@@ -213,17 +213,23 @@ class ReviewController(QObject):
 
     def sign_study(self, impression: str | None = None, confirm_undecided: bool | None = None,
                    export_after: bool | None = None, lung_rads: str | None = None, lung_rads_reason: str = "",
-                   password: str | None = None) -> None:
+                   password: str | None = None, undecided_reason: str | None = None) -> None:
+        """Sign the read; with candidates undecided, only with a reason (asked here when not given),
+        which the audit row and the report keep beside the count of candidates not reviewed."""
         if self.session is None:
             self._fail("Log in and open a study to sign it")
             return
         decided, total = self.session.progress()
-        if decided < total and confirm_undecided is None:
-            answer = QMessageBox.question(self.parent(), "Sign",
-                                          f"{total - decided} finding(s) are undecided. Sign anyway?")
-            confirm_undecided = answer == QMessageBox.StandardButton.Yes
-        if decided < total and not confirm_undecided:
+        if decided < total and confirm_undecided is False:
             return
+        if decided < total and undecided_reason is None and self.session.user.can("sign"):
+            undecided_reason, ok = QInputDialog.getText(
+                self.parent(), "Sign with undecided candidates",
+                f"{total - decided} of {total} AI candidate(s) are undecided; the report will say they were not "
+                "reviewed.\nWhy sign without deciding them?")
+            if not ok or not undecided_reason.strip():
+                self._status("Not signed: decide the candidates, or give a reason to sign anyway")
+                return
         if impression is None:
             impression, ok = QInputDialog.getMultiLineText(self.parent(), "Sign", "Impression")
             if not ok:
@@ -238,8 +244,9 @@ class ReviewController(QObject):
                                                 QLineEdit.EchoMode.Password)
             if not ok:
                 return
-        if self._review(lambda s: s.sign(impression, password=password or "", allow_undecided=bool(confirm_undecided),
-                                         lung_rads=lung_rads, lung_rads_reason=lung_rads_reason)):
+        if self._review(lambda s: s.sign(impression, password=password or "", allow_undecided=decided < total,
+                                         lung_rads=lung_rads, lung_rads_reason=lung_rads_reason,
+                                         undecided_reason=undecided_reason or "")):
             self._status("Signed; later changes are addenda")
             self.signed.emit(export_after)
 

@@ -2,7 +2,9 @@
 
 The report shows as findings only what a person accepted or added. A signed read gives a
 final report; anything else gives a draft, in which the AI's undecided proposals appear in
-their own section, labelled as not reviewed.
+their own section, labelled as not reviewed. A read signed with candidates left undecided says
+how many were not reviewed and the reason the signer gave. Findings keep their study number
+(the one the viewer shows) in every section.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class ReportFinding:
     decided_at: str | None
     reason: str | None
     analysis_id: int | None
+    volume_estimated: bool = False  # from an edited diameter, not the model's segmentation
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class ReportContent:
     metadata: SeriesMetadata
     model_runs: tuple[ModelRun, ...]
     findings: tuple[ReportFinding, ...]  # accepted by a person or added by one
-    proposals: tuple[ReportFinding, ...]  # AI findings nobody decided (shown in drafts only)
+    proposals: tuple[ReportFinding, ...]  # AI findings nobody decided (listed in drafts, counted when signed)
     rejected: tuple[ReportFinding, ...]
     suggestion: LungRadsSuggestion
     impression: str = ""
@@ -93,6 +96,7 @@ class ReportContent:
     signed_at: str | None = None
     audit_head: tuple[int, str] = (0, audit.GENESIS)
     addenda: tuple[Addendum, ...] = ()
+    unreviewed_reason: str = ""  # why the signer left AI candidates undecided
     generated_by: str = ""
     generated_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
@@ -120,16 +124,17 @@ def content_from_store(store: ReviewStore, study_uid: str, volume: Volume, *, in
     states = ReviewSession.findings_of(store, study_uid, as_signed=signed)  # a signed read: as it was signed
     locate = _locator(volume)
 
-    def report_finding(number: int, state: FindingState) -> ReportFinding:
-        return ReportFinding(number, state.id, state.source, locate(state.center_mm), state.center_mm,
+    def report_finding(state: FindingState) -> ReportFinding:
+        return ReportFinding(state.number, state.id, state.source, locate(state.center_mm), state.center_mm,
                              state.diameter_mm, state.volume_mm3, state.type, state.probability,
                              f"{state.model_name} {state.model_version}" if state.model_name else "",
-                             state.decided_by, state.decided_at, state.reason, analysis_of.get(state.id))
+                             state.decided_by, state.decided_at, state.reason, analysis_of.get(state.id),
+                             state.volume_estimated)
 
-    accepted = [report_finding(n, s) for n, s in enumerate((s for s in states if s.reportable), start=1)]
-    undecided = [report_finding(0, s) for s in states if s.decision == "undecided"]
-    rejected = [report_finding(0, s) for s in states if s.decision == "rejected"]
-    numbers = {f.finding_id: f.number for f in accepted}
+    accepted = sorted((report_finding(s) for s in states if s.reportable), key=lambda f: f.number)
+    undecided = [report_finding(s) for s in states if s.decision == "undecided"]
+    rejected = [report_finding(s) for s in states if s.decision == "rejected"]
+    numbers = {s.id: s.number for s in states}
     return ReportContent(
         institution=institution, metadata=volume.metadata, model_runs=tuple(runs), findings=tuple(accepted),
         proposals=tuple(undecided), rejected=tuple(rejected), suggestion=_suggest(accepted),
@@ -137,7 +142,15 @@ def content_from_store(store: ReviewStore, study_uid: str, volume: Volume, *, in
         lung_rads_override=json.loads(reading[5]) if reading and reading[5] else None,
         reading_seconds=float(reading[4]) if reading else None, signer=reading[0] if signed else None,
         signed_at=reading[3] if signed else None, audit_head=audit.head(connection),
-        addenda=_addenda(connection, study_uid, numbers, locate) if signed else (), generated_by=generated_by)
+        addenda=_addenda(connection, study_uid, numbers, locate) if signed else (),
+        unreviewed_reason=_unreviewed_reason(connection, study_uid) if signed else "", generated_by=generated_by)
+
+
+def _unreviewed_reason(connection: sqlite3.Connection, study_uid: str) -> str:
+    """The reason the signer gave for leaving AI candidates undecided (kept in the 'signed' audit row)."""
+    row = connection.execute("SELECT new_value FROM audit WHERE study_uid = ? AND action = 'signed' "
+                             "ORDER BY seq DESC LIMIT 1", (study_uid,)).fetchone()
+    return (json.loads(row[0]) or {}).get("undecided_reason", "") if row and row[0] else ""
 
 
 _ADDENDUM_VERBS = {"accept": "accepted", "reject": "rejected", "edit": "edited", "add": "added", "undo": "took back "
@@ -162,7 +175,7 @@ def content_from_analysis(analysis: Any, volume: Volume, *, institution: str = "
     """A draft straight from a model run (the headless pipeline): every finding is a proposal."""
     locate = _locator(volume)
     proposals = tuple(
-        ReportFinding(0, f.id, "ai", locate(f.center_mm), tuple(f.center_mm), f.diameter_mm, f.volume_mm3, f.type,
+        ReportFinding(f.id, f.id, "ai", locate(f.center_mm), tuple(f.center_mm), f.diameter_mm, f.volume_mm3, f.type,
                       f.probability, f"{f.model_name} {f.model_version}", None, None, None, None)
         for f in analysis.findings)
     run = _with_model_card(ModelRun(

@@ -11,8 +11,8 @@ import json
 from workstation.review.session import ReviewSession
 from workstation.review.store import ReviewStore
 
-CSV_COLUMNS = ("decision_id", "time_utc", "user", "role", "action", "reason", "addendum", "undoes", "finding_id",
-               "finding_source", "finding_type", "diameter_mm", "center_mm", "probability", "model_name",
+CSV_COLUMNS = ("decision_id", "time_utc", "user", "role", "action", "reason", "addendum", "undoes", "finding_number",
+               "finding_id", "finding_source", "finding_type", "diameter_mm", "center_mm", "probability", "model_name",
                "model_version", "model_sha256", "old_values", "new_values")
 
 
@@ -37,7 +37,7 @@ def decisions_export(store: ReviewStore, study_uid: str, exported_by: str) -> di
     findings = []
     for state in ReviewSession.findings_of(store, study_uid):
         findings.append({
-            "finding_id": state.id, "source": state.source, "decision": state.decision, "reason": state.reason,
+            "number": state.number, "finding_id": state.id, "source": state.source, "decision": state.decision, "reason": state.reason,
             "type": state.type, "diameter_mm": state.diameter_mm, "center_mm": list(state.center_mm),
             "volume_mm3": state.volume_mm3, "probability": state.probability,
             "model": {"name": state.model_name, "version": state.model_version,
@@ -63,7 +63,8 @@ def decisions_csv(export: dict) -> str:
             writer.writerow({
                 **{key: decision[key] for key in ("decision_id", "time_utc", "user", "role", "action", "reason",
                                                    "addendum", "undoes")},
-                "finding_id": finding["finding_id"], "finding_source": finding["source"],
+                "finding_number": finding["number"], "finding_id": finding["finding_id"],
+                "finding_source": finding["source"],
                 "finding_type": finding["type"], "diameter_mm": finding["diameter_mm"],
                 "center_mm": " ".join(f"{v:.2f}" for v in finding["center_mm"]),
                 "probability": finding["probability"], "model_name": model.get("name"),

@@ -1,7 +1,8 @@
 """Key images for the report, drawn with numpy and Pillow: no GL, no display, so servers can
 make reports. Each finding gets an axial slice (whole, and a close-up) and a coronal slice at
-lung window, with the heatmap above the operating threshold, a marker, a scale bar and the
-patient-orientation letters at the edges (radiological convention falls out of the affine).
+lung window, with the outline of the heatmap above the operating threshold (an outline, so the
+lesion itself stays visible), a marker, a scale bar and the patient-orientation letters at the
+edges (radiological convention falls out of the affine).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
 
 from workstation.imaging.volume import Volume
 from workstation.imaging.windowing import apply_window
@@ -17,6 +19,8 @@ from workstation.paths import shipped
 
 LUNG_WINDOW = (-600.0, 1500.0)
 MARKER_RGB = (0, 230, 255)  # cyan: apart from the red-to-yellow heatmap
+OUTLINE_RGB = (255, 200, 0)  # the heatmap's outline at the operating threshold
+OUTLINE_PX = 2
 LETTERS = (("R", "L"), ("A", "P"), ("I", "S"))  # LPS axis: (negative, positive)
 FONT_FILE = shipped("resources") / "fonts" / "DejaVuSans-Bold.ttf"
 
@@ -25,15 +29,6 @@ FONT_FILE = shipped("resources") / "fonts" / "DejaVuSans-Bold.ttf"
 class KeyImage:
     caption: str
     image: Image.Image  # RGB
-
-
-def heat_colours(heat: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """(RGB, alpha) for heat at or above the threshold: red at the threshold to yellow at 1."""
-    level = np.clip((heat - threshold) / max(1.0 - threshold, 1e-6), 0.0, 1.0)
-    shown = heat >= threshold
-    rgb = np.stack([np.full_like(level, 255.0), 40.0 + 215.0 * level, np.zeros_like(level)], axis=-1)
-    alpha = np.where(shown, 0.3 + 0.3 * level, 0.0)
-    return rgb, alpha
 
 
 def finding_key_images(volume: Volume, heatmap: np.ndarray | None, centre_mm, diameter_mm: float, label: str,
@@ -94,13 +89,12 @@ class _Plane:
             column, row = half_c, half_r
         grey = apply_window(hu, LUNG_WINDOW[0], LUNG_WINDOW[1]).astype(np.float32)
         rgb = np.repeat(grey[..., None], 3, axis=-1)
-        if heat is not None:
-            colour, alpha = heat_colours(heat, threshold)
-            rgb = rgb * (1 - alpha[..., None]) + colour * alpha[..., None]
         width_mm, height_mm = hu.shape[1] * col_mm, hu.shape[0] * row_mm
         scale = size_px / max(width_mm, height_mm)  # output pixels per mm, square
         size = (max(1, round(width_mm * scale)), max(1, round(height_mm * scale)))
         image = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).resize(size, Image.BILINEAR)
+        if heat is not None:
+            image = _with_outline(image, heat, threshold)
         draw = ImageDraw.Draw(image)
         centre = ((column + 0.5) * col_mm * scale, (row + 0.5) * row_mm * scale)
         radius = max(diameter_mm / 2 + 3.0, 5.0) * scale
@@ -128,6 +122,21 @@ class _Plane:
             vector = self.right * sx + self.down * sy
             draw.text(xy, orientation_letter(vector), fill=(255, 230, 120), font=font, stroke_width=2,
                       stroke_fill=(0, 0, 0))
+
+
+def heat_outline(heat: np.ndarray, threshold: float, size: tuple[int, int], width_px: int = OUTLINE_PX
+                 ) -> np.ndarray:
+    """Pixels (output size, rows x columns) on the border of the region at or above the threshold:
+    a contour that surrounds the lesion instead of covering it."""
+    resized = np.asarray(Image.fromarray(heat.astype(np.float32), mode="F").resize(size, Image.BILINEAR))
+    inside = resized >= threshold
+    return inside & ~ndimage.binary_erosion(inside, iterations=width_px, border_value=1)
+
+
+def _with_outline(image: Image.Image, heat: np.ndarray, threshold: float) -> Image.Image:
+    pixels = np.asarray(image).copy()
+    pixels[heat_outline(heat, threshold, image.size)] = OUTLINE_RGB
+    return Image.fromarray(pixels)
 
 
 def orientation_letter(vector: np.ndarray) -> str:

@@ -63,6 +63,6 @@ def suggest_category(nodules: Iterable[NoduleInput]) -> LungRadsSuggestion:
 
 
 def suggest_for_read(states: Iterable) -> LungRadsSuggestion:
-    """The suggestion for a read in progress: its accepted findings numbered as the report will."""
-    accepted = [s for s in states if s.reportable]
-    return suggest_category(NoduleInput(n, s.type, s.diameter_mm) for n, s in enumerate(accepted, start=1))
+    """The suggestion for a read in progress: its accepted findings by their study numbers (the
+    viewer's and the report's), with their sizes and types as last edited."""
+    return suggest_category(NoduleInput(s.number, s.type, s.diameter_mm) for s in states if s.reportable)

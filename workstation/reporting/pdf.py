@@ -82,11 +82,12 @@ def write_report_pdf(content: ReportContent, images: Mapping[tuple[str, int], li
 
 
 def _key(finding: ReportFinding) -> tuple[str, int]:
-    return ("finding" if finding.number else "proposal", finding.finding_id)
+    return ("finding", finding.finding_id)
 
 
 def _label(finding: ReportFinding) -> str:
-    return str(finding.number) if finding.number else f"P{finding.finding_id}"
+    """The finding's study number: the one the viewer's list, views and dialogs show."""
+    return str(finding.number)
 
 
 def _styles(fonts: FontSet) -> dict[str, ParagraphStyle]:
@@ -98,7 +99,7 @@ def _styles(fonts: FontSet) -> dict[str, ParagraphStyle]:
         "head": ParagraphStyle("head", parent=body, fontName=fonts.bold, fontSize=8, leading=10),
         "h1": ParagraphStyle("h1", parent=body, fontName=fonts.bold, fontSize=14, leading=18, spaceAfter=4),
         "h2": ParagraphStyle("h2", parent=body, fontName=fonts.bold, fontSize=11, leading=14, spaceBefore=10,
-                             spaceAfter=4),
+                             spaceAfter=4, keepWithNext=1),  # a heading never ends a page alone
         "warning": ParagraphStyle("warning", parent=body, textColor=colors.HexColor("#b00020")),
         "right": ParagraphStyle("right", parent=body, fontSize=8, alignment=TA_RIGHT),
     }
@@ -130,6 +131,8 @@ class _Story:
         story += self.study_section() + self.ai_section() + self.findings_section()
         if c.draft and c.proposals:
             story += self.proposals_section()
+        elif c.proposals:
+            story += self.unreviewed_section()
         story += self.rejected_section() + self.conclusion_section()
         return story
 
@@ -183,8 +186,10 @@ class _Story:
         for f in findings:
             who = (f"{f.decided_by}, {_when(f.decided_at)}" + (" (added by the reader)" if f.source == "clinician"
                                                                  else "")) if decided else f.model
+            volume = (f"{f.volume_mm3:.0f} mm³" + (" (from the edited diameter)" if f.volume_estimated else "")
+                      if f.volume_mm3 else "-")
             rows.append([_label(f), f.location, ", ".join(f"{v:.1f}" for v in f.center_mm), f"{f.diameter_mm:.1f} mm",
-                         f"{f.volume_mm3:.0f} mm³" if f.volume_mm3 else "-", f.type,
+                         volume, f.type,
                          f"{f.probability:.2f}" if f.probability is not None else "-", who])
         return rows
 
@@ -194,6 +199,7 @@ class _Story:
         if not c.findings:
             return out + [self.p("No lung nodules were accepted or added by a reader.")]
         out.append(self.table(self.finding_rows(c.findings, True), [8, 22, 27, 17, 18, 21, 14, 51]))
+        out.append(Spacer(1, 3 * mm))  # the first key image's heading apart from the table
         for finding in c.findings:
             out += self.key_images(finding, f"Finding {finding.number}")
         return out
@@ -203,9 +209,22 @@ class _Story:
                 self.p("Nobody has accepted or rejected these yet; they are shown so the draft can be checked.",
                        "warning"),
                 self.table(self.finding_rows(self.content.proposals, False), [9, 22, 27, 17, 18, 21, 14, 50])]
+        out.append(Spacer(1, 3 * mm))
         for proposal in self.content.proposals:
             out += self.key_images(proposal, f"Proposal {_label(proposal)} (not reviewed)")
         return out
+
+    def unreviewed_section(self) -> list:
+        """A read signed with AI candidates undecided says so, with how many and why."""
+        c = self.content
+        numbers = ", ".join(_label(f) for f in sorted(c.proposals, key=lambda f: f.number))
+        reason = c.unreviewed_reason or "no reason recorded"
+        return [KeepTogether([
+            self.p("AI candidates not reviewed", "h2"),
+            self.p(f"{len(c.proposals)} AI candidate(s) were not reviewed: the reader signed without accepting or "
+                   f"rejecting them (numbers {numbers}). They are not findings of this report.", "warning",
+                   bold=True),
+            self.p(f"Reason given at signing: {reason}")])]
 
     def key_images(self, finding: ReportFinding, title: str) -> list:
         pictures = self.images.get(_key(finding), [])
@@ -221,15 +240,17 @@ class _Story:
         return [KeepTogether([self.p(heading, "body", bold=True), grid, Spacer(1, 2 * mm)])]
 
     def rejected_section(self) -> list:
-        out = [self.p("AI findings rejected by the reader", "h2")]
+        heading = self.p("AI findings rejected by the reader", "h2")
         if not self.content.rejected:
-            return out + [self.p("None.")]
-        rows = [["Location", "Long axis", "AI prob.", "Reason", "Rejected by"]]
+            return [KeepTogether([heading, self.p("None.")])]
+        rows = [["#", "Location", "Long axis", "AI prob.", "Reason", "Rejected by"]]
         for f in self.content.rejected:
-            rows.append([f.location, f"{f.diameter_mm:.1f} mm",
+            rows.append([_label(f), f.location, f"{f.diameter_mm:.1f} mm",
                          f"{f.probability:.2f}" if f.probability is not None else "-", f.reason or "-",
                          f"{f.decided_by}, {_when(f.decided_at)}"])
-        return out + [self.table(rows, [34, 22, 18, 54, 50])]
+        table = self.table(rows, [8, 32, 20, 16, 52, 50])
+        # the heading never stays alone at a page's foot: it goes with the table's first rows
+        return [CondPageBreak(30 * mm), heading, table]
 
     def conclusion_section(self) -> list:
         c = self.content
@@ -248,7 +269,7 @@ class _Story:
         out.append(self.p("Diameters are long axes: the longest diameter across one slice (never smaller than "
                           "the mean diameter Lung-RADS uses). The reader may override the suggestion at signing.",
                           "small"))
-        out.append(self.p("Reading and signature", "h2"))
+        signature_heading = self.p("Reading and signature", "h2")
         reading = _duration(c.reading_seconds) if c.reading_seconds else "-"
         signature = (f"Electronically signed by {c.signer} on {_when(c.signed_at)}, password confirmed at "
                      f"signing. Meaning: {SIGNATURE_MEANING}" if not c.draft
@@ -257,14 +278,14 @@ class _Story:
         rows = [["Active reading time", reading], ["Signature", signature],
                 ["Audit chain head", f"row {head_seq}, SHA-256 {head_hash}"],
                 ["Generated", f"{_when(c.generated_at)} by {c.generated_by or '-'}"]]
-        return out + [KeepTogether(self.table(rows, [35, 143], header=False))] + self.addenda()
+        return out + [KeepTogether([signature_heading, self.table(rows, [35, 143], header=False)])] + self.addenda()
 
     def addenda(self) -> list:
         """Changes after signing, after the signed content, which above stays as it was signed."""
         if not self.content.addenda:
             return []
         rows = [["When", "By", "Change", "Why"]] + [[_when(a.at), a.by, a.what, a.why] for a in self.content.addenda]
-        return [self.p("Addenda after signing", "h2"),
+        return [CondPageBreak(35 * mm), self.p("Addenda after signing", "h2"),
                 self.p("The read above is as it was signed. These changes were made later; each is recorded "
                        "in the audit trail.", "small"),
                 self.table(rows, [30, 25, 78, 45])]
@@ -277,9 +298,10 @@ class _PageDecor:
         self.content, self.fonts = content, fonts
         styles = _styles(fonts)
         m = content.metadata
-        institution = content.institution or "Institution not set"
-        self.header_left = [Paragraph(markup(institution, fonts, True), styles["body"]),
-                            Paragraph(markup(_patient_line(m), fonts), styles["body"]),
+        # an unset institution is left out rather than printed as "not set" on every page
+        institution = [Paragraph(markup(content.institution, fonts, True), styles["body"])] \
+            if content.institution.strip() else []
+        self.header_left = institution + [Paragraph(markup(_patient_line(m), fonts), styles["body"]),
                             Paragraph(markup(f"Study {_date(m.study_date)} {m.study_description}", fonts),
                                       styles["small"])]
         missing = f" Fonts missing ({', '.join(fonts.missing)}): some characters shown as code points." \

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,8 @@ class FindingState:
     reason: str | None
     decided_by: str | None
     decided_at: str | None
+    number: int = 0  # the finding's number in its study: list, views, dialogs, report, exports, audit
+    volume_estimated: bool = False  # volume_mm3 recomputed from an edited diameter (a sphere's volume)
 
     @property
     def reportable(self) -> bool:
@@ -110,6 +113,7 @@ class ReviewSession:
             if row[0] not in undone:
                 decisions.setdefault(row[1], []).append(row)
         states = []
+        numbers = finding_numbers(connection, study_uid)
         for row in connection.execute(
                 "SELECT id, source, center_mm, diameter_mm, volume_mm3, mean_hu, probability, type, model_name, "
                 "model_version FROM findings WHERE study_uid = ? ORDER BY probability IS NULL, probability DESC, id",
@@ -125,8 +129,15 @@ class ReviewSession:
                 reason, by, at = why, user, created
             if row[1] == "clinician" and decision == "undecided":
                 continue  # an added finding whose addition was undone
-            states.append(FindingState(row[0], row[1], values["center_mm"], values["diameter_mm"], row[4], row[5],
-                                       row[6], values["type"], row[8], row[9], decision, reason, by, at))
+            volume, mean_hu, estimated = row[4], row[5], False
+            if values["diameter_mm"] != row[3] and values["diameter_mm"]:
+                # the reader measured again: the model's segmented volume no longer belongs to this size
+                volume, estimated = math.pi / 6 * float(values["diameter_mm"]) ** 3, True
+            if tuple(values["center_mm"]) != tuple(json.loads(row[2])):
+                mean_hu = None  # measured at the old centre
+            states.append(FindingState(row[0], row[1], values["center_mm"], values["diameter_mm"], volume, mean_hu,
+                                       row[6], values["type"], row[8], row[9], decision, reason, by, at,
+                                       numbers.get(row[0], 0), estimated))
         return states
 
     def progress(self) -> tuple[int, int]:
@@ -187,10 +198,11 @@ class ReviewSession:
                  self.user.username, _now())).lastrowid
             addendum = self._insert_decision(connection, finding_id, "add", None, None, {
                 "center_mm": list(center_mm), "diameter_mm": diameter_mm, "type": finding_type})
+            number = finding_numbers(connection, self.study_uid)[finding_id]
             audit.append(connection, self.user.username, "finding_added", study_uid=self.study_uid,
                          object_id=str(finding_id), new_value={"center_mm": list(center_mm),
                                                                 "diameter_mm": diameter_mm, "type": finding_type},
-                         details=self._addendum_details(addendum))
+                         details={**(self._addendum_details(addendum) or {}), "finding": number})
         return finding_id
 
     def undo(self) -> None:
@@ -216,14 +228,18 @@ class ReviewSession:
                          details=self._addendum_details(addendum))
 
     def sign(self, impression: str, *, password: str, allow_undecided: bool = False, lung_rads: str | None = None,
-             lung_rads_reason: str = "") -> None:
+             lung_rads_reason: str = "", undecided_reason: str = "") -> None:
         """Seal the read: an electronic signature, so the signer's password is asked again.
-        Undecided findings must be confirmed (allow_undecided) by the caller. `lung_rads`
-        overrides the suggested category; the report prints both."""
+        Undecided findings must be confirmed (allow_undecided) with the reason they were left
+        (recorded in the audit row and printed in the report). `lung_rads` overrides the
+        suggested category; the report prints both."""
         self.user.require("sign")
         decided, total = self.progress()
         if decided < total and not allow_undecided:
             raise ReviewError(f"{total - decided} finding(s) are undecided; decide them or confirm signing anyway")
+        if decided < total and not undecided_reason.strip():
+            raise ReviewError(f"{total - decided} AI candidate(s) are undecided; say why they are left unreviewed "
+                              "to sign anyway")
         if lung_rads is not None and lung_rads not in LUNG_RADS_CATEGORIES:
             raise ReviewError(f"Lung-RADS category must be one of {', '.join(LUNG_RADS_CATEGORIES)}")
         override = json.dumps({"category": lung_rads, "reason": lung_rads_reason}) if lung_rads else None
@@ -236,6 +252,8 @@ class ReviewSession:
                                (impression, _now(), override, self.study_uid, self.user.username))
             audit.append(connection, self.user.username, "signed", study_uid=self.study_uid,
                          new_value={"impression": impression, "decided": decided, "findings": total,
+                                    "undecided": total - decided,
+                                    "undecided_reason": undecided_reason.strip() if decided < total else "",
                                     "lung_rads_override": lung_rads})
         record_anchor(self.store.connection, self.store.path, f"the signature of {self.study_uid} by "
                                                                f"{self.user.username}")
@@ -287,8 +305,8 @@ class ReviewSession:
             audit.append(connection, self.user.username, audit_action, study_uid=self.study_uid,
                          object_id=str(finding_id), old_value=old or {"decision": state.decision},
                          new_value=new or {"decision": action, "reason": reason},
-                         details={**(self._addendum_details(addendum) or {}), "model": state.model_name,
-                                  "version": state.model_version})
+                         details={**(self._addendum_details(addendum) or {}), "finding": state.number,
+                                  "model": state.model_name, "version": state.model_version})
 
     def _insert_decision(self, connection, finding_id: int, action: str, reason: str | None, old: dict | None,
                          new: dict | None) -> bool:
@@ -300,6 +318,16 @@ class ReviewSession:
             (finding_id, self.study_uid, self.user.username, action, reason, json.dumps(old) if old else None,
              json.dumps(new) if new else None, int(addendum), self.addendum_reason if addendum else None, _now()))
         return addendum
+
+
+def finding_numbers(connection, study_uid: str) -> dict[int, int]:
+    """Finding id -> its number in the study: 1, 2, 3... in the order the findings were stored.
+
+    Derived rather than stored: findings are never deleted (an undone addition stays as a row),
+    so a finding's rank among its study's rows is fixed for the study's life, and rows stored
+    before numbering existed need no rewrite (which the audit chain would rightly flag)."""
+    return dict(connection.execute("SELECT id, ROW_NUMBER() OVER (ORDER BY id) FROM findings WHERE study_uid = ?",
+                                   (study_uid,)))
 
 
 def study_signed(connection, study_uid: str) -> bool:
