@@ -11,14 +11,18 @@ from workstation.imaging.volume import Volume
 
 LUNG_HU = -400.0  # below this inside the body: aerated lung (and airways)
 CROP_MARGIN_MM = 12.0
-COARSE_VOXEL_MM = 8.0  # the lung search's coarse grid: at most this in-plane (and at most 4 voxels)
+SEARCH_VOXEL_MM = 4.0  # the lung search's grid: every n-th voxel along each axis, n voxels at most this many mm
+MAX_SEARCH_STEP = 4
+ROOM_AIR_MARGIN_HU = 60.0  # aerated lung's median HU is at least this far above the room air's
+ROOM_AIR_FLOOR_HU = -1030.0  # resampled crops undershoot -1000; this deep, it is still air
+MIN_LUNG_SHARE = 0.02  # a piece of lung smaller than this share of the largest is noise, or gas elsewhere
 
 
 @dataclass(frozen=True, eq=False)
 class LungCrop:
     """A box (k, j, i slices) of the volume's own grid that holds both lungs plus a margin; the
     volume of aerated lung found (0 when none was: the box is then the whole volume); and the
-    lungs found on the search grid (every `search_step` voxels), None when none was."""
+    lungs found on the search grid (every `search_step` voxels along k, j, i), None when none was."""
 
     box: tuple[slice, slice, slice]
     lung_ml: float = 0.0
@@ -31,26 +35,24 @@ class LungCrop:
 
 
 def lung_crop(volume: Volume) -> LungCrop:
-    """Bounding box of the lungs: air inside the body, excluding the air around the patient.
+    """Bounding box of the lungs: the air inside the body, told from the air around the patient.
 
-    Found on a grid 4x coarser (fast), or 2-3x when pixels are over 2 mm: coarse voxels of more
-    than 8 mm in-plane bridge the chest wall, and the lungs join the air around the patient.
-    Falls back to the whole volume if no lung is found, so a study that is not a chest still
-    runs (the scope check says why its results may not hold).
+    Searched on a grid of every n-th voxel per axis, n chosen in millimetres (at most
+    SEARCH_VOXEL_MM, so one step never skips a chest wall or, through 5-8 mm slices, a whole
+    slab of lung). An air region (below LUNG_HU) is lung when its median HU is clearly above the
+    room air's (aerated lung is about -850, room air -1000): that keeps the air around the patient,
+    bowel gas and the trachea out whether or not they touch the image border, and keeps lungs that
+    do touch it in, as they do when the field of view cuts through the body. Pieces smaller than
+    MIN_LUNG_SHARE of the largest are left out. Falls back to the whole volume if no lung is
+    found, so a study that is not a chest still runs (the scope check says why its results may
+    not hold).
     """
     spacing = np.array(volume.spacing_mm[::-1])  # (k, j, i)
-    step = np.full(3, int(np.clip(COARSE_VOXEL_MM // max(volume.spacing_mm[:2]), 1, 4)))
+    step = search_step(volume.spacing_mm)
     coarse = volume.voxels[::step[0], ::step[1], ::step[2]]
-    air = coarse < LUNG_HU
-    outside = _connected_to_border(air)
-    lung = air & ~outside
-    lung = ndimage.binary_opening(lung, iterations=1)
-    labels, count = ndimage.label(lung)
-    if count == 0:
+    keep = _lung_regions(coarse)
+    if keep is None:
         return LungCrop(tuple(slice(0, n) for n in volume.shape))  # type: ignore[arg-type]
-    sizes = ndimage.sum(lung, labels, range(1, count + 1))
-    keep = np.isin(labels, 1 + np.argsort(sizes)[::-1][:2])  # the two lungs (or one, if joined)
-    keep &= np.isin(labels, 1 + np.nonzero(sizes >= 0.02 * sizes.max())[0])
     k, j, i = np.nonzero(keep)
     margin = np.ceil(CROP_MARGIN_MM / spacing).astype(int)
     low = np.maximum(np.array([k.min(), j.min(), i.min()]) * step - margin, 0)
@@ -58,6 +60,32 @@ def lung_crop(volume: Volume) -> LungCrop:
     lung_ml = float(k.size * np.prod(spacing * step) / 1000)  # coarse voxels -> ml
     return LungCrop(tuple(slice(int(a), int(b)) for a, b in zip(low, high)), lung_ml,  # type: ignore[arg-type]
                     keep, tuple(int(s) for s in step))  # type: ignore[arg-type]
+
+
+def search_step(spacing_mm: tuple[float, float, float]) -> np.ndarray:
+    """(k, j, i) steps of the lung search: as many voxels as fit in SEARCH_VOXEL_MM, 1 to 4."""
+    per_axis = np.floor(SEARCH_VOXEL_MM / np.array(spacing_mm[::-1], dtype=float) + 1e-6)
+    return np.clip(per_axis, 1, MAX_SEARCH_STEP).astype(int)
+
+
+def _lung_regions(coarse: np.ndarray) -> np.ndarray | None:
+    """The aerated lung on the search grid, None when there is none. No morphology: an opening
+    one search voxel wide erased most of the lungs through thick slices."""
+    air = coarse < LUNG_HU
+    labels, count = ndimage.label(air)
+    if count == 0:
+        return None
+    index = np.arange(1, count + 1)
+    medians = np.asarray(ndimage.median(coarse, labels, index), dtype=float)
+    # room air is the darkest thing in a scan; where none is in view (a crop inside the body) the
+    # darkest percent is the lungs' own, and they still clear the margin above it
+    room = max(float(np.percentile(coarse[::2, ::2, ::2], 1)), ROOM_AIR_FLOOR_HU)
+    sizes = np.asarray(ndimage.sum(air, labels, index), dtype=float)
+    lung = medians > room + ROOM_AIR_MARGIN_HU
+    if not lung.any():
+        return None
+    lung &= sizes >= MIN_LUNG_SHARE * sizes[lung].max()
+    return np.isin(labels, index[lung])
 
 
 def search_voxel_mm(crop: LungCrop, spacing_mm: tuple[float, float, float]) -> float:
@@ -76,14 +104,6 @@ def distance_to_lung_mm(crop: LungCrop, spacing_mm: tuple[float, float, float], 
     distance = ndimage.distance_transform_edt(~crop.lung_mask, sampling=np.array(spacing_mm[::-1]) * step)
     coarse = np.clip(np.rint(points / step).astype(int), 0, np.array(distance.shape) - 1)
     return distance[tuple(coarse.T)]
-
-
-def _connected_to_border(mask: np.ndarray) -> np.ndarray:
-    """Voxels of `mask` connected to the in-plane border of any slice (air around the patient)."""
-    labels, _ = ndimage.label(mask)
-    border = np.unique(np.concatenate([labels[:, 0, :].ravel(), labels[:, -1, :].ravel(),
-                                       labels[:, :, 0].ravel(), labels[:, :, -1].ravel()]))
-    return np.isin(labels, border[border > 0])
 
 
 def zoom_factors(spacing_mm: tuple[float, float, float], target_mm: tuple[float, float, float]) -> np.ndarray:
