@@ -26,6 +26,11 @@ class ImportLimits:
     max_frames: int = 5000
     max_volume_voxels: int = 1024 * 1024 * 1200  # ~2.4 GB as int16
     max_zip_member_bytes: int = 1024**3
+    max_zip_members: int = 200_000
+    # Real DICOM deflates 2-20x, an empty-padded slice a few hundred times; a bomb 1,000x and more.
+    # Small members are exempt: whatever their ratio, they cannot exhaust anything.
+    max_zip_ratio: int = 400
+    zip_ratio_free_bytes: int = 16 * 1024**2
     # teaching packs: checked against what the zip declares, before anything is extracted
     max_pack_members: int = 100_000
     max_pack_bytes: int = 16 * 1024**3

@@ -9,10 +9,7 @@ workstation unrecorded.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,7 @@ from workstation.reporting.decisions import decisions_csv, decisions_export
 from workstation.reporting.pdf import export_report_job
 from workstation.review import audit
 from workstation.review.analyses import stored_heatmap
-from workstation.review.anchors import record_anchor
+from workstation.review.exports import record_export, staging_path
 from workstation.review.store import ReviewStore
 
 
@@ -90,30 +87,6 @@ def stored_heatmaps(store: ReviewStore, content: ReportContent) -> dict[int | No
         if heatmap is not None:
             heatmaps[run.analysis_id] = heatmap
     return heatmaps
-
-
-def staging_path(path: Path) -> Path:
-    """Where an export is written before it is recorded: beside its target (same file system, so
-    the rename is atomic), hidden, never a name anyone asked for."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
-
-
-def record_export(store: ReviewStore, user: str, study_uid: str, staging: Path, path: Path, **details: Any) -> str:
-    """Audit the export of `staging` (with its SHA-256) as `path`, then rename it to `path`; if
-    the audit row cannot be written, the staged file is removed and nothing appears."""
-    try:
-        digest = hashlib.sha256(Path(staging).read_bytes()).hexdigest()
-        with store.transaction() as connection:
-            audit.append(connection, user, "exported", study_uid=study_uid,
-                         new_value={"path": str(Path(path).resolve()), "sha256": digest, **details})
-        os.replace(staging, path)
-    except OSError as exc:
-        raise WorkstationError(f"Cannot write {path}: {exc.strerror or exc}; choose another folder") from exc
-    finally:
-        Path(staging).unlink(missing_ok=True)
-    record_anchor(store.connection, store.path, f"the export of {Path(path).name} by {user}")
-    return digest
 
 
 def publish_report(store: ReviewStore, user: str, content: ReportContent, staging: Path, path: Path

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import io
 import json
 import math
 import tempfile
@@ -27,11 +26,13 @@ from pathlib import Path, PurePosixPath
 from workstation.config import LIMITS
 from workstation.dicom import configured_pydicom
 from workstation.dicom.deidentify import DeidOptions, Deidentifier, deidentify_job, installation_secret
-from workstation.errors import WorkstationError
-from workstation.files import sha256_file, write_atomically
+from workstation.dicom.sources import check_zip_member
+from workstation.errors import SizeLimitError, WorkstationError
+from workstation.files import sha256_file
 from workstation.jobs import CancelToken, Job, Progress
 from workstation.library import StudyLibrary
 from workstation.review import audit
+from workstation.review.exports import record_export, staging_path
 from workstation.review.session import ReviewSession
 from workstation.review.store import ReviewStore
 
@@ -77,16 +78,17 @@ def export_pack_job(home: Path, store: ReviewStore, studies: Iterable[str], out:
             if path.is_file():
                 files[path.relative_to(scratch).as_posix()] = path
         manifest = {"format": FORMAT, "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                    "cases": cases, "files": {name: _sha256(path.read_bytes()) for name, path in files.items()}}
-        data = _zip(manifest, files)
-    try:
-        write_atomically(Path(out), data)
-    except OSError as exc:
-        raise PackError(f"Cannot write the pack to {out}: {exc.strerror or exc}; choose another folder") from exc
-    with store.transaction() as connection:
-        audit.append(connection, created_by, "exported", new_value={
-            "kind": "teaching-pack", "path": str(Path(out).resolve()), "sha256": _sha256(data),
-            "cases": len(cases), "answers": sum(len(c["answers"]) for c in cases)})
+                    "cases": cases, "files": {name: sha256_file(path) for name, path in files.items()}}
+        # Written under a hidden name, recorded, then renamed: a crash leaves no pack the trail lacks.
+        staging = staging_path(Path(out))
+        try:
+            staging.parent.mkdir(parents=True, exist_ok=True)
+            _zip(manifest, files, staging)
+        except OSError as exc:
+            staging.unlink(missing_ok=True)
+            raise PackError(f"Cannot write the pack to {out}: {exc.strerror or exc}; choose another folder") from exc
+    record_export(store, created_by, None, staging, Path(out), kind="teaching-pack", cases=len(cases),
+                  answers=sum(len(c["answers"]) for c in cases))
     return Path(out)
 
 
@@ -144,15 +146,13 @@ def teaching_case(store: ReviewStore, study_uid: str) -> PackCase | None:
     return PackCase(row[0], study_uid, json.loads(row[1]), row[2]) if row else None
 
 
-def _zip(manifest: dict, files: dict[str, Path]) -> bytes:
+def _zip(manifest: dict, files: dict[str, Path], target: Path) -> None:
     text = json.dumps(manifest, indent=1, ensure_ascii=False).encode()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(MANIFEST, text)
         archive.writestr(MANIFEST_CHECKSUM, f"{_sha256(text)}  {MANIFEST}\n")
         for name, path in files.items():
             archive.write(path, name)
-    return buffer.getvalue()
 
 
 @contextmanager
@@ -183,6 +183,10 @@ def _checked_manifest(archive: zipfile.ZipFile, label: str) -> dict:
         if member.file_size > limit:
             raise PackError(f"{member.filename} in {label} declares {member.file_size} bytes, over the limit of "
                             f"{limit}; refused before extracting anything")
+        try:
+            check_zip_member(member.file_size, member.compress_size, f"{label}!{member.filename}")
+        except SizeLimitError as exc:
+            raise PackError(f"{exc}; nothing was extracted") from exc
     if sum(member.file_size for member in members) > LIMITS.max_pack_bytes:
         raise PackError(f"{label} declares more than {LIMITS.max_pack_bytes} bytes in all; refused before extracting")
     if MANIFEST not in names:
