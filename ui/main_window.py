@@ -23,7 +23,7 @@ from ui.controllers.teaching import TeachingController
 from ui.controllers.viewing import ViewingController
 from ui.render.slice_view import SliceView
 from ui.render.volume_view import VolumeView
-from ui.state import ViewerState
+from ui.state import TOOLS, ViewerState
 from ui.widgets.findings_panel import FindingsPanel
 from ui.widgets.histogram import HistogramPanel
 from ui.widgets.study_browser import StudyBrowser
@@ -64,7 +64,10 @@ class MainWindow(QMainWindow):
         for name, (row, column) in GRID_POSITIONS.items():
             self.grid.addWidget(self.views[name], row, column)
         self.lock_page = QLabel("Locked: patient data is hidden. Log in to continue.")
-        self.lock_page.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # at the top: the unlock dialog opens over the middle of the window
+        self.lock_page.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        self.lock_page.setContentsMargins(0, 40, 0, 0)
+        self.lock_page.setStyleSheet("font-size: 16pt;")
         self.central_stack = QStackedWidget()
         self.central_stack.addWidget(grid_widget)
         self.central_stack.addWidget(self.lock_page)
@@ -80,12 +83,15 @@ class MainWindow(QMainWindow):
                    ).setMaximumWidth(340)
 
         self.status_label = QLabel("Ready")
+        self.mode_label = QLabel()  # the tool in force: what the next left click does
+        self.mode_label.setObjectName("mode-indicator")
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
         self.progress.hide()
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.hide()
         self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.mode_label)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
 
@@ -103,10 +109,13 @@ class MainWindow(QMainWindow):
         form = QFormLayout()
         self.overlay_check = QCheckBox("Show heatmap (H)")
         self.overlay_check.setChecked(True)
+        self.outline_check = QCheckBox("Outline only (Shift+H)")
+        self.outline_check.setToolTip("The heatmap as a contour at the threshold, so the lesion stays visible")
         self.opacity_slider = _slider(int(self.state.overlay_opacity * 100))
         self.threshold_slider = _slider(int(self.state.overlay_threshold * 100))
         self.operating_label, self.overlay_label, self.measure_label = QLabel(""), QLabel("Overlay: none"), QLabel("")
         form.addRow(self.overlay_check)
+        form.addRow(self.outline_check)
         form.addRow("Opacity", self.opacity_slider)
         form.addRow("Threshold", self.threshold_slider)
         for label in (self.operating_label, self.overlay_label, self.measure_label):
@@ -143,6 +152,9 @@ class MainWindow(QMainWindow):
         self.browser.study_chosen.connect(self.opening.open_study)
         self.findings_panel.finding_selected.connect(self.viewing.centre_on)
         self.overlay_check.toggled.connect(lambda on: self.state.set_overlay(visible=on))
+        self.outline_check.toggled.connect(self.state.set_overlay_outline)
+        self.state.tool_changed.connect(self._show_mode)
+        self._show_mode()
         self.opacity_slider.valueChanged.connect(lambda v: self.state.set_overlay(opacity=v / 100))
         self.threshold_slider.valueChanged.connect(lambda v: self.state.set_overlay(threshold=v / 100))
         self.state.overlay_changed.connect(self._sync_overlay_controls)
@@ -155,12 +167,15 @@ class MainWindow(QMainWindow):
         self.runner.finished.connect(self._on_job_finished)
         self.opening.loaded.connect(self._update_title)
         self.opening.loaded.connect(self.review.open_session)
+        self.opening.loaded.connect(self.teaching.quiz_for_trainee)  # before the recorded run is shown
+        self.review.user_changed.connect(self.teaching.quiz_for_trainee)
         self.opening.recorded_run_shown.connect(self.ai.show_recorded)
         self.review.signed.connect(self.reports.after_signing)
         self.screen_lock.lock_changed.connect(self._show_locked)
 
     def _sync_overlay_controls(self) -> None:
         for widget, value in ((self.overlay_check, self.state.overlay_visible),
+                              (self.outline_check, self.state.overlay_outline),
                               (self.opacity_slider, int(self.state.overlay_opacity * 100)),
                               (self.threshold_slider, int(self.state.overlay_threshold * 100))):
             widget.blockSignals(True)
@@ -180,13 +195,23 @@ class MainWindow(QMainWindow):
             dock.show()
         self._update_title()
 
+    def _show_mode(self) -> None:
+        tool = self.state.tool
+        self.mode_label.setText(f"Mode: {TOOLS[tool]}")
+        self.mode_label.setStyleSheet("" if tool == "crosshair" else
+                                      "background: #2d6a8a; color: white; padding: 1px 6px; border-radius: 3px;")
+
     def _update_title(self) -> None:
         volume = self.state.volume
         if volume is None or not self.state.identifiers_visible:
             self.setWindowTitle("Workstation - presentation mode" if self.state.presentation else "Workstation")
             return
         meta = volume.metadata
-        self.setWindowTitle(f"Workstation - {meta.patient_name or meta.patient_id} - {meta.study_date}")
+        date = meta.study_date
+        if len(date) == 8 and date.isdigit():
+            date = f"{date[:4]}-{date[4:6]}-{date[6:]}"
+        parts = [part.strip() for part in (meta.patient_name.replace("^", " "), meta.patient_id, date)]
+        self.setWindowTitle(" - ".join(["Workstation"] + [part for part in parts if part][:2]))
 
     # -- jobs and messages --------------------------------------------------------------------
     def _on_job_started(self) -> None:
@@ -206,7 +231,8 @@ class MainWindow(QMainWindow):
         self.cancel_button.hide()
 
     def cancel_job(self) -> None:
-        self.review.cancel_click()
+        """Esc: back to the crosshair (no awaited click, no measurement), and the running job stops."""
+        self.viewing.back_to_crosshair()
         self.runner.cancel()
 
     def set_status(self, text: str) -> None:

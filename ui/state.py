@@ -9,6 +9,14 @@ from workstation.imaging.statistics import hu_histogram, slice_maxima
 from workstation.imaging.volume import Volume
 from workstation.imaging.windowing import PRESETS
 
+# What a left click in a slice view does; the status bar and the cursor show the one in force.
+TOOLS = {"crosshair": "Crosshair", "ruler": "Ruler: drag to measure (Esc: crosshair)",
+         "roi": "ROI: drag from the centre (Esc: crosshair)", "add": "Add a finding: click it (Esc: cancel)",
+         "move": "Move the finding: click its new centre (Esc: cancel)",
+         "mark": "Quiz: click the suspected nodule (Esc: cancel)"}
+MEASURING_TOOLS = ("ruler", "roi")
+POINTING_TOOLS = ("add", "move", "mark")
+
 
 class ViewerState(QObject):
     """Current volume, crosshair (patient mm), window/level and overlay settings."""
@@ -19,12 +27,14 @@ class ViewerState(QObject):
     overlay_changed = Signal()
     heatmap_changed = Signal()
     annotations_changed = Signal()
+    tool_changed = Signal()
 
     def __init__(self) -> None:
         super().__init__()
         self.volume: Volume | None = None
         self.heatmap: np.ndarray | None = None  # float32 0..1 on the volume's grid
-        self.markers: list[tuple[np.ndarray, float]] = []  # (centre mm, radius mm)
+        # (centre mm, radius mm) or (centre mm, radius mm, label): the label is the finding's number
+        self.markers: list[tuple] = []
         self.heat_maxima: tuple[np.ndarray, ...] = ()  # per index axis: heatmap maximum of each slice
         self.histogram: tuple[np.ndarray, np.ndarray] | None = None  # HU (counts, edges)
         self.crosshair = np.zeros(3)
@@ -32,6 +42,9 @@ class ViewerState(QObject):
         self.overlay_visible = True
         self.overlay_opacity = 0.5
         self.overlay_threshold = 0.3
+        self.overlay_outline = False  # the heatmap as an outline at the threshold, leaving the lesion visible
+        self.crosshair_visible = True
+        self.tool = "crosshair"
         self.show_patient_text = True
         self.presentation = False  # lectures: every patient identifier hidden, whatever else is set
 
@@ -85,6 +98,21 @@ class ViewerState(QObject):
         if threshold is not None:
             self.overlay_threshold = float(np.clip(threshold, 0, 1))
         self.overlay_changed.emit()
+
+    def set_tool(self, tool: str) -> None:
+        if tool not in TOOLS:
+            raise ValueError(f"unknown tool {tool!r}")
+        if tool != self.tool:
+            self.tool = tool
+            self.tool_changed.emit()
+
+    def set_overlay_outline(self, on: bool) -> None:
+        self.overlay_outline = bool(on)
+        self.overlay_changed.emit()
+
+    def toggle_crosshair(self) -> None:
+        self.crosshair_visible = not self.crosshair_visible
+        self.annotations_changed.emit()
 
     def toggle_patient_text(self) -> None:
         self.show_patient_text = not self.show_patient_text

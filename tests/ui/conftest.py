@@ -33,3 +33,29 @@ def loaded(window: MainWindow, small_phantom_dir: Path, qtbot) -> MainWindow:
     window.opening.on_loaded(result)
     qtbot.wait(50)
     return window
+
+
+def record_fake_run(window: MainWindow, user, probabilities=(0.9, 0.5, 0.31), diameter_mm: float = 8.0):
+    """A recorded model run without running a model (seconds, not a minute): findings at the
+    phantom's middle slice with these probabilities and a heatmap blob at each, shown as Run AI
+    shows its result. `user` must be logged in on the window."""
+    import numpy as np
+
+    from workstation.inference.findings import Finding
+    from workstation.inference.runner import Analysis
+    from workstation.review.analyses import record_analysis
+
+    volume = window.state.volume
+    k, j, i = (np.array(volume.shape) // 2).tolist()
+    heatmap = np.zeros(volume.shape, dtype=np.float32)
+    findings = []
+    for n, probability in enumerate(probabilities):
+        column = i - 30 + 25 * n
+        heatmap[k - 2:k + 3, j - 3:j + 4, column - 3:column + 4] = probability
+        centre = tuple(float(v) for v in volume.voxel_to_patient((column, j, k)))
+        findings.append(Finding(n + 1, centre, (float(column), float(j), float(k)), diameter_mm, 200.0, 20.0,
+                                probability, "solid", "demo", "0.1"))
+    analysis = Analysis("demo", "0.1", "ab" * 32, "CPU", min(probabilities), 1.0, heatmap, findings, [], "Test run.")
+    run = record_analysis(window.store, user, volume.metadata.study_uid, volume.metadata.series_uid, analysis)
+    window.ai.on_recorded(run)
+    return run

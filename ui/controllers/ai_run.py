@@ -35,7 +35,15 @@ class AiRunController(QObject):
         self.findings_panel, self.overlay_label, self.operating_label = findings_panel, overlay_label, operating_label
         self._status, self._fail = status, fail
         self.bundle: ModelBundle | None = None
+        self.run_threshold: float | None = None  # the threshold the shown run recorded its findings at
+        self._listed_at: float | None = None
         state.overlay_changed.connect(self.update_operating_point)
+        state.volume_changed.connect(self._forget_run)
+
+    def _forget_run(self) -> None:
+        """Another study: no run shown until its own is (show_recorded, or Run AI)."""
+        self.run_threshold = self._listed_at = None
+        self.bundle = None
 
     def run_ai(self, on_analysis: Callable[[Analysis], None] | None = None) -> None:
         """Run the default model on the open study, off the GUI thread, with progress and cancel;
@@ -77,7 +85,10 @@ class AiRunController(QObject):
 
     def show_recorded(self, stored: StoredAnalysis) -> None:
         """A study opened after the AI ran on it (here or headless): its recorded result, no re-run.
-        The heatmap is already in the state (loaded with the volume)."""
+        The heatmap is already in the state (loaded with the volume). In a quiz, nothing is shown."""
+        if self.quiz.active:
+            return
+        self.run_threshold = stored.threshold
         self.overlay_label.setText(f"Overlay: {stored.model_name} {stored.model_version} heatmap, recorded "
                                    f"{stored.created_at[:16].replace('T', ' ')} UTC by {stored.created_by}. "
                                    f"{stored.notice}")
@@ -96,6 +107,7 @@ class AiRunController(QObject):
 
     def _show(self, analysis: Analysis) -> None:
         volume = self.state.volume
+        self.run_threshold = analysis.threshold
         self.state.set_heatmap(analysis.heatmap, volume_summaries(volume, analysis.heatmap)["heat_maxima"])
         self.overlay_label.setText(f"Overlay: {analysis.model_name} {analysis.model_version} heatmap. "
                                    f"{analysis.notice}")
@@ -113,13 +125,27 @@ class AiRunController(QObject):
                  len(analysis.findings))
 
     def update_operating_point(self) -> None:
-        """The threshold slider says what the model's card promises at that threshold."""
-        bundle = self.bundle
-        if bundle is None or not bundle.operating_points:
-            self.operating_label.setText("")
-            return
+        """The threshold slider says what the model's card promises at that threshold, and the
+        findings list and markers follow it (the list's header names the threshold)."""
         threshold = self.state.overlay_threshold
-        point = min(bundle.operating_points, key=lambda p: abs(p.threshold - threshold))
-        self.operating_label.setText(f"Model card at threshold {point.threshold:g}: sensitivity "
-                                     f"{point.sensitivity:.2f}, {point.false_positives_per_scan:.2f} false "
-                                     f"positives per scan (nodules >= 6 mm), measured on {point.measured_on}")
+        bundle = self.bundle
+        point = (min(bundle.operating_points, key=lambda p: abs(p.threshold - threshold))
+                 if bundle is not None and bundle.operating_points else None)
+        if point is None:
+            self.operating_label.setText("")
+        else:
+            self.operating_label.setText(f"Model card at threshold {point.threshold:g}: sensitivity "
+                                         f"{point.sensitivity:.2f}, {point.false_positives_per_scan:.2f} false "
+                                         f"positives per scan (nodules >= 6 mm), measured on {point.measured_on}")
+        if self.run_threshold is None or self.quiz.active:
+            return
+        header = f"Showing AI findings at threshold {threshold:.2f}"
+        if point is not None:
+            header += (f" (operating point {point.threshold:g}: sensitivity {point.sensitivity:.2f}, "
+                       f"{point.false_positives_per_scan:.2f} FP/scan)")
+        if threshold < self.run_threshold - 1e-9:
+            header += f"; the run kept nothing below {self.run_threshold:g}"
+        self.findings_panel.show_threshold(header)
+        if self._listed_at != threshold:
+            self._listed_at = threshold
+            self.review.refresh_findings()

@@ -27,6 +27,7 @@ class ReviewController(QObject):
     """Owns the logged-in user, their ReviewSession on the open study and the click being awaited."""
 
     signed = Signal(object)  # export_after: None offers the report, True exports it now, False neither
+    user_changed = Signal()  # logged in, out or another user: a teaching case may turn into a quiz
 
     def __init__(self, state: ViewerState, store: ReviewStore, findings_panel: FindingsPanel, quiz: Quiz,
                  status: Callable[[str], None], fail: Callable[[str], None], parent: QWidget | None = None) -> None:
@@ -35,7 +36,9 @@ class ReviewController(QObject):
         self._status, self._fail = status, fail
         self.user: User | None = None
         self.session: ReviewSession | None = None
-        self.pending_click: tuple[str, int | None] | None = None  # ('add'|'mark', None) or ('move', finding id)
+        self._plain: list = []  # findings shown without a session (nobody logged in)
+        self.moving: int | None = None  # the finding whose new centre the 'move' tool awaits
+        state.tool_changed.connect(self._on_tool)
 
     def set_user(self, user: User | None) -> None:
         self.user = user
@@ -43,6 +46,7 @@ class ReviewController(QObject):
         if user is not None and self.state.volume is not None:
             self.open_session()
         self._status(f"Logged in as {user.username} ({user.role})" if user else "Not logged in")
+        self.user_changed.emit()
 
     def open_session(self) -> None:
         if self.user is None or self.state.volume is None:
@@ -62,11 +66,19 @@ class ReviewController(QObject):
                 log.warning("logout not recorded: %s", exc)
 
     def refresh_findings(self, plain_findings: list | None = None) -> None:
-        """The read's findings with their decisions (without a session: those given, read-only)."""
-        states = self.session.findings() if self.session is not None else list(plain_findings or [])
-        status = self._status_text()
-        self.findings_panel.show_findings(states, status, self.state.volume)
-        self.state.set_markers([(np.array(s.center_mm), s.diameter_mm / 2) for s in states
+        """The read's findings with their decisions (without a session: those given, read-only),
+        those the threshold slider leaves out hidden from the list and the views alike. In a quiz
+        nothing of the AI's is shown: the views keep the trainee's marks."""
+        if self.quiz.active:
+            return
+        if plain_findings is not None:
+            self._plain = list(plain_findings)
+        states = self.session.findings() if self.session is not None else list(self._plain)
+        threshold = self.state.overlay_threshold
+        shown = [s for s in states if shown_at(s, threshold)]
+        self.findings_panel.show_findings(shown, self._status_text(), self.state.volume,
+                                          hidden=len(states) - len(shown), threshold=threshold)
+        self.state.set_markers([(np.array(s.center_mm), s.diameter_mm / 2, _number(s)) for s in shown
                                 if getattr(s, "decision", "undecided") != "rejected"])
 
     def _status_text(self) -> str:
@@ -92,6 +104,10 @@ class ReviewController(QObject):
             return False
         self.refresh_findings()
         return True
+
+    def _number_of(self, finding_id: int) -> int:
+        states = self.session.findings() if self.session is not None else self._plain
+        return next((_number(s) for s in states if s.id == finding_id), finding_id)
 
     def _selected(self) -> int | None:
         finding = self.findings_panel.current_id()
@@ -122,8 +138,8 @@ class ReviewController(QObject):
         if finding is None:
             return
         if reason is None:
-            reason, ok = QInputDialog.getItem(self.parent(), "Reject finding", "Reason", list(REJECT_REASONS), 0,
-                                              False)
+            reason, ok = QInputDialog.getItem(self.parent(), f"Reject finding {self._number_of(finding)}", "Reason",
+                                              list(REJECT_REASONS), 0, False)
             if not ok:
                 return
             if reason == "other":
@@ -138,61 +154,75 @@ class ReviewController(QObject):
         if finding is None or self.session is None:
             return
         current = next(s for s in self.session.findings() if s.id == finding)
+        title = f"Edit finding {current.number}"
         if finding_type is None:
-            finding_type, ok = QInputDialog.getItem(self.parent(), "Edit finding", "Type", list(FINDING_TYPES),
+            finding_type, ok = QInputDialog.getItem(self.parent(), title, "Type", list(FINDING_TYPES),
                                                     FINDING_TYPES.index(current.type), False)
             if not ok:
                 return
-            diameter_mm, ok = QInputDialog.getDouble(self.parent(), "Edit finding",
+            diameter_mm, ok = QInputDialog.getDouble(self.parent(), title,
                                                      "Long axis: longest diameter across one slice (mm)",
                                                      current.diameter_mm, 1.0, 100.0, 1)
             if not ok:
                 return
         changes = {name: value for name, value in (("type", finding_type), ("diameter_mm", diameter_mm))
                    if value is not None and value != getattr(current, name)}
-        if changes:
-            self._review(lambda s: s.edit(finding, **changes))
+        if changes and self._review(lambda s: s.edit(finding, **changes)):
+            edited = next(s for s in self.session.findings() if s.id == finding)
+            volume = f", volume {edited.volume_mm3:.0f} mm³ (from the new diameter)" if edited.volume_estimated else ""
+            self._status(f"Finding {edited.number}: {edited.diameter_mm:.1f} mm {edited.type}{volume}")
 
     def add_missed(self) -> None:
         """The next left click in a slice view places a missed finding (size it with E); in a quiz, a mark."""
-        if self.quiz.active:
-            self.pending_click = ("mark", None)
-            self._status("Click the suspected nodule in a slice view (Esc to cancel)")
-            return
-        self.pending_click = ("add", None)
-        self._status("Click the missed finding in a slice view (Esc to cancel)")
+        self.state.set_tool("mark" if self.quiz.active else "add")
+        self._status("Click the suspected nodule in a slice view (Esc to cancel)" if self.quiz.active
+                     else "Click the missed finding in a slice view (Esc to cancel)")
 
     def move_finding(self) -> None:
         """The next left click in a slice view becomes the selected finding's new centre."""
         finding = self._selected()
         if finding is not None:
-            self.pending_click = ("move", finding)
-            self._status(f"Click the new centre of finding {finding} in a slice view (Esc to cancel)")
+            self.moving = finding
+            self.state.set_tool("move")
+            self._status(f"Click the new centre of finding {self._number_of(finding)} in a slice view "
+                         "(Esc to cancel)")
 
     def cancel_click(self) -> None:
-        self.pending_click = None
+        self.state.set_tool("crosshair")
+
+    @property
+    def pending_click(self) -> str | None:
+        """The click being awaited ('add', 'move' or 'mark'), if any."""
+        return self.state.tool if self.state.tool in ("add", "move", "mark") else None
+
+    def _on_tool(self) -> None:
+        if self.state.tool != "move":
+            self.moving = None
 
     def on_point_clicked(self, point: np.ndarray) -> None:
-        if self.pending_click is None:
+        mode, finding = self.pending_click, self.moving
+        if mode is None:
             return
-        (mode, finding), self.pending_click = self.pending_click, None
+        self.state.set_tool("crosshair")  # one click per M or Shift+M
         centre = tuple(round(float(v), 2) for v in point)
         if mode == "mark":
             self.quiz.marks.append(centre)
-            self.state.set_markers([(np.array(m), 4.0) for m in self.quiz.marks])
+            self.state.set_markers([(np.array(m), 4.0, f"mark {n}") for n, m in enumerate(self.quiz.marks, 1)])
             self._status(f"{len(self.quiz.marks)} mark(s); M for another, Ctrl+Return submits")
             return
         if mode == "move":
-            if self._review(lambda s: s.edit(finding, center_mm=centre)):
-                self._status(f"Moved finding {finding} to {centre} mm (the old centre is kept in the record)")
+            if finding is not None and self._review(lambda s: s.edit(finding, center_mm=centre)):
+                self._status(f"Moved finding {self._number_of(finding)} to {centre} mm (the old centre is kept "
+                             "in the record)")
             return
-        if self._review(lambda s: s.add(centre, 6.0, "solid")):
-            tree = self.findings_panel.tree
-            tree.setCurrentItem(tree.topLevelItem(tree.topLevelItemCount() - 1))
-            self._status("Added a finding (6 mm, solid); E edits its type and size")
+        added: list[int] = []
+        if self._review(lambda s: added.append(s.add(centre, 6.0, "solid"))):
+            self.findings_panel.select_id(added[0])
+            self._status(f"Added finding {self._number_of(added[0])} (6 mm, solid); E edits its type and size")
 
     def undo_decision(self) -> None:
-        self._review(lambda s: s.undo())
+        if self._review(lambda s: s.undo()):
+            self._status("Undone: the last decision is taken back (it stays in the record as undone)")
 
     def begin_addendum(self, reason: str | None = None) -> None:
         """A signed read is read-only; a radiologist or admin amends it with an addendum saying why."""
@@ -264,3 +294,16 @@ class ReviewController(QObject):
         reason, ok = QInputDialog.getText(self.parent(), "Lung-RADS",
                                           f"Why {category} instead of {suggestion.category}?")
         return (category, reason) if ok else None
+
+
+def shown_at(finding, threshold: float) -> bool:
+    """Whether the threshold slider shows a finding: the AI's from the threshold up; what a person
+    added or accepted always (it is in the report whatever the slider says)."""
+    if getattr(finding, "source", "ai") == "clinician" or getattr(finding, "decision", "") == "accepted":
+        return True
+    return finding.probability is None or finding.probability >= threshold - 1e-9
+
+
+def _number(finding) -> int:
+    """The study number of a finding (a plain, unrecorded one: its number in the model run)."""
+    return getattr(finding, "number", 0) or finding.id

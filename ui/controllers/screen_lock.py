@@ -50,6 +50,13 @@ class ScreenLockController(QObject):
             record_lock(self.store, self.review.user)
         QTimer.singleShot(0, self._ask_unlock)
 
+    def lock_now(self) -> None:
+        """Ctrl+L: leaving the desk without waiting for the idle lock."""
+        if self.review.user is None:
+            self._status("Nobody is logged in: there is no session to lock")
+            return
+        self.lock_screen()
+
     def _ask_unlock(self) -> None:
         user = self.review.user
         if not self.locked or user is None:

@@ -1,5 +1,6 @@
-"""Opening studies: a path, a library study or the demo case is loaded on the worker and shown;
-a folder can be imported into the library."""
+"""Opening studies: a path (imported into the library first, so it can be read, reported and
+exported like any library study), a library study or the demo case is loaded on the worker and
+shown; a folder can be imported into the library."""
 
 from __future__ import annotations
 
@@ -58,6 +59,19 @@ def _recorded_run(home: Path, volume: Volume) -> tuple[StoredAnalysis | None, np
         store.close()
 
 
+def import_and_load_job(path: Path, home: Path, cancel: CancelToken) -> Job[dict]:
+    """`workstation open PATH`: import PATH into the library (with progress), then load the
+    library's copy of the study with the most slices among those imported."""
+    library = StudyLibrary(home)
+    report = yield from library.import_job([path], cancel)
+    if not report.studies:
+        raise WorkstationError("No CT series found there to import; choose a folder with DICOM files")
+    study_key, series = max(((key, row) for key in report.studies for row in library.series(key)),
+                            key=lambda pair: pair[1]["slices"])
+    result = yield from viewer_load_job([library.series_folder(series)], home, study_key, cancel)
+    return {**result, "imported": report}
+
+
 def demo_job(home: Path, cancel: CancelToken) -> Job[dict]:
     """Generate the demo case if needed, import it into the library and load it."""
     yield Progress(0, 1, "Preparing the demo case")
@@ -85,10 +99,11 @@ class StudyOpeningController(QObject):
         self.current_study_key: str | None = None
 
     def open_target(self, target: str) -> None:
-        """A path on disk, or a study reference from the library."""
+        """A path on disk (imported into the library, then opened from there), or a study
+        reference from the library."""
         if Path(target).exists():
-            self.jobs.start(lambda cancel: viewer_load_job([Path(target)], self.home, None, cancel),
-                            f"Opening {target}", self.on_loaded)
+            self.jobs.start(lambda cancel: import_and_load_job(Path(target), self.home, cancel),
+                            "Importing into the library, then opening", self.on_loaded)
             return
         try:
             study = StudyLibrary(self.home).find_study(target)
@@ -144,7 +159,10 @@ class StudyOpeningController(QObject):
             self.recorded_run_shown.emit(result["analysis"])
         log.info("loaded %s slices of %s", volume.shape[0], volume.metadata.series_uid)
         warnings = "; ".join(volume.warnings)
-        self._status(f"Loaded {volume.shape[0]} slices" + (f" - warning: {warnings}" if warnings else ""))
+        imported = result.get("imported")
+        into = (f" (imported into the library: {imported.files_copied} file(s) copied, "
+                f"{imported.files_already_present} already there)") if imported is not None else ""
+        self._status(f"Loaded {volume.shape[0]} slices{into}" + (f" - warning: {warnings}" if warnings else ""))
 
     def _on_imported(self, report: ImportReport) -> None:
         self.browser.reload()

@@ -1,5 +1,8 @@
 """Teaching packs and quizzes: import and export de-identified packs; a trainee answers a
-teaching case with the AI and the answer key hidden, then sees both beside their marks."""
+teaching case with the AI and the answer key hidden, then sees both beside their marks. A
+teaching case opened by a trainee (or with nobody logged in) is always a quiz: it starts at
+the first slice, with no AI result, heatmap or marker shown and the AI not runnable until the
+answers are submitted."""
 
 from __future__ import annotations
 
@@ -81,6 +84,15 @@ class TeachingController(QObject):
                         "Exporting a de-identified teaching pack",
                         lambda written: self._status(f"Wrote the teaching pack {written}"))
 
+    def quiz_for_trainee(self) -> None:
+        """A teaching case opened (or a user logged in on one) by anyone but a radiologist or an
+        admin becomes a quiz at once: the AI and the answer key never show first."""
+        volume, user = self.state.volume, self.review.user
+        if volume is None or self.quiz.active or (user is not None and user.role != "trainee"):
+            return
+        if teaching_case(self.store, volume.metadata.study_uid) is not None:
+            self.start_quiz()
+
     def start_quiz(self) -> None:
         """Answer the open teaching case: AI and answer key hidden until submitted."""
         volume = self.state.volume
@@ -93,6 +105,10 @@ class TeachingController(QObject):
         self.findings_dock.hide()
         self.state.set_heatmap(None, ())
         self.state.set_markers([])
+        self.state.set_tool("crosshair")
+        # the first slice, mid-plane: nothing the trainee sees first points at an answer
+        i, j = (volume.shape[2] - 1) / 2, (volume.shape[1] - 1) / 2
+        self.state.set_crosshair(volume.voxel_to_patient((round(i), round(j), 0)))
         self.overlay_label.setText("Quiz: AI and answers hidden until you submit")
         self._status(f"Quiz on {case.name}: M then click marks a suspected nodule; Ctrl+Return submits")
 

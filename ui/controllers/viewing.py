@@ -1,8 +1,10 @@
-"""How the study is looked at: which view is active, one view or 2x2, window and 3D presets,
-overlay and patient text, presentation mode, the measuring tools, centring on a point."""
+"""How the study is looked at: which view is active, one view or 2x2, window and 3D presets
+(the window chosen from the series' body part on opening), overlay and patient text,
+presentation mode, the tool in force (Esc: back to the crosshair), reset, centring on a point."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -12,7 +14,27 @@ from PySide6.QtWidgets import QWidget
 from ui.render.slice_view import SliceView
 from ui.state import ViewerState
 from ui.widgets.study_browser import StudyBrowser
+from workstation.imaging.volume import SeriesMetadata
 from workstation.imaging.windowing import PRESETS
+
+# Word beginnings in BodyPartExamined, then the study and series descriptions, that pick the
+# opening window; chest first: a chest-abdomen scan is read here for its lungs.
+SERIES_PRESETS = (
+    (("CHEST", "THORA", "LUNG", "PULM"), "lung"),
+    (("HEAD", "BRAIN", "SKULL", "CEREBR", "CRANI", "NEURO"), "brain"),
+    (("ABD", "PELVI", "LIVER", "KIDNEY", "RENAL", "PANCREA"), "abdomen"),
+)
+
+
+def preset_for_series(metadata: SeriesMetadata) -> str:
+    """The window a series opens in: lung for chest, brain for head, soft tissue for abdomen; lung
+    (what this workstation reads) when the series does not say."""
+    for text in (metadata.body_part, metadata.study_description, metadata.series_description):
+        words = re.split(r"[^A-Z]+", (text or "").upper())
+        for keys, preset in SERIES_PRESETS:
+            if any(word.startswith(key) for word in words if word for key in keys):
+                return preset
+    return "lung"
 
 
 class ViewingController(QObject):
@@ -24,14 +46,33 @@ class ViewingController(QObject):
         self.state, self.views, self.browser, self._status = state, views, browser, status
         self.active_view = "axial"
         self.single_layout = False
+        self.series_preset = "lung"
+        state.volume_changed.connect(self._on_volume)
+
+    def _on_volume(self) -> None:
+        self.series_preset = preset_for_series(self.state.volume.metadata)
+        self.apply_preset(self.series_preset)
 
     def set_active_view(self, name: str) -> None:
         self.active_view = name
 
     def toggle_layout(self) -> None:
+        """One view or 2x2; the views are hidden before the chosen one grows, so no half-laid-out
+        grid is painted in between."""
         self.single_layout = not self.single_layout
-        for name, view in self.views.items():
-            view.setVisible(not self.single_layout or name == self.active_view)
+        window = self.parent()
+        if window is not None:
+            window.setUpdatesEnabled(False)
+        try:
+            for name, view in self.views.items():
+                if self.single_layout and name != self.active_view:
+                    view.setVisible(False)
+            for name, view in self.views.items():
+                if not self.single_layout or name == self.active_view:
+                    view.setVisible(True)
+        finally:
+            if window is not None:
+                window.setUpdatesEnabled(True)
 
     def apply_preset(self, name: str) -> None:
         self.state.set_window(*PRESETS[name])
@@ -41,6 +82,24 @@ class ViewingController(QObject):
 
     def toggle_overlay(self) -> None:
         self.state.set_overlay(visible=not self.state.overlay_visible)
+
+    def toggle_overlay_outline(self) -> None:
+        self.state.set_overlay_outline(not self.state.overlay_outline)
+        self._status("Heatmap: outline at the threshold" if self.state.overlay_outline else "Heatmap: filled")
+
+    def toggle_crosshair(self) -> None:
+        self.state.toggle_crosshair()
+        self._status("Crosshair lines shown" if self.state.crosshair_visible
+                     else "Crosshair lines hidden (C shows them)")
+
+    def reset_views(self) -> None:
+        """Zoom, pan, tilt, measurements and 3D camera as on opening; the series' own window."""
+        if self.state.volume is None:
+            return
+        for view in self.views.values():
+            view.reset_view()
+        self.apply_preset(self.series_preset)
+        self._status(f"Views reset ({self.series_preset} window)")
 
     def toggle_patient_text(self) -> None:
         self.state.toggle_patient_text()
@@ -54,9 +113,15 @@ class ViewingController(QObject):
                      else "Presentation mode off")
 
     def set_tool(self, tool: str) -> None:
-        view = self.views.get(self.active_view)
-        if isinstance(view, SliceView):
-            view.set_tool(tool)
+        """D, O: one measurement in any slice view; the same key again goes back to the crosshair."""
+        self.state.set_tool("crosshair" if self.state.tool == tool else tool)
+
+    def back_to_crosshair(self) -> None:
+        """Esc: the crosshair tool, no awaited click, no measurement on screen."""
+        self.state.set_tool("crosshair")
+        for view in self.views.values():
+            if isinstance(view, SliceView):
+                view.clear_measurement()
 
     def centre_on(self, point_mm: np.ndarray) -> None:
         """Crosshair and every slice view's centre on a point (selecting a finding)."""

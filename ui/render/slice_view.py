@@ -5,7 +5,10 @@ normal) derived from the Volume's affine; VTK's reslice mapper cuts the volume (
 heatmap overlay) in patient millimetres, so oblique and tilted geometry needs nothing
 special. Mouse: left click sets the crosshair, Ctrl+left drag moves it, left drag sets
 window/level, right drag zooms, middle drag pans, the wheel scrolls. Keys: arrows and
-PgUp/PgDn scroll, [ and ] tilt the plane (oblique), \\ resets it, D distance ruler, O ROI.
+PgUp/PgDn scroll, [ and ] tilt the plane (oblique), \\ resets it. The tool in force (the
+state's: crosshair, ruler, ROI, or a click awaited to add, move or mark a finding) decides
+what a left click does, and shows in the cursor; a measurement or a point takes one click or
+drag, then the crosshair is back.
 """
 
 from __future__ import annotations
@@ -20,11 +23,16 @@ from ui.render.vtk_shim import (
     vtkImageStack, vtkInteractorStyleUser, vtkPoints, vtkPolyData, vtkPolyDataMapper, vtkRenderer, vtkTextActor,
     image_data,
 )
-from ui.state import ViewerState
+from ui.state import MEASURING_TOOLS, POINTING_TOOLS, ViewerState
 from workstation.imaging.view_geometry import ViewFrame, edge_letters, slice_step_mm, view_frame
 
 CROSSHAIR_COLOUR = (1.0, 0.85, 0.2)
 MEASURE_COLOUR = (0.3, 0.9, 1.0)
+MARKER_COLOUR = (1.0, 0.35, 0.1)
+CURSORS = {"ruler": Qt.CursorShape.CrossCursor, "roi": Qt.CursorShape.CrossCursor,
+           "add": Qt.CursorShape.PointingHandCursor, "move": Qt.CursorShape.PointingHandCursor,
+           "mark": Qt.CursorShape.PointingHandCursor}
+MARKER_LABELS = 12  # text actors kept for finding numbers in one plane
 SCALE_STEPS_MM = (1, 2, 5, 10, 20, 50, 100, 200)
 # The view the user drives renders at once; the others follow at most this often, so the
 # driven view keeps the frame rate (on software OpenGL every render costs ~10-15 ms).
@@ -66,19 +74,23 @@ class SliceView(QVTKRenderWindowInteractor):
         self.renderer.AddViewProp(self.stack)
 
         self.crosshair = _LineActor(CROSSHAIR_COLOUR, 1.0, self.renderer)
-        self.markers = _LineActor((1.0, 0.35, 0.1), 2.0, self.renderer)
+        self.markers = _LineActor(MARKER_COLOUR, 2.0, self.renderer)
         self.scale_bar = _LineActor((0.9, 0.9, 0.9), 2.0, self.renderer)
         self.measure = _LineActor(MEASURE_COLOUR, 2.0, self.renderer)
         self.texts = {name: _text(self.renderer, size) for name, size in (
             ("top_left", 13), ("top_right", 13), ("bottom_left", 13), ("bottom_right", 13), ("scale", 12),
             ("left", 16), ("right", 16), ("top", 16), ("bottom", 16), ("measure", 13))}
+        self.marker_labels = [_text(self.renderer, 13) for _ in range(MARKER_LABELS)]
+        for label in self.marker_labels:
+            label.GetTextProperty().SetColor(*MARKER_COLOUR)
+            label.GetTextProperty().SetBold(1)
 
         self.frame: ViewFrame | None = None
         self.base_frame: ViewFrame | None = None
         self.tilt_degrees = 0.0
         self.centre = np.zeros(3)  # in-plane pan centre (patient mm)
         self.half_height_mm = 200.0
-        self.tool = "none"  # "ruler" or "roi" while measuring
+        self.measure_kind = ""  # "ruler" or "roi": what the points on screen measure
         self.measure_points: list[np.ndarray] = []
         self.measurement_text = ""
         self._drag: tuple[str, QPoint, tuple] | None = None
@@ -96,6 +108,7 @@ class SliceView(QVTKRenderWindowInteractor):
         state.overlay_changed.connect(self._on_overlay)
         state.heatmap_changed.connect(self._on_heatmap)
         state.annotations_changed.connect(self.refresh)
+        state.tool_changed.connect(self._on_tool)
 
     def warm_up(self) -> None:
         """Render a tiny image once so shader compilation (~60 ms a view on software GL)
@@ -119,6 +132,15 @@ class SliceView(QVTKRenderWindowInteractor):
         self.base_mapper.SetInputData(image_data(volume.voxels, volume.affine))
         self._on_heatmap()
         self.base_frame = view_frame(volume.direction, self.view)
+        self.reset_view(render=False)
+        self._on_window()
+        self._on_overlay()
+
+    def reset_view(self, render: bool = True) -> None:
+        """Zoom to fit, centred, in the acquired plane; measurements cleared (the crosshair stays)."""
+        volume = self.state.volume
+        if volume is None or self.base_frame is None:
+            return
         self.tilt_degrees = 0.0
         self.frame = self.base_frame
         self.centre = volume.voxel_to_patient((np.array(volume.shape[::-1]) - 1) / 2.0)
@@ -126,8 +148,18 @@ class SliceView(QVTKRenderWindowInteractor):
         self.half_height_mm = float(max(extent @ np.abs(self.frame.up), extent @ np.abs(self.frame.right)) / 2 * 1.05)
         self.measure_points = []
         self.measurement_text = ""
-        self._on_window()
-        self._on_overlay()
+        if render:
+            self.refresh()
+
+    def _on_tool(self) -> None:
+        tool = self.state.tool
+        self.setCursor(CURSORS.get(tool, Qt.CursorShape.ArrowCursor))
+        if tool in MEASURING_TOOLS:  # a new measurement: the old one goes
+            self.clear_measurement()
+
+    def clear_measurement(self) -> None:
+        self.measure_points, self.measurement_text = [], ""
+        self.refresh()
 
     def _on_heatmap(self) -> None:
         if self.state.heatmap is not None and self.state.volume is not None:
@@ -141,7 +173,8 @@ class SliceView(QVTKRenderWindowInteractor):
 
     def _on_overlay(self) -> None:
         state = self.state
-        self.overlay_property.SetLookupTable(heatmap_lookup_table(state.overlay_threshold, state.overlay_opacity))
+        self.overlay_property.SetLookupTable(heatmap_lookup_table(state.overlay_threshold, state.overlay_opacity,
+                                                                  outline=state.overlay_outline))
         self.refresh()
 
     def _overlay_in_plane(self) -> bool:
@@ -171,7 +204,8 @@ class SliceView(QVTKRenderWindowInteractor):
         lift = -projection * 0.5  # draw lines just in front of the image plane
         reach = self.half_height_mm * 4
         self.crosshair.set_segments([(point - frame.right * reach + lift, point + frame.right * reach + lift),
-                                     (point - frame.up * reach + lift, point + frame.up * reach + lift)])
+                                     (point - frame.up * reach + lift, point + frame.up * reach + lift)]
+                                    if self.state.crosshair_visible else [])
         self.markers.set_segments(self._marker_segments(point, projection, lift))
         self.overlay_slice.SetVisibility(self._overlay_in_plane())
         self._update_scale_bar(lift)
@@ -202,8 +236,9 @@ class SliceView(QVTKRenderWindowInteractor):
             self._driving = False
 
     def _marker_segments(self, point: np.ndarray, projection: np.ndarray, lift: np.ndarray) -> list:
-        segments = []
-        for centre, radius in self.state.markers:
+        """Rings around the markers cut by this plane, each labelled with its finding's number."""
+        segments, labels = [], []
+        for centre, radius, *label in self.state.markers:
             distance = (centre - point) @ projection
             if abs(distance) >= radius:
                 continue
@@ -212,6 +247,14 @@ class SliceView(QVTKRenderWindowInteractor):
             angles = np.linspace(0, 2 * np.pi, 33)
             circle = [on_plane + ring * (np.cos(a) * self.frame.right + np.sin(a) * self.frame.up) for a in angles]
             segments.extend(zip(circle[:-1], circle[1:]))
+            if label:
+                labels.append((str(label[0]), on_plane + ring * 0.75 * (self.frame.right + self.frame.up)))
+        for actor, (text, where) in zip(self.marker_labels, labels):
+            actor.SetInput(text)
+            x, y = self._display_of(where)
+            actor.SetPosition(x + 2, y + 2)
+        for actor in self.marker_labels[len(labels):]:
+            actor.SetInput("")
         return segments
 
     def _update_scale_bar(self, lift: np.ndarray) -> None:
@@ -234,12 +277,12 @@ class SliceView(QVTKRenderWindowInteractor):
         meta = volume.metadata
         k = self.slice_index()
         count = self.slice_count()
-        position = state.crosshair @ -self.frame.direction_of_projection
+        axis, position = self.slice_position()
         patient = f"{meta.patient_name}\n{meta.patient_id}\n{meta.study_date}" if state.identifiers_visible else ""
         self.texts["top_left"].SetInput(patient)
         tilt = f"  tilt {self.tilt_degrees:+.0f} deg" if self.tilt_degrees else ""
         self.texts["top_right"].SetInput(f"{self.view.upper()}{tilt}\n{meta.series_description}\n"
-                                         f"slice {k + 1}/{count}  {position:.1f} mm")
+                                         f"slice {k + 1}/{count}  {axis} {position:.1f} mm")
         self.texts["bottom_left"].SetInput(f"W {state.window[1]:.0f}  L {state.window[0]:.0f}")
         self.texts["bottom_right"].SetInput(self._cursor_text)
         self.texts["measure"].SetInput(self.measurement_text)
@@ -264,6 +307,12 @@ class SliceView(QVTKRenderWindowInteractor):
         ijk = self.state.volume.patient_to_voxel(self.state.crosshair)
         axis = self._normal_axis()
         return int(round(ijk[axis]))
+
+    def slice_position(self) -> tuple[str, float]:
+        """The plane's signed patient coordinate (DICOM LPS, as the cursor readout and the DICOM
+        slice positions give it) on the patient axis the view's normal follows most."""
+        axis = int(np.argmax(np.abs(self.frame.direction_of_projection)))
+        return "xyz"[axis], float(self.state.crosshair[axis])
 
     def slice_count(self) -> int:
         return self.state.volume.shape[::-1][self._normal_axis()]
@@ -307,21 +356,15 @@ class SliceView(QVTKRenderWindowInteractor):
         self.frame = self.base_frame.rotated(self.tilt_degrees)
         self._drive(self.refresh)
 
-    def set_tool(self, tool: str) -> None:
-        self.tool = "none" if self.tool == tool else tool
-        self.measure_points = []
-        self.measurement_text = ""
-        self.refresh()
-
     def _update_measure(self, lift: np.ndarray) -> None:
         if len(self.measure_points) < 2:
             self.measure.set_segments([])
             return
         a, b = self.measure_points[0] + lift, self.measure_points[1] + lift
-        if self.tool == "ruler":
+        if self.measure_kind == "ruler":
             self.measure.set_segments([(a, b)])
             self.measurement_text = f"distance {np.linalg.norm(b - a):.1f} mm"
-        elif self.tool == "roi":
+        elif self.measure_kind == "roi":
             radius = float(np.linalg.norm(b - a))
             angles = np.linspace(0, 2 * np.pi, 49)
             circle = [a + radius * (np.cos(t) * self.frame.right + np.sin(t) * self.frame.up) for t in angles]
@@ -353,9 +396,12 @@ class SliceView(QVTKRenderWindowInteractor):
         button = event.button()
         kind = {Qt.MouseButton.LeftButton: "window", Qt.MouseButton.RightButton: "zoom",
                 Qt.MouseButton.MiddleButton: "pan"}.get(button)
-        if button == Qt.MouseButton.LeftButton and self.tool != "none":
-            kind = "measure"
+        tool = self.state.tool
+        if button == Qt.MouseButton.LeftButton and tool in MEASURING_TOOLS:
+            kind, self.measure_kind = "measure", tool
             self.measure_points = [self.world_at(event.position().x(), event.position().y())] * 2
+        elif button == Qt.MouseButton.LeftButton and tool in POINTING_TOOLS:
+            kind = "point"  # the awaited click: a little movement while clicking still counts
         elif button == Qt.MouseButton.LeftButton and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             kind = "crosshair"
             self._drive(self.state.set_crosshair, self.world_at(event.position().x(), event.position().y()))
@@ -398,10 +444,16 @@ class SliceView(QVTKRenderWindowInteractor):
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if self._drag is not None:
             kind, _start, (_w, _h, _c, moved) = self._drag
+            self._drag = None
+            point = self.world_at(event.position().x(), event.position().y())
             if kind == "window" and not moved:  # a click, not a drag: move the crosshair here
-                point = self.world_at(event.position().x(), event.position().y())
                 self._drive(self.state.set_crosshair, point)
                 self.point_clicked.emit(point)
+            elif kind == "point":
+                self.point_clicked.emit(point)  # the review controller places it and ends the tool
+            elif kind == "measure":
+                self.measurement_changed.emit(self.measurement_text)
+                self.state.set_tool("crosshair")  # one measurement per D or O: the next click is a click
         self._drag = None
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802

@@ -90,6 +90,8 @@ class VolumeView(QVTKRenderWindowInteractor):
             self.renderer.AddActor(actor)
         self._closed = False
         self._grid = None
+        self._rendered = None
+        self._body: tuple[float, ...] | None = None
         self._holding = False
         self._still_pending = False
         self._follow_timer = _single_shot(self, FOLLOW_RENDER_MS, lambda: self._render(interactive=True))
@@ -135,7 +137,16 @@ class VolumeView(QVTKRenderWindowInteractor):
             self.renderer.AddVolume(self.volume_actor)
         self.set_preset(self.preset, render=False)
         self._grid = (step, affine)
+        self._body = body_bounds(voxels, affine)
         self._on_heatmap()
+        self.reset_view(render=False)
+        self._on_overlay()
+        self._on_crosshair()
+
+    def reset_view(self, render: bool = True) -> None:
+        """Seen from the front, head up, the body filling the view."""
+        if self._rendered is None:
+            return
         self.renderer.ResetCamera()
         camera = self.renderer.GetActiveCamera()
         camera.SetViewUp(0, 0, 1)
@@ -143,10 +154,10 @@ class VolumeView(QVTKRenderWindowInteractor):
         camera.SetPosition(*(centre - np.array([0, 1, 0]) * camera.GetDistance()))  # from the front
         # Fit the body, not the field of view and its air; VTK fits the bounds' sphere, which
         # leaves a wide margin around a box seen face on
-        self.renderer.ResetCamera(body_bounds(voxels, affine) or self._rendered.GetBounds())
+        self.renderer.ResetCamera(self._body or self._rendered.GetBounds())
         camera.Zoom(FIT_ZOOM)
-        self._on_overlay()
-        self._on_crosshair()
+        if render:
+            self._render(interactive=False)
 
     def _on_heatmap(self) -> None:
         """The heat surface from the same coarser grid as the ray caster: 10x cheaper."""

@@ -1,5 +1,6 @@
-"""The findings beside the views: model identity and notice, scope banner, review progress,
-one row per finding with its decision; selecting a row centres all views on it."""
+"""The findings beside the views: model identity and notice, the threshold and operating point
+the list is shown at, scope banner, review progress, one row per finding (its study number, the
+one views, dialogs and report use) with its decision; selecting a row centres all views on it."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ class FindingsPanel(QWidget):
         super().__init__(parent)
         self.model_label = QLabel("No AI result yet (Run AI: Ctrl+R)")
         self.model_label.setWordWrap(True)
+        self.threshold_label = QLabel("")
+        self.threshold_label.setWordWrap(True)
+        self.threshold_label.hide()
+        self._thumbnails: dict[tuple, QIcon] = {}
         self.banner = QLabel("")
         self.banner.setWordWrap(True)
         self.banner.setStyleSheet("background: #5a3b12; color: #ffd9a0; padding: 4px; border-radius: 3px;")
@@ -38,52 +43,78 @@ class FindingsPanel(QWidget):
         self.tree.currentItemChanged.connect(self._on_current)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.model_label, self.banner, self.progress_label):
+        for widget in (self.model_label, self.threshold_label, self.banner, self.progress_label):
             layout.addWidget(widget)
         layout.addWidget(self.tree, 1)
 
     def show_model(self, name: str, version: str, device: str, threshold: float, notice: str,
                    warnings: list[str]) -> None:
         """Every result of a model is shown with its name, version and notice."""
-        self.model_label.setText(f"{name} {version} on {device}, threshold {threshold:g}\n{notice}")
+        self.model_label.setText(f"{name} {version} on {device}, run at threshold {threshold:g}\n{notice}")
         self.banner.setText("\n".join(warnings))
         self.banner.setVisible(bool(warnings))
 
-    def show_findings(self, states, status: str = "", volume=None) -> None:
+    def show_threshold(self, text: str) -> None:
+        """Which threshold (and operating point of the model card) the list and markers are shown at."""
+        self.threshold_label.setText(text)
+        self.threshold_label.setVisible(bool(text))
+
+    def show_findings(self, states, status: str = "", volume=None, hidden: int = 0,
+                      threshold: float | None = None) -> None:
         """Rows from review FindingStates (or plain findings, shown as undecided), with a
-        thumbnail of each finding when the volume is given."""
+        thumbnail of each finding when the volume is given; `hidden` were left out by the
+        threshold slider."""
         current = self.current_id()
+        self.tree.blockSignals(True)  # re-filling is not the reader choosing another finding
         self.tree.clear()
         for state in states:
             x, _y, z = state.center_mm
             side = "left" if x > 0 else "right"  # LPS: +x is the patient's left
             decision = getattr(state, "decision", "undecided")
             probability = "added" if getattr(state, "source", "ai") == "clinician" else f"{state.probability:.2f}"
-            item = QTreeWidgetItem([str(state.id), probability, f"{state.diameter_mm:.1f} mm", state.type, decision,
-                                    f"{side} lung, z {z:.0f} mm"])
+            number = getattr(state, "number", 0) or state.id
+            item = QTreeWidgetItem([str(number), probability, f"{state.diameter_mm:.1f} mm", state.type, decision,
+                                    f"{side}, z {z:.0f}"])
+            item.setToolTip(len(COLUMNS) - 1, f"{side} lung, z {z:.1f} mm")
             item.setForeground(DECISION_COLUMN, QColor(DECISION_COLOURS.get(decision, "#d8d8d4")))
             item.setData(0, Qt.ItemDataRole.UserRole, np.array(state.center_mm))
             item.setData(1, Qt.ItemDataRole.UserRole, state.id)
             if volume is not None:
-                patch = finding_thumbnail(volume, state.center_mm)
-                image = QImage(patch.data, patch.shape[1], patch.shape[0], patch.strides[0],
-                               QImage.Format.Format_Grayscale8).copy()
-                item.setIcon(0, QIcon(QPixmap.fromImage(image)))
+                item.setIcon(0, self._thumbnail(volume, state.center_mm))
             if getattr(state, "reason", None):
                 item.setToolTip(DECISION_COLUMN, f"{decision}: {state.reason} ({state.decided_by})")
             self.tree.addTopLevelItem(item)
             if state.id == current:
                 self.tree.setCurrentItem(item)
+        self.tree.blockSignals(False)
         for column in range(len(COLUMNS)):
             self.tree.resizeColumnToContents(column)
         decided = sum(getattr(s, "decision", "undecided") != "undecided" for s in states)
-        self.progress_label.setText(f"{decided} of {len(states)} decided" + (f" - {status}" if status else ""))
+        below = f"; {hidden} below threshold {threshold:.2f} not shown" if hidden and threshold is not None else ""
+        self.progress_label.setText(f"{decided} of {len(states)} decided{below}" + (f" - {status}" if status else ""))
+
+    def _thumbnail(self, volume, centre) -> QIcon:
+        key = (volume.metadata.series_uid, tuple(centre))
+        if key not in self._thumbnails:  # the slider re-fills the list often; a patch costs a reslice
+            patch = finding_thumbnail(volume, centre)
+            image = QImage(patch.data, patch.shape[1], patch.shape[0], patch.strides[0],
+                           QImage.Format.Format_Grayscale8).copy()
+            self._thumbnails[key] = QIcon(QPixmap.fromImage(image))
+        return self._thumbnails[key]
 
     def clear(self) -> None:
         self.tree.clear()
         self.banner.hide()
         self.progress_label.setText("")
+        self.show_threshold("")
+        self._thumbnails.clear()
         self.model_label.setText("No AI result yet (Run AI: Ctrl+R)")
+
+    def select_id(self, finding_id: int) -> None:
+        for row in range(self.tree.topLevelItemCount()):
+            if self.tree.topLevelItem(row).data(1, Qt.ItemDataRole.UserRole) == finding_id:
+                self.tree.setCurrentItem(self.tree.topLevelItem(row))
+                return
 
     def current_id(self) -> int | None:
         item = self.tree.currentItem()
