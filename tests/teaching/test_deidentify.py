@@ -16,8 +16,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from workstation.dicom.deidentify import (
-    DESCRIPTORS, EDITION, PATIENT_CHARACTERISTICS, DeidentificationError, DeidOptions, Deidentifier, action_table,
-    decision, deidentify_job,
+    DESCRIPTORS, EDITION, PATIENT_CHARACTERISTICS, TEACHING_OPTIONS, DeidentificationError, DeidOptions, Deidentifier,
+    action_table, decision, deidentify_job,
 )
 from workstation.jobs import run_job
 
@@ -138,16 +138,17 @@ def _leaks(root: Path) -> list[str]:
     return found
 
 
-def test_no_canary_leaves_in_files_or_names(small_phantom_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("options", [DeidOptions(), TEACHING_OPTIONS], ids=["basic", "clean-descriptors"])
+def test_no_canary_leaves_in_files_or_names(small_phantom_dir: Path, tmp_path: Path, options: DeidOptions) -> None:
     canaries = _canary_series(small_phantom_dir / "dicom", tmp_path / "in")
     out = tmp_path / "out"
-    summary = run_job(deidentify_job([canaries], out, SECRET))
+    summary = run_job(deidentify_job([canaries], out, SECRET, options))
     assert summary.files == len(list(canaries.iterdir())) and len(summary.series) == 1
     assert _leaks(out) == []
     dataset = pydicom.dcmread(next(out.rglob("*.dcm")))
     assert dataset.PatientIdentityRemoved == "YES" and dataset.LongitudinalTemporalInformationModified == "MODIFIED"
     assert {item.CodeValue for item in dataset.DeidentificationMethodCodeSequence} == {
-        "113100", "113108", "113107", "113105"}
+        "113100", "113108", "113107"} | ({"113105"} if options.clean_descriptors else set())
     assert dataset.PatientSex and dataset.PatientAge  # retained characteristics
     assert not any(element.tag.is_private for element in dataset)
 
@@ -183,11 +184,12 @@ def test_dates_shift_by_one_interval_per_patient(small_phantom_dir: Path) -> Non
     assert removed.get("StudyDate", "") == "" and "PatientAge" not in removed
 
 
-def test_descriptors_are_cleaned_not_dropped(small_phantom_dir: Path) -> None:
+def test_descriptors_are_removed_or_cleaned_with_the_option(small_phantom_dir: Path) -> None:
     dataset = pydicom.dcmread(next((small_phantom_dir / "dicom").iterdir()))
     dataset.PatientName = "Okafor^Chidi"
     dataset.SeriesDescription = "Chest Okafor 2.5 mm"
-    result = Deidentifier(SECRET).dataset(dataset)
+    assert "SeriesDescription" not in Deidentifier(SECRET).dataset(dataset)  # the Basic Profile: X
+    result = Deidentifier(SECRET, TEACHING_OPTIONS).dataset(dataset)
     assert result.SeriesDescription == "Chest 2.5 mm"
     assert "00081030" in DESCRIPTORS
 

@@ -10,8 +10,17 @@ without the installation's secret can map back. Dates shift by a per-patient num
 (same key), so intervals between a patient's studies are kept.
 
 Options (PS3.15 names): Retain Patient Characteristics (age, sex, size, weight, ...), Retain
-Longitudinal Temporal Information with Modified Dates, Clean Descriptors. Images that may show
-burned-in text (BurnedInAnnotation YES, secondary capture) are refused unless overridden.
+Longitudinal Temporal Information with Modified Dates, Clean Descriptors. Without the last, the
+descriptions, comments and protocol names the table marks X are removed, as the Basic Profile
+says; with it they are kept after cleaning against a vocabulary of words known to carry no
+identity (confidentiality/vocabulary.py), every other word dropped. Teaching packs use it
+(trainers want "CT CHEST W CONTRAST"); a plain `deidentify` does not unless asked. Images that
+may show burned-in text (BurnedInAnnotation YES, secondary capture) are refused unless overridden.
+
+Hostile files are bounded before pydicom recurses into them (dicom/structure.py: nesting depth
+and element count), and text values longer than any scanner writes are removed unread (named in
+the summary). Output goes to a temporary folder beside OUT that becomes OUT only when every file
+is written, so a refusal or a crash leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -21,18 +30,24 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
-from pydicom.datadict import keyword_for_tag
 from pydicom.sequence import Sequence
 
 from workstation.dicom import configured_pydicom
+from workstation.dicom.confidentiality.vocabulary import clean_descriptor
+from workstation.dicom.structure import check_structure
 from workstation.errors import WorkstationError
 from workstation.jobs import CancelToken, Job, Progress
 
@@ -42,10 +57,14 @@ PATIENT_CHARACTERISTICS = {  # kept with the Retain Patient Characteristics opti
     "00101010": "PatientAge", "00100040": "PatientSex", "00101020": "PatientSize", "00101030": "PatientWeight",
     "00102160": "EthnicGroup", "001021A0": "SmokingStatus", "001021C0": "PregnancyStatus",
     "00102203": "PatientSexNeutered"}
-DESCRIPTORS = {  # kept after cleaning with the Clean Descriptors option
-    "00081030": "StudyDescription", "0008103E": "SeriesDescription", "00181030": "ProtocolName",
-    "00204000": "ImageComments", "00184000": "AcquisitionComments", "00082111": "DerivationDescription",
-    "00400254": "PerformedProcedureStepDescription", "00321060": "RequestedProcedureDescription"}
+_DESCRIPTOR_TABLE = json.loads((TABLES / "clean_descriptors.json").read_text(encoding="utf-8"))
+DESCRIPTORS: dict[str, str] = {**_DESCRIPTOR_TABLE["standard"], **_DESCRIPTOR_TABLE["ours"]}  # the option's C column
+FREE_TEXT_VRS = {"LO", "LT", "ST", "UT", "UC", "PN"}  # inside a descriptor sequence: cleaned like a description
+# Longest text value kept (bytes): PS3.5 caps these VRs at 64 characters or fewer (LT 10240), so
+# anything longer is not a real value; it is removed unread rather than parsed, split and cleaned.
+SHORT_TEXT_LIMIT = 4096
+LONG_TEXT_LIMIT = 64 * 1024
+LONG_TEXT_VRS = {"LT", "ST", "UT", "UC", "UR"}
 NEVER_SHIFTED = {"00100030"}  # birth date: removed even with modified dates (age is kept instead)
 STANDARD_UID_ROOT = "1.2.840.10008."
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -67,8 +86,11 @@ class DeidentificationError(WorkstationError):
 class DeidOptions:
     retain_patient_characteristics: bool = True
     modified_dates: bool = True  # shift dates per patient instead of removing them
-    clean_descriptors: bool = True
+    clean_descriptors: bool = False  # the Basic Profile removes descriptions; the option keeps them cleaned
     allow_burned_in: bool = False  # the user's override for burned-in text / secondary capture
+
+
+TEACHING_OPTIONS = DeidOptions(clean_descriptors=True)  # packs: "CT CHEST W CONTRAST" is what a trainee learns from
 
 
 @dataclass
@@ -76,6 +98,7 @@ class DeidSummary:
     files: int = 0
     series: set[str] = field(default_factory=set)
     removed_undecided: set[str] = field(default_factory=set)  # attributes neither table nor list decided
+    removed_overlong: set[str] = field(default_factory=set)  # text values longer than the standard allows
     overridden: list[str] = field(default_factory=list)  # files let through by the burned-in override
 
 
@@ -138,9 +161,9 @@ class Deidentifier:
         """A de-identified copy (the source is not changed)."""
         summary = summary or DeidSummary()
         dataset = copy.deepcopy(source)
-        patient_id = str(source.get("PatientID", "")) or str(source.get("PatientName", ""))
-        identifying = _identifying_values(source)
-        self._walk(dataset, patient_id, identifying, summary)
+        patient_id = _text_of(source, 0x00100020) or _text_of(source, 0x00100010)
+        identifying = _identifying_tokens(source)
+        self._walk(dataset, patient_id, identifying, summary, in_descriptor=False)
         pseudonym = self.pseudonym(patient_id)
         dataset.PatientID = pseudonym
         dataset.PatientName = f"TEACHING^{pseudonym}"
@@ -161,35 +184,41 @@ class Deidentifier:
         return {"113100": True, "113108": self.options.retain_patient_characteristics,
                 "113107": self.options.modified_dates, "113105": self.options.clean_descriptors}[code]
 
-    def _walk(self, dataset: Dataset, patient_id: str, identifying: list[str], summary: DeidSummary) -> None:
-        for element in list(dataset):
-            tag = int(element.tag)
-            if element.tag.is_private:
-                del dataset[element.tag]
+    def _walk(self, dataset: Dataset, patient_id: str, identifying: frozenset[str], summary: DeidSummary,
+              in_descriptor: bool) -> None:
+        # Decided by tag and raw length first: private and undecided attributes, and overlong
+        # values, are removed without pydicom ever converting (or recursing into) them.
+        for tag in list(dataset.keys()):
+            if tag.is_private:
+                del dataset[tag]
                 continue
-            key = f"{tag:08X}"
-            action = decision(tag)
+            key = f"{int(tag):08X}"
+            action = decision(int(tag))
             if self.options.retain_patient_characteristics and key in PATIENT_CHARACTERISTICS:
                 action = "K"
             elif self.options.clean_descriptors and key in DESCRIPTORS:
-                action = "C"
+                action = "V"  # kept, cleaned against the vocabulary
             if action is None:
                 summary.removed_undecided.add(keyword_for_tag(tag) or key)
-                del dataset[element.tag]
+                del dataset[tag]
                 continue
-            self._apply(dataset, element, action, key, patient_id, identifying, summary)
+            if _overlong(dataset, tag):
+                summary.removed_overlong.add(keyword_for_tag(tag) or key)
+                del dataset[tag]
+                continue
+            self._apply(dataset, dataset[tag], action, key, patient_id, identifying, summary, in_descriptor)
 
-    def _apply(self, dataset: Dataset, element, action: str, key: str, patient_id: str, identifying: list[str],
-               summary: DeidSummary) -> None:
+    def _apply(self, dataset: Dataset, element, action: str, key: str, patient_id: str, identifying: frozenset[str],
+               summary: DeidSummary, in_descriptor: bool) -> None:
         vr, tag = element.VR, element.tag
         if vr == "SQ":
             if action == "X":
                 del dataset[tag]
             elif action in ("Z", "X/Z"):
                 element.value = Sequence()
-            else:  # K, C, D, U and compound codes: keep the items, de-identified by the same rules
+            else:  # K, C, V, D, U and compound codes: keep the items, de-identified by the same rules
                 for item in element.value:
-                    self._walk(item, patient_id, identifying, summary)
+                    self._walk(item, patient_id, identifying, summary, in_descriptor or action == "V")
             return
         if vr == "UI":
             if action == "X":
@@ -197,15 +226,18 @@ class Deidentifier:
             else:
                 self._replace_uids(element, exempt_classes=action in ("K", "C"))
             return
-        if vr in ("DA", "DT") and self.options.modified_dates and action not in ("K", "C") \
+        if vr in ("DA", "DT") and self.options.modified_dates and action not in ("K", "C", "V") \
                 and key not in NEVER_SHIFTED and element.value not in (None, ""):
             element.value = _shift(str(element.value), vr, self.day_shift(patient_id))
             return
+        if in_descriptor and action in ("K", "C") and vr in FREE_TEXT_VRS:
+            action = "V"  # a code meaning inside a procedure code sequence is typed like a description
         if action == "K":
             return
-        if action == "C":
+        if action in ("C", "V"):
             if vr in TEXT_VRS and element.value not in (None, ""):
-                element.value = _clean(element.value, identifying)
+                clean = _vocabulary_clean if action == "V" else _clean
+                element.value = _each(element.value, lambda text: clean(text, identifying))
             return
         if action in ("X", "X/Z/U*"):
             del dataset[tag]
@@ -242,74 +274,156 @@ def _shift(value: str, vr: str, days: int) -> str:
     return date.strftime("%Y%m%d") + (value[8:] if vr == "DT" else "")
 
 
-def _identifying_values(dataset: Dataset) -> list[str]:
-    """Every text value the profile removes or replaces (names, IDs, places, dates), longest first:
-    what a descriptor must not repeat."""
-    values: set[str] = set()
+def _vr_of(dataset: Dataset, tag) -> str:
+    """The VR without converting the value (implicit VR files leave it to the dictionary)."""
+    raw = dataset.get_item(tag)
+    if raw is not None and raw.VR:
+        return str(raw.VR)
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return "UN"
 
-    def collect(ds: Dataset) -> None:
-        for element in ds:
-            if element.VR == "SQ":
-                for item in element.value:
-                    collect(item)
+
+def _overlong(dataset: Dataset, tag) -> bool:
+    """A text value longer than the standard allows such a value to be, measured unconverted."""
+    vr = _vr_of(dataset, tag)
+    if vr not in TEXT_VRS | {"DA", "DT", "TM", "UI", "AS", "UR"}:
+        return False
+    raw = dataset.get_item(tag)
+    if isinstance(raw, RawDataElement):
+        size = len(raw.value or b"")
+    else:
+        value = raw.value
+        size = sum(len(str(v)) for v in value) if isinstance(value, (list, pydicom.multival.MultiValue)) \
+            else len(str(value or ""))
+    return size > (LONG_TEXT_LIMIT if vr in LONG_TEXT_VRS else SHORT_TEXT_LIMIT)
+
+
+def _text_of(dataset: Dataset, tag: int) -> str:
+    """A value as text, or "" when it is missing or overlong (the pseudonym and day shift use it)."""
+    if tag not in dataset or _overlong(dataset, tag):
+        return ""
+    return str(dataset[tag].value or "")
+
+
+def _identifying_tokens(dataset: Dataset) -> frozenset[str]:
+    """The words (lower case, three letters or more) of every value the profile removes or
+    replaces (names, IDs, places, dates): what a kept text must not repeat. Sets, not patterns,
+    so that cleaning stays linear however many values there are."""
+    tokens: set[str] = set()
+    pending = [dataset]  # iterative: nesting is bounded by check_structure, but no recursion is needed
+    while pending:
+        current = pending.pop()
+        for tag in list(current.keys()):
+            if tag.is_private or _overlong(current, tag):
                 continue
-            key = f"{int(element.tag):08X}"
-            action = decision(int(element.tag)) if not element.tag.is_private else "X"
+            key = f"{int(tag):08X}"
+            action = decision(int(tag))
+            vr = _vr_of(current, tag)
+            if vr == "SQ":
+                pending.extend(current[tag].value)
+                continue
             if action in (None, "K", "C") or key in DESCRIPTORS or key in PATIENT_CHARACTERISTICS \
-                    or element.VR not in TEXT_VRS | {"DA", "DT", "TM"}:
+                    or vr not in TEXT_VRS | {"DA", "DT", "TM"}:
                 continue  # (descriptors are what gets cleaned; characteristics are not identifying)
-            text = str(element.value or "")
-            for part in re.split(r"[\^=\\]", text) + [text]:
-                if len(part.strip()) >= 3:
-                    values.add(part.strip())
-
-    collect(dataset)
-    return sorted(values, key=len, reverse=True)
+            text = str(current[tag].value or "")
+            tokens.update(word for word in _WORDS.findall(text.lower()) if len(word) >= 3)
+    return frozenset(tokens)
 
 
-def _clean(value, identifying: list[str]):
+_WORDS = re.compile(r"[^\W_]+")
+
+
+def _each(value, clean):
+    """`clean` applied to each value of a multi-valued element."""
     if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
-        return [_clean(v, identifying) for v in value]
-    text = str(value)
-    for secret in identifying:
-        text = re.sub(re.escape(secret), "", text, flags=re.IGNORECASE)
-    text = re.sub(r"\d{6,}", "", text)  # long numbers: dates, record numbers
-    return re.sub(r"\s{2,}", " ", text).strip()
+        return [clean(str(v)) for v in value]
+    return clean(str(value))
+
+
+def _clean(text: str, identifying: frozenset[str]) -> str:
+    """Equipment and coded text (retained.json's C): the words that name this patient, their
+    places or dates, and long numbers (dates, record numbers) are removed; the rest is kept."""
+    kept = [word for word in re.split(r"(\W+)", text)
+            if word.lower() not in identifying and not re.fullmatch(r"\d{6,}", word)]
+    return re.sub(r"\s{2,}", " ", "".join(kept)).strip()
+
+
+def _vocabulary_clean(text: str, identifying: frozenset[str]) -> str:
+    return clean_descriptor(text, identifying)
 
 
 def deidentify_job(paths: Iterable[Path], out: Path, secret: bytes, options: DeidOptions | None = None,
                    cancel: CancelToken | None = None) -> Job[DeidSummary]:
     """De-identify every DICOM file found under `paths` into `out/<series>/<n>.dcm` (file names
-    never carry anything from the input)."""
+    never carry anything from the input). `out` must be new or empty: the files are written to a
+    temporary folder beside it, which becomes `out` only when all of them are written."""
     from workstation.dicom.sources import find_sources
 
     cancel = cancel or CancelToken()
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DeidentificationError(f"{out} already exists and is not an empty folder; choose a new folder for the "
+                                    "de-identified copy")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    except OSError as exc:
+        raise DeidentificationError(f"Cannot write to {out.parent}: {exc.strerror or exc}; choose another "
+                                    "folder") from exc
+    try:
+        summary = yield from _deidentify_into(find_sources([Path(p) for p in paths]), scratch, secret, options,
+                                              cancel)
+        try:
+            os.replace(scratch, out)  # atomic on one file system; replaces an empty `out`
+        except OSError as exc:
+            raise DeidentificationError(f"Cannot move the de-identified copy into {out}: {exc.strerror or exc}") \
+                from exc
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # a refusal, a cancel or a crash leaves nothing behind
+    return summary
+
+
+def _deidentify_into(sources: list, folder: Path, secret: bytes, options: DeidOptions | None,
+                     cancel: CancelToken) -> Job[DeidSummary]:
     deidentifier = Deidentifier(secret, options)
     summary = DeidSummary()
-    sources = find_sources([Path(p) for p in paths])
-    out = Path(out)
+    written: dict[str, int] = {}  # files per output series folder
     for index, source in enumerate(sources):
         cancel.check()
         if index % 10 == 0:
             yield Progress(index, len(sources), f"De-identifying {index + 1} of {len(sources)}")
         if source.refusal:  # a DICOMDIR record leaving its folder: said as it is, nothing written
             raise DeidentificationError(source.refusal)
+        label = Path(source.label).name
         try:
             with source.open() as stream:
+                # bounded before pydicom recurses: nesting depth and element count (SizeLimitError)
+                check_structure(stream, label)
+                stream.seek(0)
                 original = configured_pydicom().dcmread(stream, force=True)
+        except WorkstationError:
+            raise
         except Exception as exc:  # noqa: BLE001 - pydicom raises many types on damaged files
-            raise DeidentificationError(f"{Path(source.label).name} cannot be read as DICOM: {exc}") from exc
+            raise DeidentificationError(f"{label} cannot be read as DICOM: {exc}") from exc
         if "PixelData" not in original and "SOPClassUID" not in original:
             continue  # DICOMDIR and other non-image files
         if not deidentifier.check_allowed(original):
-            summary.overridden.append(Path(source.label).name)
-        result = deidentifier.dataset(original, summary)
-        series = str(result.get("SeriesInstanceUID", "series"))
-        folder = out / f"series-{hashlib.sha256(series.encode()).hexdigest()[:12]}"
-        folder.mkdir(parents=True, exist_ok=True)
+            summary.overridden.append(label)
+        try:
+            result = deidentifier.dataset(original, summary)
+            series = str(result.get("SeriesInstanceUID", "series"))
+            name = f"series-{hashlib.sha256(series.encode()).hexdigest()[:12]}"
+            written[name] = written.get(name, 0) + 1
+            (folder / name).mkdir(exist_ok=True)
+            result.save_as(folder / name / f"{written[name]:05d}.dcm", enforce_file_format=True)
+        except OSError as exc:
+            raise DeidentificationError(f"Cannot write the de-identified copy: {exc.strerror or exc}; free some "
+                                        "disk space or choose another folder") from exc
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
+            raise DeidentificationError(f"{label} cannot be de-identified: {exc}") from exc
         summary.series.add(series)
-        number = len(list(folder.iterdir())) + 1
-        result.save_as(folder / f"{number:05d}.dcm", enforce_file_format=True)
         summary.files += 1
     yield Progress(len(sources), len(sources), "De-identified")
     return summary
