@@ -7,17 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from workstation.imaging.lungs import LUNG_HU, search_lungs  # noqa: F401  (LUNG_HU: part of this module's API)
 from workstation.imaging.volume import Volume
 
-LUNG_HU = -400.0  # below this inside the body: aerated lung (and airways)
 CROP_MARGIN_MM = 12.0
-SEARCH_VOXEL_MM = 4.0  # the lung search's grid: every n-th voxel along each axis, n voxels at most this many mm
-MAX_SEARCH_STEP = 4
-ROOM_AIR_MARGIN_HU = 60.0  # aerated lung's median HU is at least this far above the room air's
-ROOM_AIR_FLOOR_HU = -1030.0  # resampled crops undershoot -1000; this deep, it is still air
-MIN_LUNG_SHARE = 0.02  # a piece of lung smaller than this share of the largest is noise, or gas elsewhere
-
-
 @dataclass(frozen=True, eq=False)
 class LungCrop:
     """A box (k, j, i slices) of the volume's own grid that holds both lungs plus a margin; the
@@ -37,8 +30,8 @@ class LungCrop:
 def lung_crop(volume: Volume) -> LungCrop:
     """Bounding box of the lungs: the air inside the body, told from the air around the patient.
 
-    Searched on a grid of every n-th voxel per axis, n chosen in millimetres (at most
-    SEARCH_VOXEL_MM, so one step never skips a chest wall or, through 5-8 mm slices, a whole
+    Searched (`workstation.imaging.lungs`) on a grid of every n-th voxel per axis, n chosen in
+    millimetres (at most SEARCH_VOXEL_MM, so one step never skips a chest wall or, through 5-8 mm slices, a whole
     slab of lung). An air region (below LUNG_HU) is lung when its median HU is clearly above the
     room air's (aerated lung is about -850, room air -1000): that keeps the air around the patient,
     bowel gas and the trachea out whether or not they touch the image border, and keeps lungs that
@@ -48,9 +41,7 @@ def lung_crop(volume: Volume) -> LungCrop:
     not hold).
     """
     spacing = np.array(volume.spacing_mm[::-1])  # (k, j, i)
-    step = search_step(volume.spacing_mm)
-    coarse = volume.voxels[::step[0], ::step[1], ::step[2]]
-    keep = _lung_regions(coarse)
+    keep, step = search_lungs(volume)
     if keep is None:
         return LungCrop(tuple(slice(0, n) for n in volume.shape))  # type: ignore[arg-type]
     k, j, i = np.nonzero(keep)
@@ -60,32 +51,6 @@ def lung_crop(volume: Volume) -> LungCrop:
     lung_ml = float(k.size * np.prod(spacing * step) / 1000)  # coarse voxels -> ml
     return LungCrop(tuple(slice(int(a), int(b)) for a, b in zip(low, high)), lung_ml,  # type: ignore[arg-type]
                     keep, tuple(int(s) for s in step))  # type: ignore[arg-type]
-
-
-def search_step(spacing_mm: tuple[float, float, float]) -> np.ndarray:
-    """(k, j, i) steps of the lung search: as many voxels as fit in SEARCH_VOXEL_MM, 1 to 4."""
-    per_axis = np.floor(SEARCH_VOXEL_MM / np.array(spacing_mm[::-1], dtype=float) + 1e-6)
-    return np.clip(per_axis, 1, MAX_SEARCH_STEP).astype(int)
-
-
-def _lung_regions(coarse: np.ndarray) -> np.ndarray | None:
-    """The aerated lung on the search grid, None when there is none. No morphology: an opening
-    one search voxel wide erased most of the lungs through thick slices."""
-    air = coarse < LUNG_HU
-    labels, count = ndimage.label(air)
-    if count == 0:
-        return None
-    index = np.arange(1, count + 1)
-    medians = np.asarray(ndimage.median(coarse, labels, index), dtype=float)
-    # room air is the darkest thing in a scan; where none is in view (a crop inside the body) the
-    # darkest percent is the lungs' own, and they still clear the margin above it
-    room = max(float(np.percentile(coarse[::2, ::2, ::2], 1)), ROOM_AIR_FLOOR_HU)
-    sizes = np.asarray(ndimage.sum(air, labels, index), dtype=float)
-    lung = medians > room + ROOM_AIR_MARGIN_HU
-    if not lung.any():
-        return None
-    lung &= sizes >= MIN_LUNG_SHARE * sizes[lung].max()
-    return np.isin(labels, index[lung])
 
 
 def search_voxel_mm(crop: LungCrop, spacing_mm: tuple[float, float, float]) -> float:
