@@ -18,6 +18,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                       help="also images that may show identifying text in their pixels (recorded in the audit)")
     deid.add_argument("--remove-dates", action="store_true", help="remove dates instead of shifting them")
     deid.add_argument("--remove-characteristics", action="store_true", help="remove age, sex, size and weight too")
+    deid.add_argument("--clean-descriptors", action=argparse.BooleanOptionalAction, default=False,
+                      help="keep descriptions, comments and protocol names, cleaned to words known to carry no "
+                           "identity (default: removed, as the Basic Profile says)")
     deid.add_argument("--as", dest="actor", help="who de-identifies (default: the OS account)")
     deid.set_defaults(run=cmd_deidentify)
 
@@ -28,6 +31,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--out", type=Path, required=True, metavar="PACK.zip")
     export.add_argument("--notes", default="", help="the trainer's notes for the cases")
     export.add_argument("--as", dest="actor", help="the trainer exporting (needed once accounts exist)")
+    export.add_argument("--clean-descriptors", action=argparse.BooleanOptionalAction, default=True,
+                        help="keep descriptions such as 'CT CHEST W CONTRAST', cleaned to words known to carry no "
+                             "identity (default); --no-clean-descriptors removes them")
     export.set_defaults(run=cmd_pack_export)
     imp = pack_commands.add_parser("import", help="verify a pack and add its cases to the library")
     imp.add_argument("pack", type=Path)
@@ -45,6 +51,7 @@ def _options(args: argparse.Namespace):
 
     return DeidOptions(retain_patient_characteristics=not getattr(args, "remove_characteristics", False),
                        modified_dates=not getattr(args, "remove_dates", False),
+                       clean_descriptors=getattr(args, "clean_descriptors", False),
                        allow_burned_in=getattr(args, "allow_burned_in", False))
 
 
@@ -66,16 +73,20 @@ def cmd_deidentify(args: argparse.Namespace) -> int:
               "(override recorded in the audit trail); check them before sharing")
     if summary.removed_undecided:
         print(f"Removed attributes no rule decided: {', '.join(sorted(summary.removed_undecided))}")
+    if summary.removed_overlong:
+        print(f"Removed values longer than DICOM allows: {', '.join(sorted(summary.removed_overlong))}")
     return 0
 
 
 def cmd_pack_export(args: argparse.Namespace) -> int:
+    from workstation.dicom.deidentify import TEACHING_OPTIONS, DeidOptions
     from workstation.teaching.pack import export_pack_job
 
     store = review_store()
     who = exporter(store, args.actor)
+    options = TEACHING_OPTIONS if args.clean_descriptors else DeidOptions()
     path = run_with_progress(export_pack_job(data_home(), store, args.studies, args.out, notes=args.notes,
-                                              created_by=who))
+                                              created_by=who, options=options))
     print(f"Wrote the teaching pack {path} ({len(args.studies)} case(s)); recorded in the audit trail")
     return 0
 

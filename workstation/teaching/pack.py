@@ -25,7 +25,8 @@ from pathlib import Path, PurePosixPath
 
 from workstation.config import LIMITS
 from workstation.dicom import configured_pydicom
-from workstation.dicom.deidentify import DeidOptions, Deidentifier, deidentify_job, installation_secret
+from workstation.dicom.deidentify import (TEACHING_OPTIONS, DeidOptions, Deidentifier, deidentify_job,
+                                           installation_secret)
 from workstation.dicom.sources import check_zip_member
 from workstation.errors import SizeLimitError, WorkstationError
 from workstation.files import sha256_file
@@ -57,8 +58,10 @@ class PackCase:
 def export_pack_job(home: Path, store: ReviewStore, studies: Iterable[str], out: Path, *, notes: str = "",
                     created_by: str, options: DeidOptions | None = None,
                     cancel: CancelToken | None = None) -> Job[Path]:
-    """De-identify each library study (by reference) into the pack with its answer key."""
+    """De-identify each library study (by reference) into the pack with its answer key; by
+    default with the Clean Descriptors Option (a trainee learns from "CT CHEST W CONTRAST")."""
     cancel = cancel or CancelToken()
+    options = options or TEACHING_OPTIONS
     library = StudyLibrary(home)
     secret = installation_secret(home)
     rows = [library.find_study(reference) for reference in studies]
