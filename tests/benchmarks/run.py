@@ -9,7 +9,7 @@ import math
 import os
 import platform
 
-from tests.benchmarks import bench_inference, bench_load, bench_report, bench_startup, bench_viewer
+from tests.benchmarks import bench_hostile, bench_inference, bench_load, bench_report, bench_startup, bench_viewer
 
 
 def _verdict(value: float, target: float) -> tuple[str, str]:
@@ -26,6 +26,7 @@ def main() -> None:
     print(f"{'measure':<62} {'value':>8} {'target':>8}  result  notes")
     rows = [(name, ratio, -target if not math.isnan(target) else target, note)
             for name, ratio, target, note in bench_load.main() + bench_startup.main()]
+    rows += bench_hostile.main()
     rows += bench_inference.main()
     rows += bench_report.main()
     if os.environ.get("DISPLAY"):
