@@ -196,8 +196,11 @@ class Deidentifier:
             action = decision(int(tag))
             if self.options.retain_patient_characteristics and key in PATIENT_CHARACTERISTICS:
                 action = "K"
-            elif self.options.clean_descriptors and key in DESCRIPTORS:
-                action = "V"  # kept, cleaned against the vocabulary
+            elif key in DESCRIPTORS:
+                if self.options.clean_descriptors:
+                    action = "V"  # kept, cleaned against the vocabulary
+                elif action and action.startswith("X"):
+                    action = "X"  # X/D, X/Z: removed; no image IOD needs a description (ProtocolName is type 3)
             if action is None:
                 summary.removed_undecided.add(keyword_for_tag(tag) or key)
                 del dataset[tag]
