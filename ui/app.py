@@ -15,6 +15,7 @@ from ui.main_window import MainWindow
 from ui.theme import apply_dark_theme
 from workstation.config import data_home
 from workstation.library import StudyLibrary
+from workstation.privacy import loggable_error
 from workstation.review.users import has_users
 
 
@@ -43,7 +44,8 @@ def open_initial(window: MainWindow, target: str | None) -> None:
 
 def _log_uncaught(kind, value, traceback) -> None:
     """An exception escaping a Qt slot is logged and told in one sentence; the app keeps running."""
-    logging.getLogger("workstation").error("uncaught exception in the GUI", exc_info=(kind, value, traceback))
+    # its message may carry patient text: the log gets its kind and frames only
+    logging.getLogger("workstation").error("uncaught exception in the GUI: %s", loggable_error(value))
     window = QApplication.activeWindow()
     if isinstance(window, MainWindow):
         window.statusBar().showMessage("An internal error happened; details are in the log file.", 10000)

@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
             from ui.app import run_app
 
             return run_app(target)
-        except Exception:  # the last line of defence: a sentence for the user, the traceback to the log
-            logging.getLogger("workstation").exception("the desktop app failed")
+        except Exception as exc:  # the last line of defence: a sentence for the user, the traceback to the log
+            from workstation.privacy import loggable_error
+
+            logging.getLogger("workstation").error("the desktop app failed: %s", loggable_error(exc))
             print(f"error: the desktop app failed to start; details are in {log_file}", file=sys.stderr)
             return 3
     if not argv:

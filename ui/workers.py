@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Signal
 
 from workstation.errors import CancelledError, WorkstationError
 from workstation.jobs import CancelToken, Job
+from workstation.privacy import loggable_error
 
 log = logging.getLogger("workstation.ui")
 PROGRESS_INTERVAL_S = 0.05  # at most 20 progress updates a second reach the GUI
@@ -75,10 +76,11 @@ class JobRunner(QObject):
         except CancelledError:
             self.cancelled.emit()
         except WorkstationError as exc:
-            log.warning("%s failed: %s", description, exc, exc_info=True)
+            # the description and the sentence may name the user's folder: the screen gets them, the log not
+            log.warning("a background job failed: %s", loggable_error(exc))
             self.failed.emit(str(exc))
-        except Exception:  # the job's bug must not kill the app: one sentence, traceback to the log
-            log.exception("%s failed unexpectedly", description)
+        except Exception as exc:  # the job's bug must not kill the app: one sentence, traceback to the log
+            log.error("a background job failed unexpectedly: %s", loggable_error(exc))
             self.failed.emit(f"{description} failed because of an internal error; details are in the log file.")
         finally:
             self.finished.emit()

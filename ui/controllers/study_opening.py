@@ -23,6 +23,7 @@ from workstation.imaging.snapshot import save_thumbnail
 from workstation.imaging.volume import Volume
 from workstation.jobs import CancelToken, Job, Progress
 from workstation.library import ImportReport, StudyLibrary, thumbnail_path
+from workstation.privacy import opaque_key
 from workstation.review.analyses import StoredAnalysis, latest_analysis, stored_heatmap
 from workstation.review.store import ReviewStore
 
@@ -157,7 +158,7 @@ class StudyOpeningController(QObject):
         self.loaded.emit()
         if result.get("analysis") is not None:
             self.recorded_run_shown.emit(result["analysis"])
-        log.info("loaded %s slices of %s", volume.shape[0], volume.metadata.series_uid)
+        log.info("loaded %s slices of series %s", volume.shape[0], opaque_key(volume.metadata.series_uid))
         warnings = "; ".join(volume.warnings)
         imported = result.get("imported")
         into = (f" (imported into the library: {imported.files_copied} file(s) copied, "

@@ -15,6 +15,7 @@ from workstation.cli import admin, ai, library, reports, teaching
 from workstation.cli.common import log, setup_logging
 from workstation.config import data_home
 from workstation.errors import WorkstationError
+from workstation.privacy import loggable_error
 
 GROUPS = (library, ai, reports, admin, teaching)  # the order of `workstation --help`
 
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return command(args)
     except WorkstationError as exc:
-        log.error("command failed: %s", exc, exc_info=True)
+        # the sentence may name the user's files: the screen gets it, the log only its kind and place
+        log.error("%s failed: %s", _name(command), loggable_error(exc))
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
@@ -36,10 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return 130
-    except Exception:  # the last line of defence: the user gets a sentence, the log gets the traceback
-        log.exception("unexpected error")
+    except Exception as exc:  # the last line of defence: the user gets a sentence, the log the traceback
+        log.error("%s failed unexpectedly: %s", _name(command), loggable_error(exc))
         print(f"error: an unexpected internal error happened; details are in {log_file}", file=sys.stderr)
         return 3
+
+
+def _name(command: Callable) -> str:
+    return getattr(command, "__name__", "command").removeprefix("cmd_").replace("_", " ")
 
 
 class _PrintDataFolder(argparse.Action):

@@ -7,11 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from workstation.cli.common import (acting_user, exporter, load_library_series, load_library_study, review_store,
-                                    run_with_progress, write_draft_report)
+from workstation.cli.common import (acting_user, exporter, load_library_series, load_library_study, log,
+                                    review_store, run_with_progress, write_draft_report)
 from workstation.config import data_home
 from workstation.demo import DEMO_SEED, demo_folder, ensure_demo_case
 from workstation.errors import WorkstationError
+from workstation.privacy import opaque_key
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -126,6 +127,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         analysis, analysis_id = run.analysis, run.analysis_id  # type: ignore[attr-defined]
         _print_analysis(bundle, analysis)
         _print_recorded(run, who)
+    log.info("analyze: series %s, %s %s, %d finding(s)%s", opaque_key(volume.metadata.series_uid), bundle.name,
+             bundle.version, len(analysis.findings), "" if analysis_id else " (not recorded)")
     if args.json:
         payload = {"study_uid": volume.metadata.study_uid, "series_uid": volume.metadata.series_uid,
                    "analysis_id": analysis_id, **analysis.to_dict()}

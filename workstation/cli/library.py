@@ -7,9 +7,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from workstation.cli.common import acting_user, load_library_series, record_read, review_store, run_with_progress
+from workstation.cli.common import (acting_user, load_library_series, log, record_read, review_store,
+                                    run_with_progress)
 from workstation.config import data_home
 from workstation.errors import WorkstationError
+from workstation.privacy import opaque_key
 
 
 AS_HELP = "who is doing this (needed once accounts exist; asked for a password)"
@@ -41,6 +43,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     library = StudyLibrary(data_home())
     report = run_with_progress(library.import_job(args.paths))
     record_read(store, who, "imported", studies=len(report.studies), files=report.files_copied)
+    log.info("import: %d file(s) copied, %d already present, %d skipped; series %s", report.files_copied,
+             report.files_already_present, len(report.skipped), ", ".join(map(opaque_key, report.series)) or "none")
     print(f"Imported {len(report.studies)} study(ies), {len(report.series)} series: "
           f"{report.files_copied} file(s) copied, {report.files_already_present} already in the library.")
     for label, uid in report.shared_uids[:10]:

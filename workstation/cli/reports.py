@@ -10,9 +10,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from workstation.cli.common import (acting_user, exporter, load_library_series, print_report_outcome, review_store,
-                                    run_with_progress)
+from workstation.cli.common import (acting_user, exporter, load_library_series, log, print_report_outcome,
+                                    review_store, run_with_progress)
 from workstation.config import KNOWN_SETTINGS, data_home, read_settings
+from workstation.privacy import opaque_key
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -46,6 +47,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     volume = _analysed_volume(store, args.study)
     result = run_with_progress(study_report_job(store, volume, args.out, generated_by=who,
                                                  institution=read_settings(data_home()).get("institution", "")))
+    log.info("report: study %s, series %s, %s", opaque_key(volume.metadata.study_uid),
+             opaque_key(volume.metadata.series_uid), "draft" if result.content.draft else "signed")
     print_report_outcome(result)
     return 0
 

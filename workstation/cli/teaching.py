@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from workstation.cli.common import acting_user, exporter, password, review_store, run_with_progress
+from workstation.cli.common import acting_user, exporter, log, password, review_store, run_with_progress
 from workstation.config import data_home
+from workstation.privacy import opaque_key
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -67,6 +68,8 @@ def cmd_deidentify(args: argparse.Namespace) -> int:
         audit.append(connection, who, "deidentified", new_value={
             "out": str(args.out.resolve()), "files": summary.files, "override_burned_in": args.allow_burned_in,
             "overridden_files": len(summary.overridden)})
+    log.info("deidentify: %d file(s) into series %s", summary.files,
+             ", ".join(opaque_key(uid) for uid in sorted(summary.series)) or "none")
     print(f"Wrote {summary.files} de-identified file(s) in {len(summary.series)} series to {args.out}")
     if summary.overridden:
         print(f"WARNING: {len(summary.overridden)} image(s) may show identifying text in their pixels "
