@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import os
 import resource
-import struct
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import ImplicitVRLittleEndian
 
 from tests.canary_series import CANARY, KEPT_DESCRIPTION, leaks, write_canary_series
+from tests.hostile_dicom import nested_sequence, write_with_nesting
 from workstation.dicom.confidentiality.vocabulary import clean_descriptor
 from workstation.dicom.deidentify import (
     TEACHING_OPTIONS, DeidentificationError, DeidOptions, Deidentifier, deidentify_job,
@@ -112,31 +112,6 @@ def test_a_pack_export_holds_no_canary(canaries: Path, tmp_path: Path, monkeypat
 
 # -- limits: fast, named refusals in bounded memory -----------------------------------------------------
 
-def _nested(depth: int, defined: bool) -> bytes:
-    """ContentSequence nested `depth` deep (explicit VR little endian), lengths defined or not."""
-    tag = struct.pack("<HH", 0x0040, 0xA730) + b"SQ\0\0"
-    inner = struct.pack("<HH", 0x0040, 0xA160) + b"UT\0\0" + struct.pack("<L", 4) + b"leaf"
-    if defined:
-        for _ in range(depth):
-            item = struct.pack("<HHL", 0xFFFE, 0xE000, len(inner)) + inner
-            inner = tag + struct.pack("<L", len(item)) + item
-        return inner
-    opening = (tag + b"\xff\xff\xff\xff" + struct.pack("<HHL", 0xFFFE, 0xE000, 0xFFFFFFFF)) * depth
-    closing = (struct.pack("<HHL", 0xFFFE, 0xE00D, 0) + struct.pack("<HHL", 0xFFFE, 0xE0DD, 0)) * depth
-    return opening + inner + closing
-
-
-def _with_nesting(slice_path: Path, target: Path, depth: int, defined: bool) -> Path:
-    """A real slice with the nested sequence written in front of its pixel data (bytes by hand:
-    pydicom itself cannot write what it cannot recurse through)."""
-    data = slice_path.read_bytes()
-    at = data.rindex(struct.pack("<HH", 0x7FE0, 0x0010) + b"OW")
-    target.mkdir(parents=True)
-    path = target / "nested.dcm"
-    path.write_bytes(data[:at] + _nested(depth, defined) + data[at:])
-    return path
-
-
 def _capped_cli(home: Path, *args: str, timeout: float = 120) -> tuple[int, str, float]:
     """The real `workstation` command under a 2 GB address-space cap: (exit code, stderr, seconds)."""
     def cap() -> None:
@@ -153,7 +128,7 @@ def _capped_cli(home: Path, *args: str, timeout: float = 120) -> tuple[int, str,
 def test_deep_nesting_is_refused_fast_and_leaves_nothing(small_phantom_dir: Path, tmp_path: Path, depth: int,
                                                          defined: bool) -> None:
     source = tmp_path / "in"
-    path = _with_nesting(next((small_phantom_dir / "dicom").iterdir()), source, depth, defined)
+    path = write_with_nesting(next((small_phantom_dir / "dicom").iterdir()), source / "nested.dcm", depth, defined)
     assert path.stat().st_size < 200_000
     out = tmp_path / "out" / "copy"
     code, stderr, seconds = _capped_cli(tmp_path / "home", "deidentify", str(source), str(out))
@@ -164,15 +139,15 @@ def test_deep_nesting_is_refused_fast_and_leaves_nothing(small_phantom_dir: Path
 
 
 def test_the_walk_measures_depth_without_recursing() -> None:
-    deep = io.BytesIO(_nested(100_000, defined=False))
+    deep = io.BytesIO(nested_sequence(100_000, defined=False))
     started = time.monotonic()
     with pytest.raises(SizeLimitError, match="more than 32 deep"):
         check_structure(deep, "deep.dcm")
     assert time.monotonic() - started < 5
-    structure = check_structure(io.BytesIO(_nested(5, defined=True)), "ok.dcm")
+    structure = check_structure(io.BytesIO(nested_sequence(5, defined=True)), "ok.dcm")
     assert structure.depth == 5
     with pytest.raises(SizeLimitError, match="data elements"):
-        check_structure(io.BytesIO(_nested(5, defined=True)), "many.dcm", StructureLimits(max_elements=8))
+        check_structure(io.BytesIO(nested_sequence(5, defined=True)), "many.dcm", StructureLimits(max_elements=8))
 
 
 def test_the_walk_never_sees_less_nesting_than_pydicom() -> None:
