@@ -40,8 +40,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import pydicom
-from pydicom.dataelem import RawDataElement
 from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 

@@ -53,7 +53,7 @@ class Structure:
 class _Frame:
     """An open sequence or item: where it ends (None: at its delimiter) and how its content is encoded."""
 
-    __slots__ = ("is_sequence", "end", "explicit")
+    __slots__ = ("end", "explicit", "is_sequence")
 
     def __init__(self, is_sequence: bool, end: int | None, explicit: bool) -> None:
         self.is_sequence, self.end, self.explicit = is_sequence, end, explicit
@@ -76,14 +76,14 @@ def check_structure(stream: BinaryIO, label: str = "The file",
     return _walk(reader, explicit, little, limits, label)
 
 
-def _file_meta(reader: "_Reader") -> tuple[bool, bool]:
+def _file_meta(reader: _Reader) -> tuple[bool, bool]:
     """Read group 0002 (always explicit VR little endian); the data set's encoding."""
     syntax = ""
     while True:
         header = reader.peek(8)
         if len(header) < 8 or struct.unpack("<H", header[:2])[0] != 0x0002:
             break
-        group, element, vr = struct.unpack("<HH2s", header[:6])
+        element, vr = struct.unpack("<H2s", header[2:6])
         if vr in _LONG_VRS:
             reader.read(8)
             raw = reader.read(4)
@@ -108,7 +108,7 @@ def _looks_explicit(header: bytes) -> bool:
     return len(header) >= 6 and 65 <= header[4] <= 90 and 65 <= header[5] <= 90
 
 
-def _inflated(reader: "_Reader", limits: StructureLimits, label: str) -> BinaryIO:
+def _inflated(reader: _Reader, limits: StructureLimits, label: str) -> BinaryIO:
     inflater, parts, size = zlib.decompressobj(-zlib.MAX_WBITS), [], 0
     while block := reader.read(_SEARCH_BLOCK):
         try:
@@ -122,7 +122,7 @@ def _inflated(reader: "_Reader", limits: StructureLimits, label: str) -> BinaryI
     return io.BytesIO(b"".join(parts))
 
 
-def _walk(reader: "_Reader", explicit: bool, little: bool, limits: StructureLimits, label: str) -> Structure:
+def _walk(reader: _Reader, explicit: bool, little: bool, limits: StructureLimits, label: str) -> Structure:
     from pydicom.datadict import dictionary_VR
 
     order = "<" if little else ">"
