@@ -12,6 +12,8 @@ extras="gui"
 packages="xvfb xauth libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 \
 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-cursor0 libegl1 libgl1 libdbus-1-3 \
 libfontconfig1 poppler-utils imagemagick"
+# the test peers: a real PACS (Orthanc, with DICOMweb) and dcmtk / dicom3tools as independent tools
+[ "$extras" = "test" ] && packages="$packages orthanc orthanc-dicomweb dcmtk dicom3tools"
 if command -v apt-get >/dev/null; then
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo_cmd="sudo"
