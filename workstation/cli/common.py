@@ -118,6 +118,31 @@ def load_library_series(library: object, row: dict):
     return run_with_progress(load_series_job(largest))
 
 
+def analysed_series(store, reference: str) -> tuple[object, dict]:
+    """(library, series row): the series the AI ran on (the newest run), else the study's largest."""
+    from workstation.library import StudyLibrary
+
+    library = StudyLibrary(data_home())
+    study = library.find_study(reference)
+    series = library.series(study["key"])
+    analysed = store.connection.execute("SELECT series_uid FROM analyses WHERE study_uid = ? ORDER BY id DESC",
+                                        (study["study_uid"],)).fetchone()
+    chosen = next((s for s in series if analysed and s["series_uid"] == analysed[0]), None)
+    return library, chosen or max(series, key=lambda row: row["slices"])
+
+
+def write_dicom_results(store, who: str, reference: str, out: Path):
+    """The study's signed read as SR, SEG and encapsulated PDF files under `out` (audited exports)."""
+    from workstation.config import read_settings
+    from workstation.reporting.dicom_export import dicom_results_job
+
+    library, series = analysed_series(store, reference)
+    volume = load_library_series(library, series)
+    sources = sorted(library.series_folder(series).glob("*.dcm"))  # type: ignore[attr-defined]
+    return run_with_progress(dicom_results_job(store, volume, sources, out, exported_by=who,
+                                               institution=read_settings(data_home()).get("institution", "")))
+
+
 def load_library_study(reference: str):
     """The Volume of a library study's largest series (number from 'list', key or Study UID)."""
     from workstation.library import StudyLibrary

@@ -8,10 +8,11 @@ import argparse
 import json
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
-from workstation.cli.common import acting_user, record_read, review_store, run_with_progress
+from workstation.cli.common import acting_user, record_read, review_store, run_with_progress, write_dicom_results
 from workstation.config import data_home
 from workstation.errors import WorkstationError
 
@@ -71,6 +72,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     send = verbs.add_parser("send", help="send a library study to a node (C-STORE)")
     send.add_argument("node")
     send.add_argument("study", help="a study from 'workstation list'")
+    send.add_argument("--results", action="store_true",
+                      help="send the signed read as DICOM (SR, SEG, PDF) instead of the images")
     send.add_argument("--as", dest="actor", help=AS_HELP)
     send.set_defaults(run=cmd_send)
 
@@ -235,13 +238,17 @@ def cmd_send(args: argparse.Namespace) -> int:
     who = acting_user(store, args.actor, "export").username
     library = StudyLibrary(data_home())
     study = library.find_study(args.study)
-    files = sorted(path for series in library.series(study["key"])
-                   for path in library.series_folder(series).glob("*.dcm"))
-    result = run_with_progress(send_job(node, book.local_ae, files))
+    with tempfile.TemporaryDirectory(prefix="results-") as scratch:
+        if args.results:
+            files = sorted(write_dicom_results(store, who, args.study, Path(scratch)).files.values())
+        else:
+            files = sorted(path for series in library.series(study["key"])
+                           for path in library.series_folder(series).glob("*.dcm"))
+        result = run_with_progress(send_job(node, book.local_ae, files))
     with store.transaction() as connection:
         audit.append(connection, who, "exported", study_uid=study["study_uid"], new_value={
-            "kind": "dicom-send", "node": node.name, "ae_title": node.ae_title, "sent": result.sent,
-            "failed": len(result.failed)})
+            "kind": "dicom-send-results" if args.results else "dicom-send", "node": node.name,
+            "ae_title": node.ae_title, "sent": result.sent, "failed": len(result.failed)})
     print(f"Sent {result.sent} of {len(files)} instance(s) to {node.name}.")
     for reason in result.failed[:10]:
         print(f"  failed: {reason}")

@@ -1,4 +1,5 @@
-"""The `workstation` commands that let a read leave the workstation: report, export, settings.
+"""The `workstation` commands that let a read leave the workstation: report, export, results
+(DICOM SR/SEG/PDF), settings.
 
 Who exports is recorded in the audit trail (`common.exporter` says under which name).
 """
@@ -10,8 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from workstation.cli.common import (acting_user, exporter, load_library_series, log, print_report_outcome,
-                                    review_store, run_with_progress)
+from workstation.cli.common import (acting_user, analysed_series, exporter, load_library_series, log,
+                                    print_report_outcome, review_store, run_with_progress, write_dicom_results)
 from workstation.config import KNOWN_SETTINGS, data_home, read_settings
 from workstation.privacy import opaque_key
 
@@ -31,6 +32,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--out", type=Path, help="file to write (default: print)")
     export.add_argument("--as", dest="actor", help="the reader exporting (needed once accounts exist)")
     export.set_defaults(run=cmd_export)
+
+    results = commands.add_parser("results", help="write a signed read as DICOM: SR (TID 1500), SEG and PDF")
+    results.add_argument("study", help="a study from 'workstation list' (number, key or Study UID)")
+    results.add_argument("--out", type=Path, required=True, metavar="FOLDER")
+    results.add_argument("--as", dest="actor", help="the reader exporting (needed once accounts exist)")
+    results.set_defaults(run=cmd_results)
 
     settings = commands.add_parser("settings", help="show or change the clinic's settings (e.g. institution)")
     settings.add_argument("name", nargs="?", choices=sorted(KNOWN_SETTINGS))
@@ -71,6 +78,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_results(args: argparse.Namespace) -> int:
+    store = review_store()
+    written = write_dicom_results(store, exporter(store, args.actor), args.study, args.out)
+    for kind, path in written.files.items():
+        print(f"{kind.upper():<4} {path}")
+    print(f"{written.findings} accepted finding(s) in the SR" + (" and the SEG." if written.findings else "."))
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     from workstation.review.settings_change import change_setting
 
@@ -88,12 +104,4 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 def _analysed_volume(store, reference: str):
     """The library series the AI ran on (the newest run), else the study's largest series."""
-    from workstation.library import StudyLibrary
-
-    library = StudyLibrary(data_home())
-    study = library.find_study(reference)
-    series = library.series(study["key"])
-    analysed = store.connection.execute("SELECT series_uid FROM analyses WHERE study_uid = ? ORDER BY id DESC",
-                                        (study["study_uid"],)).fetchone()
-    chosen = next((s for s in series if analysed and s["series_uid"] == analysed[0]), None)
-    return load_library_series(library, chosen or max(series, key=lambda row: row["slices"]))
+    return load_library_series(*analysed_series(store, reference))
