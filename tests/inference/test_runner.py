@@ -181,7 +181,12 @@ def test_real_mass_larger_than_any_training_nodule_lights_up_as_one_finding(bund
     centre = np.array(truth["center_mm"])
     on_mass = [f for f in analysis.findings
                if np.linalg.norm(np.array(f.center_mm) - centre) <= truth["max_inplane_extent_mm"] / 2]
-    assert len(on_mass) == 1 and on_mass[0].probability >= 0.9, on_mass
+    # since the lung crop covers all of these lungs (#19), a 2.5 mm speck at p 0.41 shows on the
+    # mass's edge, 26 mm from its labelled centre: pieces of the rim are allowed, not rim findings
+    # of a nodule's size
+    assert sum(f.diameter_mm >= 5 for f in on_mass) == 1, on_mass
+    on_mass = sorted(on_mass, key=lambda f: -f.probability)
+    assert on_mass[0].probability >= 0.9 and on_mass[0].diameter_mm >= 30, on_mass
     assert on_mass[0].extent_mm >= bundle.large_lesion_pass.min_diameter_mm
     i, j, k = np.rint(volume.patient_to_voxel(centre)).astype(int)
     assert analysis.heatmap[k, j, i] >= 0.5
@@ -230,3 +235,19 @@ def test_findings_away_from_the_lungs_are_left_out_with_their_heat(bundle, real_
     for finding in away:
         i, j, k = np.rint(finding.center_voxel).astype(int)
         assert unruled.heatmap[k, j, i] > 0.05 and analysis.heatmap[k, j, i] == 0
+
+
+def test_no_finding_on_the_real_mass_series_lies_outside_the_lungs(bundle, real_mass) -> None:
+    """Issue #19 item 4: a finding outside the lungs must not reach the list. Checked against the
+    lungs traced on the full grid (insertion_sites.LungMap, vessels and lesions in the lung
+    included), not the runner's own coarse ones: every finding's edge is within the bundle's
+    distance of them. (Through the crop's earlier 20 mm search voxels, findings in the soft
+    tissue above the lung apices were allowed 25 mm.)"""
+    from workstation.imaging.insertion_sites import LungMap
+
+    volume, analysis = real_mass
+    lungs = LungMap.from_volume(volume)
+    distance = ndimage.distance_transform_edt(~lungs.lung, sampling=np.array(volume.spacing_mm[::-1]))
+    for finding in analysis.findings:
+        i, j, k = np.rint(finding.center_voxel).astype(int)
+        assert distance[k, j, i] - finding.reach_mm / 2 <= bundle.max_distance_from_lung_mm, finding
