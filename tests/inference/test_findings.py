@@ -62,6 +62,24 @@ def test_type_from_hu_profile() -> None:
     assert nodule_type(np.full(100, -600.0)) == "ground-glass"
 
 
+def test_a_large_solid_mass_measured_on_its_rim_is_solid() -> None:
+    """Issue #19 item 5: the heat of a 31 mm mass lies on its rim, so the measured region is a
+    shell half in the mass and half in the lung around it (plus a partial-volume band): solid,
+    not part-solid. A part-solid nodule (ground glass around a solid core) measured with a halo of
+    lung stays part-solid, and ground glass with a halo stays ground glass."""
+    k, j, i = np.indices((40, 80, 80))
+    radius_mm = np.sqrt(((k - 20) * 1.0) ** 2 + ((j - 40) * 0.7) ** 2 + ((i - 40) * 0.7) ** 2)
+    mass = np.where(radius_mm <= 15.5, 30.0, -860.0)
+    mass[np.abs(radius_mm - 15.5) < 1.0] = -400.0  # partial volume at its edge
+    rim = np.abs(radius_mm - 15.5) <= 5.0
+    assert (mass[rim] > -250).mean() < 0.5  # what made it part-solid
+    assert nodule_type(mass[rim]) == "solid"
+    part_solid = np.where(radius_mm <= 4.0, 30.0, np.where(radius_mm <= 8.0, -600.0, -860.0))
+    assert nodule_type(part_solid[radius_mm <= 10.0]) == "part-solid"
+    ground_glass = np.where(radius_mm <= 8.0, -600.0, -860.0)
+    assert nodule_type(ground_glass[radius_mm <= 10.0]) == "ground-glass"
+
+
 def _finding(centre, diameter: float, probability: float) -> Finding:
     return Finding(0, tuple(centre), (0.0, 0.0, 0.0), diameter, 1.0, -100.0, probability, "solid", "m", "1")
 

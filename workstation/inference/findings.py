@@ -16,7 +16,8 @@ MIN_VOLUME_MM3 = 8.0  # smaller blobs are noise, not a reportable nodule (a 2.5 
 # nodules and diluted the HU profile (validation phantoms, see the model card).
 LESION_LEVEL = 0.5
 SOLID_HU = -250.0
-PART_SOLID_SHARE = 0.05  # of the lesion's voxels denser than SOLID_HU: a solid component
+PART_SOLID_SHARE = 0.05  # of the lesion's tissue denser than SOLID_HU: a solid component
+AERATED_HU = -750.0  # below this a voxel of the measured region is lung around the lesion, not lesion
 BORDER_SHELL_MM = 3.0
 
 
@@ -45,8 +46,13 @@ class Finding:
 
 
 def nodule_type(hu: np.ndarray) -> str:
-    """From the HU profile: share of voxels denser than -250 HU (soft tissue)."""
-    solid_share = float((hu > SOLID_HU).mean()) if hu.size else 0.0
+    """From the HU profile: the share of the lesion's tissue (denser than aerated lung) that is
+    denser than -250 HU (soft tissue). The measured region reaches past a lesion into the lung
+    around it, most where the heat lies on a large mass's rim: counted in, that aerated lung made
+    a solid mass look half ground glass, so part-solid (issue #19 item 5)."""
+    hu = np.asarray(hu)
+    tissue = hu[hu >= AERATED_HU]
+    solid_share = float((tissue > SOLID_HU).mean()) if tissue.size else 0.0
     if solid_share >= 0.5:
         return "solid"
     return "part-solid" if solid_share >= PART_SOLID_SHARE else "ground-glass"
