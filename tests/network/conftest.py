@@ -32,6 +32,10 @@ class OrthancServer:
     move_port: int  # where it sends C-MOVE results for WSTEST
     ae_title: str = "ORTHANC"
 
+    @property
+    def dicomweb_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/dicom-web"
+
     def rest(self, path: str, data: bytes | None = None, method: str | None = None):
         request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", data=data, method=method)
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -52,13 +56,15 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory):
     if ORTHANC is None:
         pytest.skip("Orthanc is not installed (installer/dev-setup.sh test installs Debian's orthanc)")
     folder = tmp_path_factory.mktemp("orthanc")
+    plugin = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")  # Debian's orthanc-dicomweb
     server = OrthancServer(free_port(), free_port(), free_port())
     config = {
         "Name": "test-pacs", "StorageDirectory": str(folder / "db"), "IndexDirectory": str(folder / "db"),
         "DicomAet": server.ae_title, "DicomPort": server.dicom_port, "HttpPort": server.http_port,
         "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "DicomCheckCalledAet": True,
         "DicomModalities": {"ws": [WORKSTATION_AE, "127.0.0.1", server.move_port]},
-        "Plugins": [], "StableAge": 1, "HttpServerEnabled": True, "DicomScpTimeout": 10,
+        "Plugins": [str(plugin)] if plugin.is_file() else [], "StableAge": 1,
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}, "HttpServerEnabled": True, "DicomScpTimeout": 10,
     }
     (folder / "config.json").write_text(json.dumps(config))
     process = subprocess.Popen([ORTHANC, str(folder / "config.json")], stdout=subprocess.DEVNULL,

@@ -178,3 +178,47 @@ def test_a_trainee_cannot_send(pacs: OrthancServer, home: Path, studies, monkeyp
     assert "export" in capsys.readouterr().err
     with pytest.raises(NetworkError):
         raise NetworkError("named")  # the hierarchy a caller catches
+
+
+@pytest.fixture
+def web_pacs(pacs: OrthancServer, capsys) -> OrthancServer:
+    """The same Orthanc, its DICOMweb root added to the node."""
+    assert main(["pacs", "nodes", "add", "pacs", "--aet", pacs.ae_title, "--host", "127.0.0.1",
+                 "--port", str(pacs.dicom_port), "--dicomweb", pacs.dicomweb_url]) == 0
+    capsys.readouterr()
+    return pacs
+
+
+def test_dicomweb_search_retrieve_and_store(web_pacs: OrthancServer, studies, home: Path, tmp_path: Path,
+                                            capsys) -> None:
+    uid = _uid(studies["11"])
+    header = pydicom.dcmread(studies["11"][0], stop_before_pixels=True)
+    out = tmp_path / "qido.json"
+    assert main(["pacs", "find", "pacs", "--via", "web", "--patient-id", str(header.PatientID),
+                 "--json", str(out)]) == 0
+    [match] = json.loads(out.read_text())
+    assert match["StudyInstanceUID"] == uid and match["PatientID"] == str(header.PatientID)
+    assert main(["pacs", "retrieve", "pacs", "--via", "web", "--study", uid]) == 0
+    assert f"Retrieved {len(studies['11'])} instance(s) from pacs by WADO-RS" in capsys.readouterr().out
+    library = StudyLibrary(home)
+    [study] = library.studies()
+    assert library.series(study["key"])[0]["slices"] == len(studies["11"])
+    web_pacs.clear()
+    assert main(["pacs", "send", "pacs", "1", "--via", "web"]) == 0
+    assert f"Sent {len(studies['11'])} of {len(studies['11'])}" in capsys.readouterr().out
+    assert len(web_pacs.rest("/instances")) == len(studies["11"])
+
+
+def test_dicomweb_faults_are_named(pacs: OrthancServer, capsys) -> None:
+    assert main(["pacs", "find", "pacs", "--via", "web"]) == 2
+    assert "has no DICOMweb URL" in capsys.readouterr().err
+    main(["pacs", "nodes", "add", "web-down", "--aet", "X", "--host", "127.0.0.1", "--port", "104",
+          "--dicomweb", f"http://127.0.0.1:{free_port()}/dicom-web"])
+    capsys.readouterr()
+    assert main(["pacs", "find", "web-down", "--via", "web"]) == 2
+    assert "did not answer at http://127.0.0.1" in capsys.readouterr().err
+    main(["pacs", "nodes", "add", "web-wrong", "--aet", "X", "--host", "127.0.0.1", "--port", "104",
+          "--dicomweb", f"http://127.0.0.1:{pacs.http_port}/no-such-root"])
+    capsys.readouterr()
+    assert main(["pacs", "find", "web-wrong", "--via", "web"]) == 2
+    assert "refused the search (HTTP 404)" in capsys.readouterr().err

@@ -59,6 +59,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     find.add_argument("--accession")
     find.add_argument("--study", help="Study Instance UID (series level: the study whose series to list)")
     find.add_argument("--json", type=Path, dest="json_out", metavar="OUT", help="also write the matches as JSON")
+    find.add_argument("--via", choices=["dimse", "web"], default="dimse",
+                        help="DICOM networking (default) or the node's DICOMweb URL")
     find.add_argument("--as", dest="actor", help=AS_HELP)
     find.set_defaults(run=cmd_find)
 
@@ -66,6 +68,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     retrieve.add_argument("node")
     retrieve.add_argument("--study", required=True, help="Study Instance UID (from 'pacs find')")
     retrieve.add_argument("--method", choices=["get", "move"], default="get")
+    retrieve.add_argument("--via", choices=["dimse", "web"], default="dimse",
+                        help="DICOM networking (default) or the node's DICOMweb URL")
     retrieve.add_argument("--as", dest="actor", help=AS_HELP)
     retrieve.set_defaults(run=cmd_retrieve)
 
@@ -74,6 +78,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     send.add_argument("study", help="a study from 'workstation list'")
     send.add_argument("--results", action="store_true",
                       help="send the signed read as DICOM (SR, SEG, PDF) instead of the images")
+    send.add_argument("--via", choices=["dimse", "web"], default="dimse",
+                        help="DICOM networking (default) or the node's DICOMweb URL")
     send.add_argument("--as", dest="actor", help=AS_HELP)
     send.set_defaults(run=cmd_send)
 
@@ -195,7 +201,12 @@ def cmd_find(args: argparse.Namespace) -> int:
         query["ModalitiesInStudy" if args.level == "study" else "Modality"] = args.modality
     if args.level == "patient":
         query = {k: v for k, v in query.items() if k in ("PatientID", "PatientName")}
-    matches = find(node, book.local_ae, args.level, query)
+    if args.via == "web":
+        from workstation.network.dicomweb import web_find
+
+        matches = web_find(node, args.level, query)
+    else:
+        matches = find(node, book.local_ae, args.level, query)
     record_read(store, who, "library_listed", source=f"pacs:{node.name}", level=args.level, matches=len(matches))
     if args.json_out:
         args.json_out.write_text(json.dumps(matches, indent=1, ensure_ascii=False), encoding="utf-8")
@@ -213,12 +224,18 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     node = book.node(args.node)
     store = review_store()
     who = acting_user(store, args.actor, "view").username
-    result = run_with_progress(retrieve_job(data_home(), node, book.local_ae, args.study, method=args.method,
-                                            receive_port=book.receive_port))
+    if args.via == "web":
+        from workstation.network.dicomweb import web_retrieve_job
+
+        result = run_with_progress(web_retrieve_job(data_home(), node, args.study))
+    else:
+        result = run_with_progress(retrieve_job(data_home(), node, book.local_ae, args.study, method=args.method,
+                                                receive_port=book.receive_port))
+    how = "WADO-RS" if args.via == "web" else f"C-{args.method.upper()}"
     report = result.imported
-    record_read(store, who, "imported", study_uid=args.study, source=f"pacs:{node.name}", method=args.method,
+    record_read(store, who, "imported", study_uid=args.study, source=f"pacs:{node.name}", method=how,
                 received=result.received, files=report.files_copied)
-    print(f"Retrieved {result.received} instance(s) from {node.name} by C-{args.method.upper()}"
+    print(f"Retrieved {result.received} instance(s) from {node.name} by {how}"
           + (f", {result.failed} failed" if result.failed else "") +
           f": {len(report.series)} series in the library, {report.files_copied} file(s) new, "
           f"{report.files_already_present} already there.")
@@ -244,11 +261,16 @@ def cmd_send(args: argparse.Namespace) -> int:
         else:
             files = sorted(path for series in library.series(study["key"])
                            for path in library.series_folder(series).glob("*.dcm"))
-        result = run_with_progress(send_job(node, book.local_ae, files))
+        if args.via == "web":
+            from workstation.network.dicomweb import web_send_job
+
+            result = run_with_progress(web_send_job(node, files))
+        else:
+            result = run_with_progress(send_job(node, book.local_ae, files))
     with store.transaction() as connection:
         audit.append(connection, who, "exported", study_uid=study["study_uid"], new_value={
             "kind": "dicom-send-results" if args.results else "dicom-send", "node": node.name,
-            "ae_title": node.ae_title, "sent": result.sent, "failed": len(result.failed)})
+            "ae_title": node.ae_title, "via": args.via, "sent": result.sent, "failed": len(result.failed)})
     print(f"Sent {result.sent} of {len(files)} instance(s) to {node.name}.")
     for reason in result.failed[:10]:
         print(f"  failed: {reason}")
