@@ -138,6 +138,27 @@ def test_deep_nesting_is_refused_fast_and_leaves_nothing(small_phantom_dir: Path
     assert not out.exists() and list(out.parent.iterdir()) == []
 
 
+def test_a_pack_of_a_study_with_deep_nesting_is_refused_and_not_written(small_phantom_dir: Path, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("WORKSTATION_HOME", str(home))
+    source = tmp_path / "in"
+    for path in sorted((small_phantom_dir / "dicom").iterdir()):
+        (source / path.name).parent.mkdir(parents=True, exist_ok=True)
+        (source / path.name).write_bytes(path.read_bytes())
+    write_with_nesting(sorted(source.iterdir())[3], sorted(source.iterdir())[3], 1000, defined=True)
+    run_job(StudyLibrary(home).import_job([source]))
+    store = ReviewStore.in_home(home)
+    pack = tmp_path / "out" / "pack.zip"
+    started = time.monotonic()
+    try:
+        with pytest.raises(SizeLimitError, match="nests sequences"):
+            run_job(export_pack_job(home, store, ["1"], pack, created_by="trainer"))
+    finally:
+        store.close()
+    assert time.monotonic() - started < 30 and not pack.exists()
+
+
 def test_the_walk_measures_depth_without_recursing() -> None:
     deep = io.BytesIO(nested_sequence(100_000, defined=False))
     started = time.monotonic()
