@@ -20,6 +20,7 @@ from workstation.config import LIMITS
 from workstation.files import write_atomically
 from workstation.jobs import CancelToken, Job, Progress
 from workstation.network.nodes import NetworkError, RemoteNode
+from workstation.privacy import loggable_error
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ def store_instance(event, folder: Path, counts: dict[str, int]) -> int:
     try:
         data = event.encoded_dataset(include_meta=True)
     except (AttributeError, ValueError, TypeError) as exc:
-        log.warning("a received instance could not be encoded: %s", exc)
+        log.warning("a received instance could not be encoded: %s", loggable_error(exc))  # no values in the log
         counts["refused"] = counts.get("refused", 0) + 1
         return 0xC210  # cannot understand
     if len(data) > LIMITS.max_file_bytes:

@@ -21,6 +21,7 @@ from pathlib import Path
 from workstation.errors import WorkstationError
 from workstation.network.dimse import STORAGE_CLASSES, store_instance
 from workstation.network.nodes import NetworkError, checked_ae_title
+from workstation.privacy import loggable_error
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,9 @@ class StorageReceiver:
                     report = run_job(StudyLibrary(self.home).import_job([folder]))
                 except WorkstationError as exc:
                     error = str(exc)
-                    log.warning("a batch of %d instance(s) from %s was not imported: %s", received, calling, exc)
+                    # the sentence may name the patient's series: the log gets its kind and place only
+                    log.warning("a batch of %d instance(s) from %s was not imported: %s", received, calling,
+                                loggable_error(exc))
         shutil.rmtree(folder, ignore_errors=True)
         if received and self.on_imported is not None:
             self.on_imported(Received(calling, received, report, error))
