@@ -135,7 +135,7 @@ def test_deep_nesting_is_refused_fast_and_leaves_nothing(small_phantom_dir: Path
     assert code == 2, stderr
     assert "nests sequences more than 32 deep" in stderr and "Traceback" not in stderr
     assert seconds < 60  # was 65-78 s and 24 GB at depth 300; the refusal itself takes milliseconds
-    assert not out.exists() and list(out.parent.iterdir()) == []
+    assert not out.exists() and not out.parent.exists()  # not even the folder it made for the copy
 
 
 def test_a_pack_of_a_study_with_deep_nesting_is_refused_and_not_written(small_phantom_dir: Path, tmp_path: Path,
@@ -223,7 +223,11 @@ def test_a_refused_deidentify_leaves_no_partial_files(small_phantom_dir: Path, t
     out = tmp_path / "parent" / "out"
     with pytest.raises(DeidentificationError, match="Refused"):
         run_job(deidentify_job([source], out, SECRET))
-    assert not out.exists() and list(out.parent.iterdir()) == []
+    assert not out.parent.exists()  # not even the folder it made for the copy
+    out.mkdir(parents=True)
+    with pytest.raises(DeidentificationError, match="Refused"):
+        run_job(deidentify_job([source], out, SECRET))
+    assert list(out.parent.iterdir()) == [out] and list(out.iterdir()) == []  # an empty OUT is left as it was
     summary = run_job(deidentify_job([source], out, SECRET, DeidOptions(allow_burned_in=True)))
     assert summary.files == len(slices) and len(list(out.rglob("*.dcm"))) == len(slices)
     with pytest.raises(DeidentificationError, match="not an empty folder"):

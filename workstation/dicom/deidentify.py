@@ -369,12 +369,15 @@ def deidentify_job(paths: Iterable[Path], out: Path, secret: bytes, options: Dei
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DeidentificationError(f"{out} already exists and is not an empty folder; choose a new folder for the "
                                     "de-identified copy")
+    # the highest folder this job creates: removed again when it fails
+    made = next((folder for folder in reversed([out.parent, *out.parent.parents]) if not folder.exists()), None)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     except OSError as exc:
         raise DeidentificationError(f"Cannot write to {out.parent}: {exc.strerror or exc}; choose another "
                                     "folder") from exc
+    done = False
     try:
         summary = yield from _deidentify_into(find_sources([Path(p) for p in paths]), scratch, secret, options,
                                               cancel)
@@ -383,8 +386,11 @@ def deidentify_job(paths: Iterable[Path], out: Path, secret: bytes, options: Dei
         except OSError as exc:
             raise DeidentificationError(f"Cannot move the de-identified copy into {out}: {exc.strerror or exc}") \
                 from exc
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)  # a refusal, a cancel or a crash leaves nothing behind
+        done = True
+    finally:  # a refusal, a cancel or a crash leaves nothing behind
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not done and made is not None:
+            shutil.rmtree(made, ignore_errors=True)
     return summary
 
 
