@@ -74,10 +74,10 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.central_stack)
 
         self.browser = StudyBrowser(self.home)
-        self._dock("Studies", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea).setMaximumWidth(420)
+        self._dock("Studies", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea).setMaximumWidth(640)
         self.findings_panel = FindingsPanel()
         self.findings_dock = self._dock("AI findings", self.findings_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.findings_dock.setMaximumWidth(420)
+        self.findings_dock.setMaximumWidth(640)
         self.histogram = HistogramPanel(self.state)
         self._dock("Histogram and overlay", self._side_panel(), Qt.DockWidgetArea.RightDockWidgetArea
                    ).setMaximumWidth(340)
@@ -200,6 +200,9 @@ class MainWindow(QMainWindow):
         self.mode_label.setText(f"Mode: {TOOLS[tool]}")
         self.mode_label.setStyleSheet("" if tool == "crosshair" else
                                       "background: #2d6a8a; color: white; padding: 1px 6px; border-radius: 3px;")
+        for key in ("ruler", "roi"):
+            if key in getattr(self, "actions_by_key", {}):
+                self.actions_by_key[key].setChecked(tool == key)
 
     def _update_title(self) -> None:
         volume = self.state.volume
@@ -269,8 +272,9 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
         else:  # first run: room for the findings columns, the images get the rest
             docks = {dock.objectName(): dock for dock in self.findChildren(QDockWidget)}
-            self.resizeDocks([docks["Studies"], docks["Histogram and overlay"]], [330, 280],
-                             Qt.Orientation.Horizontal)
+            width = self.width()  # a 1366-pixel laptop screen keeps ~55% for the images
+            self.resizeDocks([docks["Studies"], docks["Histogram and overlay"]],
+                             [max(300, int(width * 0.25)), max(220, int(width * 0.16))], Qt.Orientation.Horizontal)
         self.viewing.active_view = str(self.settings.value("active_view", "axial"))
         if str(self.settings.value("single_layout", "false")) == "true":
             self.viewing.toggle_layout()

@@ -8,6 +8,19 @@ from PySide6.QtWidgets import QApplication
 from workstation.paths import shipped
 
 STYLE_SHEET = shipped("resources") / "style.qss"
+# Input fields need a visible frame on the dark background (a password field looked like a
+# label), and combo popups their own opaque background (the generic QWidget rule left them
+# half painted: ghost copies of the list after it closed).
+INPUT_STYLE = """
+QLineEdit, QPlainTextEdit, QTextEdit, QSpinBox, QDoubleSpinBox, QComboBox {
+    background: #202127; border: 1px solid #4a4e58; border-radius: 3px; padding: 2px 4px; }
+QLineEdit:focus, QPlainTextEdit:focus, QSpinBox:focus, QDoubleSpinBox:focus, QComboBox:focus {
+    border: 1px solid #8aa4d6; }
+QComboBox QAbstractItemView { background: #202127; border: 1px solid #4a4e58;
+    selection-background-color: #34415a; outline: 0; }
+QLabel#mode-indicator { padding: 1px 6px; }
+QToolButton:checked { background: #2d6a8a; color: white; }
+"""
 
 
 def apply_dark_theme(app: QApplication) -> None:
@@ -24,5 +37,5 @@ def apply_dark_theme(app: QApplication) -> None:
     for role, colour in colours.items():
         palette.setColor(role, QColor(colour))
     app.setPalette(palette)
-    if STYLE_SHEET.is_file():
-        app.setStyleSheet(STYLE_SHEET.read_text(encoding="utf-8"))
+    base = STYLE_SHEET.read_text(encoding="utf-8") if STYLE_SHEET.is_file() else ""
+    app.setStyleSheet(base + INPUT_STYLE)

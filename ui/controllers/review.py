@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QInputDialog, QLineEdit, QWidget
+from PySide6.QtWidgets import QInputDialog, QLineEdit, QPlainTextEdit, QWidget
 
 from ui.controllers.quiz import Quiz
 from ui.state import ViewerState
@@ -261,7 +261,7 @@ class ReviewController(QObject):
                 self._status("Not signed: decide the candidates, or give a reason to sign anyway")
                 return
         if impression is None:
-            impression, ok = QInputDialog.getMultiLineText(self.parent(), "Sign", "Impression")
+            impression, ok = ask_long_text(self.parent(), "Sign", "Impression (printed in the report as written)")
             if not ok:
                 return
             chosen = self._ask_lung_rads()
@@ -307,3 +307,19 @@ def shown_at(finding, threshold: float) -> bool:
 def _number(finding) -> int:
     """The study number of a finding (a plain, unrecorded one: its number in the model run)."""
     return getattr(finding, "number", 0) or finding.id
+
+
+def ask_long_text(parent: QWidget | None, title: str, label: str, text: str = "") -> tuple[str, bool]:
+    """A multi-line text dialog with room to write (QInputDialog's own is a few lines wide and
+    does not wrap); still a QInputDialog, so keyboard use and tests find it as before."""
+    dialog = QInputDialog(parent)
+    dialog.setWindowTitle(title)
+    dialog.setLabelText(label)
+    dialog.setOption(QInputDialog.InputDialogOption.UsePlainTextEditForTextInput)
+    dialog.setTextValue(text)
+    editor = dialog.findChild(QPlainTextEdit)
+    if editor is not None:
+        editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        editor.setMinimumSize(520, 200)
+    ok = dialog.exec() == QInputDialog.DialogCode.Accepted
+    return dialog.textValue(), ok

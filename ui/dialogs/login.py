@@ -35,6 +35,8 @@ class LoginDialog(QDialog):
         buttons.accepted.connect(self.submit)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+        # wide enough for the title bar to show "Create the administrator account" uncut
+        self.setMinimumWidth(max(440, self.fontMetrics().horizontalAdvance(self.windowTitle()) + 160))
 
     def submit(self) -> None:
         username, password = self.username.text().strip(), self.password.text()

@@ -262,15 +262,17 @@ class SliceView(QVTKRenderWindowInteractor):
         length = max([s for s in SCALE_STEPS_MM if s <= target] or [SCALE_STEPS_MM[0]])
         width, height = self.GetRenderWindow().GetSize()
         half_width_mm = self.half_height_mm * width / max(height, 1)
-        # bottom right, clear of the bottom orientation letter and the corner texts
-        start = (self.centre - self.frame.up * self.half_height_mm * 0.9
-                 + self.frame.right * (half_width_mm * 0.55 - length) + lift)
+        mm_per_pixel = self.half_height_mm * 2 / max(height, 1)
+        # bottom left, in the view's margin just above the window/level text: not over the image,
+        # clear of the bottom orientation letter and the cursor readout on the right
+        start = (self.centre - self.frame.up * (self.half_height_mm - 30 * mm_per_pixel)
+                 - self.frame.right * (half_width_mm - 8 * mm_per_pixel) + lift)
         end = start + self.frame.right * length
-        tick = self.frame.up * self.half_height_mm * 0.02
+        tick = self.frame.up * 5 * mm_per_pixel
         self.scale_bar.set_segments([(start, end), (start, start + tick), (end, end + tick)])
         self.texts["scale"].SetInput(f"{length / 10:g} cm" if length >= 10 else f"{length} mm")
-        x, y = self._display_of(start + (end - start) / 2 + self.frame.up * self.half_height_mm * 0.03)
-        self.texts["scale"].SetPosition(x - 15, y)
+        x, y = self._display_of(end)
+        self.texts["scale"].SetPosition(x + 6, y - 5)
 
     def _update_texts(self) -> None:
         volume, state = self.state.volume, self.state
@@ -297,7 +299,7 @@ class SliceView(QVTKRenderWindowInteractor):
                                       "top_right": (width - 6, height - 6, "top_right"),
                                       "bottom_left": (6, 6, "bottom_left"),
                                       "bottom_right": (width - 6, 6, "bottom_right"),
-                                      "measure": (6, 60, "bottom_left")}.items():
+                                      "measure": (6, 48, "bottom_left")}.items():
             _justify(self.texts[name], justify)
             self.texts[name].SetPosition(x, y)
 
