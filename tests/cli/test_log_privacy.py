@@ -12,7 +12,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from tests.canary_series import CANARY, PATIENT_ID, write_canary_series
+from tests.canary_series import CANARY, PATIENT_ID, leaks, write_canary_series
 from tests.hostile_dicom import write_with_nesting
 from workstation.cli import main
 from workstation.dicom.deidentify import Deidentifier, installation_secret
@@ -28,6 +28,7 @@ def test_the_log_names_series_by_key_and_holds_no_canary(home: Path, small_phant
     assert main(["analyze", "1"]) == 0
     assert main(["report", "1", "--out", str(tmp_path / "report.pdf")]) == 0
     assert main(["deidentify", str(media), str(tmp_path / "copy")]) == 0
+    assert leaks(tmp_path / "copy") == []  # the default command's output, every byte
     # failures too: a refused file, an output folder in use, a file that is not DICOM, no such study
     write_with_nesting(next(series.iterdir()), series / "Canarywoman_deep.dcm", depth=100)
     assert main(["deidentify", str(series), str(tmp_path / "copy2")]) == 2

@@ -45,9 +45,13 @@ def canaries(small_phantom_dir: Path, tmp_path: Path) -> Path:
 
 # -- the profile and the option --------------------------------------------------------------------
 
-def test_the_basic_profile_removes_descriptions_comments_and_protocols(canaries: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("options", [DeidOptions(), DeidOptions(modified_dates=False,
+                                                                 retain_patient_characteristics=False)],
+                         ids=["default", "remove-dates-and-characteristics"])
+def test_the_basic_profile_removes_descriptions_comments_and_protocols(canaries: Path, tmp_path: Path,
+                                                                       options: DeidOptions) -> None:
     out = tmp_path / "out"
-    summary = run_job(deidentify_job([canaries], out, SECRET))
+    summary = run_job(deidentify_job([canaries], out, SECRET, options))
     assert summary.files == len(list(canaries.iterdir()))
     assert leaks(out) == []
     dataset = pydicom.dcmread(next(out.rglob("*.dcm")))
