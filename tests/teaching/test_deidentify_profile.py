@@ -8,9 +8,11 @@ from __future__ import annotations
 import io
 import os
 import resource
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pydicom
@@ -173,6 +175,22 @@ def test_the_walk_measures_depth_without_recursing() -> None:
     assert structure.depth == 5
     with pytest.raises(SizeLimitError, match="data elements"):
         check_structure(io.BytesIO(nested_sequence(5, defined=True)), "many.dcm", StructureLimits(max_elements=8))
+
+
+def test_a_deflated_data_set_is_walked_inflating_in_blocks_and_bounded() -> None:
+    syntax = b"1.2.840.10008.1.2.1.99\0"
+    head = b"\0" * 128 + b"DICM" + struct.pack("<HH", 2, 0x10) + b"UI" + struct.pack("<H", len(syntax)) + syntax
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    body = nested_sequence(40, defined=False) + struct.pack("<HH", 0x0009, 0x0010) + b"OB\0\0" + \
+        struct.pack("<L", 8 * 1024**2) + b"\0" * (8 * 1024**2)
+    data = head + deflate.compress(body) + deflate.flush()
+    assert len(data) < 100_000
+    with pytest.raises(SizeLimitError, match="more than 32 deep"):  # the nesting is seen through the deflate
+        check_structure(io.BytesIO(data), "deflated.dcm")
+    with pytest.raises(SizeLimitError, match="inflates to more than"):
+        check_structure(io.BytesIO(data), "bomb.dcm", StructureLimits(max_sequence_depth=64,
+                                                                      max_inflated_bytes=1024**2))
+    assert check_structure(io.BytesIO(data), "ok.dcm", StructureLimits(max_sequence_depth=64)).depth == 40
 
 
 def test_the_walk_never_sees_less_nesting_than_pydicom() -> None:

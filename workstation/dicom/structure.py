@@ -38,7 +38,9 @@ class StructureLimits:
     # Element and item headers in one file (a CT slice has a few hundred; a large multi-frame
     # or structure set some tens of thousands); bounds the time of every later walk.
     max_elements: int = 500_000
-    max_inflated_bytes: int = 2 * 1024**3  # a deflated data set, once inflated
+    # A deflated data set, once inflated (a deflated CT slice is well under a megabyte; pydicom
+    # inflates it whole, so this bounds its memory too). The walk itself inflates in blocks.
+    max_inflated_bytes: int = 512 * 1024**2
 
 
 STRUCTURE_LIMITS = StructureLimits()
@@ -67,22 +69,25 @@ def check_structure(stream: BinaryIO, label: str = "The file",
     explicit, little = True, True
     head = reader.read(132)
     if len(head) == 132 and head[128:] == b"DICM":
-        explicit, little = _file_meta(reader)
+        explicit, little = _file_meta(reader, limits, label)
     else:
         reader.seek_to(0)
         explicit = _looks_explicit(reader.peek(6))
     if reader.deflated:
-        reader = _Reader(_inflated(reader, limits, label))
+        reader = _Reader(_Inflating(reader, limits.max_inflated_bytes, label))
     return _walk(reader, explicit, little, limits, label)
 
 
-def _file_meta(reader: _Reader) -> tuple[bool, bool]:
+def _file_meta(reader: _Reader, limits: StructureLimits, label: str) -> tuple[bool, bool]:
     """Read group 0002 (always explicit VR little endian); the data set's encoding."""
-    syntax = ""
+    syntax, count = "", 0
     while True:
         header = reader.peek(8)
         if len(header) < 8 or struct.unpack("<H", header[:2])[0] != 0x0002:
             break
+        count += 1
+        if count > limits.max_elements:
+            raise SizeLimitError(f"{label} holds more than {limits.max_elements} data elements; refused")
         element, vr = struct.unpack("<H2s", header[2:6])
         if vr in _LONG_VRS:
             reader.read(8)
@@ -108,18 +113,31 @@ def _looks_explicit(header: bytes) -> bool:
     return len(header) >= 6 and 65 <= header[4] <= 90 and 65 <= header[5] <= 90
 
 
-def _inflated(reader: _Reader, limits: StructureLimits, label: str) -> BinaryIO:
-    inflater, parts, size = zlib.decompressobj(-zlib.MAX_WBITS), [], 0
-    while block := reader.read(_SEARCH_BLOCK):
-        try:
-            part = inflater.decompress(block, limits.max_inflated_bytes - size + 1)
-        except zlib.error:
-            break  # damaged: the reader that comes next says so
-        size += len(part)
-        if size > limits.max_inflated_bytes or inflater.unconsumed_tail:
-            raise SizeLimitError(f"{label} inflates to more than {limits.max_inflated_bytes} bytes; refused")
-        parts.append(part)
-    return io.BytesIO(b"".join(parts))
+class _Inflating:
+    """A deflated data set read inflated, a block at a time (memory stays at a block)."""
+
+    def __init__(self, source: _Reader, limit: int, label: str) -> None:
+        self._source, self._limit, self._label = source, limit, label
+        self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._pending, self._total, self._ended = b"", 0, False
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int) -> bytes:
+        while len(self._pending) < size and not self._ended:
+            data = self._inflater.unconsumed_tail or self._source.read(_SEARCH_BLOCK)
+            try:
+                part = self._inflater.decompress(data, _SEARCH_BLOCK) if data else self._inflater.flush()
+            except zlib.error:
+                part, self._ended = b"", True  # damaged: the reader that comes next says so
+            self._ended = self._ended or not data or self._inflater.eof
+            self._total += len(part)
+            if self._total > self._limit:
+                raise SizeLimitError(f"{self._label} inflates to more than {self._limit} bytes; refused")
+            self._pending += part
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
 
 
 def _walk(reader: _Reader, explicit: bool, little: bool, limits: StructureLimits, label: str) -> Structure:
