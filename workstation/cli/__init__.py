@@ -11,13 +11,13 @@ import sys
 from collections.abc import Callable
 
 from workstation import __version__
-from workstation.cli import admin, ai, library, network, reports, review, teaching
+from workstation.cli import admin, ai, compare, library, network, reports, review, teaching
 from workstation.cli.common import log, setup_logging
 from workstation.config import data_home
 from workstation.errors import WorkstationError
 from workstation.privacy import loggable_error
 
-GROUPS = (library, ai, review, reports, network, admin, teaching)  # the order of `workstation --help`
+GROUPS = (library, ai, review, compare, reports, network, admin, teaching)  # the order of `workstation --help`
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,6 +43,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     case.add_argument("--matrix", type=int, default=512, help="rows and columns (default 512)")
     case.add_argument("--slice-thickness", type=float, help="mm (default: drawn from the seed, 1-2.5)")
     case.add_argument("--syntax", choices=["explicit", "rle", "jpegls", "j2k"], default="explicit")
+    case.add_argument("--follow-up-of", type=int, metavar="SEED",
+                      help="make a follow-up of the case of this seed (same patient; --seed draws the changes)")
+    case.add_argument("--months", type=float, default=12.0, help="follow-up interval (default 12)")
     case.set_defaults(run=cmd_demo_case)
 
 
@@ -94,6 +97,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_demo_case(args: argparse.Namespace) -> int:
     from workstation.imaging.phantom import write_demo_case
 
+    if args.follow_up_of is not None:
+        from workstation.imaging.follow_up import write_follow_up_case
+
+        if not 0 < args.months <= 120:
+            raise WorkstationError("--months must be between 0 and 120")
+        series, truth_path = write_follow_up_case(args.out, args.follow_up_of, args.months, args.seed,
+                                                  matrix=args.matrix, slice_thickness_mm=args.slice_thickness)
+        truth = json.loads(truth_path.read_text(encoding="utf-8"))
+        print(f"Wrote a follow-up of case {args.follow_up_of}, {args.months:g} months later, to {series}: "
+              f"{len(truth['matches'])} matched nodule(s) ({sum(m['status'] == 'growing' for m in truth['matches'])} "
+              f"growing), {len(truth['new'])} new, {len(truth['resolved'])} resolved; truth in {truth_path}")
+        return 0
     series, truth = write_demo_case(args.out, seed=args.seed, matrix=args.matrix, syntax=args.syntax,
                                     slice_thickness_mm=args.slice_thickness)
     count = len(json.loads(truth.read_text(encoding="utf-8"))["nodules"])

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -169,8 +170,14 @@ class _Canvas:
         self.blend(box, cover, hu)
 
 
-def generate_phantom(spec: PhantomSpec) -> Phantom:
-    """Draw the phantom described by `spec` (same spec, same voxels)."""
+NoduleEdit = Callable[[list["Nodule"], Callable[[float, int], "Nodule"]], list["Nodule"]]
+
+
+def generate_phantom(spec: PhantomSpec, *, edit_nodules: NoduleEdit | None = None,
+                     noise_seed: int | None = None) -> Phantom:
+    """Draw the phantom described by `spec` (same spec, same voxels). A follow-up scan of the same
+    patient (follow_up.py) passes `edit_nodules` (grown, resolved, new: it is given the nodules and
+    a placer of one more nodule of a diameter, from a seed) and its own `noise_seed`."""
     rng = np.random.default_rng(spec.seed)
     canvas = _Canvas(spec)
     s = spec.body_scale
@@ -190,6 +197,14 @@ def generate_phantom(spec: PhantomSpec) -> Phantom:
         _draw_airways(canvas, s, rng, lung_mask)
     _draw_bones(canvas, s, ax - fat - 9 * s, ay - fat - 8 * s)
     nodules = _place_nodules(canvas, spec, rng, lung_mask, vessels)
+    if edit_nodules is not None:
+        def place_one(diameter: float, seed: int) -> Nodule:
+            one = replace(spec, nodule_count=1, nodule_diameter_mm=(diameter, diameter))
+            return _place_nodules(canvas, one, np.random.default_rng(seed), lung_mask, vessels)[0]
+
+        nodules = edit_nodules(nodules, place_one)
+    if noise_seed is not None:
+        rng = np.random.default_rng(noise_seed)
     nodule_mask = np.zeros(canvas.shape, dtype=np.uint8)
     truth = [_draw_nodule(canvas, nodule, index, nodule_mask) for index, nodule in enumerate(nodules)]
     if anatomy is not None:

@@ -1,0 +1,136 @@
+"""Priors and growth (issue #24): the patient's earlier studies in the library, and each current
+nodule matched to the prior's (through the registration) as new, stable, growing, shrinking or
+resolved, with the change in size and volume and the volume doubling time with its uncertainty.
+
+Growth follows Lung-RADS v2022: a mean-diameter increase of more than 1.5 mm is growth, a decrease
+of more than 1.5 mm shrinking, anything between stable. The doubling time comes from the volumes
+(a sphere of the diameter when the model gave no volume); its range spans each volume's
+measurement error, taken from a diameter error of half a voxel (at least 0.5 mm).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+GROWTH_MM = 1.5
+MATCH_MM = 10.0  # a prior nodule this far (after alignment) or farther is not the same nodule
+
+
+class Measured(Protocol):
+    number: int
+    center_mm: tuple[float, float, float]
+    diameter_mm: float
+    volume_mm3: float | None
+    type: str
+
+
+@dataclass(frozen=True)
+class NodulePair:
+    status: str  # "new", "stable", "growing", "shrinking", "resolved"
+    current: Measured | None
+    prior: Measured | None
+    distance_mm: float | None = None  # between the current centre and the aligned prior centre
+    diameter_change_mm: float | None = None
+    volume_change: float | None = None  # ratio current / prior
+    doubling_days: float | None = None
+    doubling_range_days: tuple[float, float] | None = None  # (fastest, slowest); inf: not told from stable
+
+    def as_dict(self) -> dict:
+        def side(finding: Measured | None) -> dict | None:
+            if finding is None:
+                return None
+            return {"number": finding.number, "center_mm": [round(v, 2) for v in finding.center_mm],
+                    "diameter_mm": finding.diameter_mm, "volume_mm3": round(volume_of(finding), 1),
+                    "type": finding.type}
+
+        return {"status": self.status, "current": side(self.current), "prior": side(self.prior),
+                "distance_mm": _rounded(self.distance_mm), "diameter_change_mm": _rounded(self.diameter_change_mm),
+                "volume_change": _rounded(self.volume_change, 3), "doubling_days": _rounded(self.doubling_days, 0),
+                "doubling_range_days": [None if math.isinf(v) else round(v) for v in self.doubling_range_days]
+                if self.doubling_range_days else None}
+
+
+def _rounded(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def volume_of(finding: Measured) -> float:
+    if finding.volume_mm3:
+        return float(finding.volume_mm3)
+    return math.pi / 6 * finding.diameter_mm ** 3
+
+
+def doubling_time(prior_mm3: float, current_mm3: float, days: float, prior_error: float = 0.0,
+                  current_error: float = 0.0) -> tuple[float | None, tuple[float, float] | None]:
+    """(doubling days, (fastest, slowest)) from two volumes `days` apart, with relative errors.
+    None when the nodule did not grow; the slowest bound is inf when growth is within the error."""
+    if days <= 0 or prior_mm3 <= 0 or current_mm3 <= prior_mm3:
+        return None, None
+
+    def vdt(v1: float, v2: float) -> float:
+        return days * math.log(2) / math.log(v2 / v1) if v2 > v1 else math.inf
+
+    central = vdt(prior_mm3, current_mm3)
+    fastest = vdt(prior_mm3 * (1 - prior_error), current_mm3 * (1 + current_error))
+    slowest = vdt(prior_mm3 * (1 + prior_error), current_mm3 * (1 - current_error))
+    return central, (fastest, slowest)
+
+
+def relative_volume_error(diameter_mm: float, voxel_mm: float) -> float:
+    """The volume's relative error from a diameter error of half a voxel (at least 0.5 mm)."""
+    return min(0.9, 3 * max(0.5, voxel_mm / 2) / max(diameter_mm, 1e-3))
+
+
+def match_nodules(current: list[Measured], prior: list[Measured], prior_to_current: np.ndarray, days: float, *,
+                  current_voxel_mm: float = 1.0, prior_voxel_mm: float = 1.0) -> list[NodulePair]:
+    """Pairs by the smallest total distance (Hungarian) after mapping the prior's centres through
+    the registration; unpaired current nodules are new, unpaired prior ones resolved."""
+    from scipy.optimize import linear_sum_assignment
+
+    aligned = [(prior_to_current @ np.array([*p.center_mm, 1.0]))[:3] for p in prior]
+    pairs: list[NodulePair] = []
+    used_current, used_prior = set(), set()
+    if current and prior:
+        distance = np.array([[float(np.linalg.norm(np.array(c.center_mm) - a)) for a in aligned] for c in current])
+        for ci, pi in zip(*linear_sum_assignment(distance)):
+            limit = max(MATCH_MM, 0.75 * max(current[ci].diameter_mm, prior[pi].diameter_mm))
+            if distance[ci, pi] > limit:
+                continue
+            used_current.add(ci)
+            used_prior.add(pi)
+            pairs.append(_pair(current[ci], prior[pi], float(distance[ci, pi]), days, current_voxel_mm,
+                               prior_voxel_mm))
+    pairs += [NodulePair("new", c, None) for i, c in enumerate(current) if i not in used_current]
+    pairs += [NodulePair("resolved", None, p) for i, p in enumerate(prior) if i not in used_prior]
+    order = {"growing": 0, "new": 1, "stable": 2, "shrinking": 3, "resolved": 4}
+    return sorted(pairs, key=lambda p: (order[p.status], (p.current or p.prior).number))
+
+
+def _pair(current: Measured, prior: Measured, distance: float, days: float, current_voxel_mm: float,
+          prior_voxel_mm: float) -> NodulePair:
+    change = current.diameter_mm - prior.diameter_mm
+    status = "growing" if change > GROWTH_MM else "shrinking" if change < -GROWTH_MM else "stable"
+    v1, v2 = volume_of(prior), volume_of(current)
+    central, spread = doubling_time(v1, v2, days, relative_volume_error(prior.diameter_mm, prior_voxel_mm),
+                                    relative_volume_error(current.diameter_mm, current_voxel_mm))
+    return NodulePair(status, current, prior, distance, change, v2 / v1, central, spread)
+
+
+def priors_of(library, study: dict) -> tuple[list[dict], list[str]]:
+    """The same patient's earlier studies in the library, newest first, and warnings when their
+    names or birth dates disagree with the current study's (same Patient ID, maybe not the same person)."""
+    if not study.get("patient_id"):
+        return [], ["This study has no Patient ID: its priors cannot be found safely"]
+    earlier = [s for s in library.studies() if s["patient_id"] == study["patient_id"]
+               and s["study_uid"] != study["study_uid"] and (s["study_date"] or "") < (study["study_date"] or "")]
+    warnings = []
+    for other in earlier:
+        for field, label in (("patient_name", "name"), ("patient_birth_date", "birth date")):
+            if (other.get(field) or "") != (study.get(field) or ""):
+                warnings.append(f"The prior of {other['study_date'] or 'unknown date'} has the same Patient ID but "
+                                f"another {label}: check it is the same patient")
+    return sorted(earlier, key=lambda s: s["study_date"] or "", reverse=True), warnings
