@@ -36,6 +36,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     models = commands.add_parser("models", help="list model bundles and whether they can run here")
     models.set_defaults(run=cmd_models)
+    importing = models.add_subparsers(metavar="ACTION").add_parser(
+        "import", help="install a MONAI bundle (folder or zip; admin): its config is read, never run")
+    importing.add_argument("source", type=Path)
+    importing.add_argument("--as", dest="actor", help="the administrator installing it")
+    importing.set_defaults(run=cmd_models_import)
 
     case = commands.add_parser("demo-case", help="write a synthetic chest CT phantom series and its ground truth")
     case.add_argument("out", type=Path)
@@ -196,6 +201,26 @@ def _print_analysis(bundle, analysis) -> None:
         x, y, z = f.center_mm
         print(f"{f.id:3d}  p={f.probability:.2f}  {f.type:<12} {f.diameter_mm:5.1f} mm  {f.volume_mm3:8.0f} mm3  "
               f"{f.mean_hu:6.0f} HU  at ({x:.1f}, {y:.1f}, {z:.1f}) mm")
+
+
+def cmd_models_import(args: argparse.Namespace) -> int:
+    from workstation.files import sha256_file
+    from workstation.inference.monai_import import import_monai_bundle
+    from workstation.review import audit
+
+    store = review_store()
+    who = acting_user(store, args.actor, "administer").username
+    source = args.source
+    if not source.exists():
+        raise WorkstationError(f"{source} does not exist")
+    bundle = import_monai_bundle(source, data_home() / "models", imported_by=who)
+    with store.transaction() as connection:
+        audit.append(connection, who, "model_imported", object_id=bundle.name, new_value={
+            "name": bundle.name, "version": bundle.version, "architecture": bundle.architecture,
+            "weights_sha256": bundle.weights_sha256, "source_sha256": sha256_file(source) if source.is_file() else None})
+    print(f"Installed {bundle.name} {bundle.version} ({bundle.architecture.rsplit('.', 1)[-1]}) in {bundle.folder}. "
+          "No accuracy figure is claimed for it: measure it on your own labelled cases first.")
+    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:

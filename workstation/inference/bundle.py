@@ -255,13 +255,23 @@ def _non_negative(name: str, value) -> float | None:
     return number
 
 
-def _load_network(folder: Path, architecture: str, arguments: dict[str, Any], weights_file: str, sha256: str):
+def build_network(architecture: str, arguments: dict[str, Any]):
+    """An allow-listed network class with checked arguments, untrained."""
     import importlib
 
+    if architecture not in ALLOWED_ARCHITECTURES or set(arguments) - ALLOWED_ARCHITECTURES[architecture]:
+        raise ModelBundleError(f"Architecture {architecture!r} or its arguments are not on the allow-list")
+    module_name, class_name = architecture.rsplit(".", 1)
+    try:
+        return getattr(importlib.import_module(module_name), class_name)(**arguments)
+    except (TypeError, ValueError, AssertionError) as exc:
+        raise ModelBundleError(f"{class_name} cannot be built with these arguments: {exc}") from exc
+
+
+def _load_network(folder: Path, architecture: str, arguments: dict[str, Any], weights_file: str, sha256: str):
     from safetensors.torch import load_file
 
-    module_name, class_name = architecture.rsplit(".", 1)
-    network = getattr(importlib.import_module(module_name), class_name)(**arguments)
+    network = build_network(architecture, arguments)
     path = folder / weights_file
     if sha256_file(path) != sha256:  # changed since the bundle was validated
         raise ModelBundleError("Weights changed on disk after validation", path=str(path))
