@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox, QDockWidget, QFormLayout, QGridLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
     QSlider, QStackedWidget, QVBoxLayout, QWidget,
@@ -265,8 +266,13 @@ class MainWindow(QMainWindow):
         geometry = self.settings.value("geometry")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
-        else:
-            self.resize(1500, 950)
+        else:  # first run: most of the screen (a 1366x768 laptop or a 1920x1080 reading monitor)
+            screen = QGuiApplication.primaryScreen()
+            room = screen.availableGeometry() if screen is not None else None
+            if room is not None and room.width() > 0:
+                self.resize(min(1800, int(room.width() * 0.96)), min(1100, int(room.height() * 0.94)))
+            else:
+                self.resize(1500, 950)
         state = self.settings.value("window_state")
         if isinstance(state, QByteArray):
             self.restoreState(state)

@@ -270,3 +270,18 @@ def test_an_edit_says_the_new_volume_and_undo_replaces_the_message(loaded: MainW
     assert "volume 39 mm³" in loaded.status_label.text()
     loaded.review.undo_decision()
     assert loaded.status_label.text().startswith("Undone")
+
+
+def test_the_heatmap_outline_leaves_the_lesion_visible(loaded: MainWindow, users, qtbot) -> None:
+    loaded.review.set_user(users[1])
+    record_fake_run(loaded, users[1])
+    qtbot.keyClick(_focus(loaded, qtbot), Qt.Key.Key_H, Qt.KeyboardModifier.ShiftModifier)
+    assert loaded.state.overlay_outline and loaded.outline_check.isChecked()
+    shell = loaded.state.overlay_image()
+    volume = loaded.state.volume
+    i, j, k = np.rint(volume.patient_to_voxel(loaded.state.markers[0][0])).astype(int)
+    assert set(np.unique(shell)) == {0.0, 1.0} and shell[k, j, i] == 0.0  # the lesion's centre is not covered
+    assert shell[k, j, i - 3] == 1.0  # its border is
+    assert loaded.views["axial"]._overlay_shown is shell
+    loaded.state.set_overlay(threshold=0.95)  # above every finding: no outline left
+    assert not loaded.state.overlay_image().any()

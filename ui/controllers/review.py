@@ -320,6 +320,7 @@ def ask_long_text(parent: QWidget | None, title: str, label: str, text: str = ""
     editor = dialog.findChild(QPlainTextEdit)
     if editor is not None:
         editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        editor.setTabChangesFocus(True)  # Tab, then Return: OK by keyboard
         editor.setMinimumSize(520, 200)
     ok = dialog.exec() == QInputDialog.DialogCode.Accepted
     return dialog.textValue(), ok

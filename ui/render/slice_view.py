@@ -90,6 +90,7 @@ class SliceView(QVTKRenderWindowInteractor):
         self.tilt_degrees = 0.0
         self.centre = np.zeros(3)  # in-plane pan centre (patient mm)
         self.half_height_mm = 200.0
+        self._overlay_shown = None  # the array the overlay layer shows now
         self.measure_kind = ""  # "ruler" or "roi": what the points on screen measure
         self.measure_points: list[np.ndarray] = []
         self.measurement_text = ""
@@ -162,8 +163,15 @@ class SliceView(QVTKRenderWindowInteractor):
         self.refresh()
 
     def _on_heatmap(self) -> None:
-        if self.state.heatmap is not None and self.state.volume is not None:
-            self.overlay_mapper.SetInputData(image_data(self.state.heatmap, self.state.volume.affine))
+        self._overlay_shown = None
+        self._update_overlay_input()
+
+    def _update_overlay_input(self) -> None:
+        """The heatmap, or its outline shell, as the overlay layer's image (set again only when it changed)."""
+        image = self.state.overlay_image()
+        if image is not None and self.state.volume is not None and image is not self._overlay_shown:
+            self._overlay_shown = image
+            self.overlay_mapper.SetInputData(image_data(image, self.state.volume.affine))
 
     def _on_window(self) -> None:
         centre, width = self.state.window
@@ -173,6 +181,7 @@ class SliceView(QVTKRenderWindowInteractor):
 
     def _on_overlay(self) -> None:
         state = self.state
+        self._update_overlay_input()
         self.overlay_property.SetLookupTable(heatmap_lookup_table(state.overlay_threshold, state.overlay_opacity,
                                                                   outline=state.overlay_outline))
         self.refresh()
@@ -184,6 +193,11 @@ class SliceView(QVTKRenderWindowInteractor):
             return False
         if self.tilt_degrees or not state.heat_maxima:
             return True
+        if state.overlay_outline:  # the shell reaches one voxel further than the region
+            profile = state.heat_maxima[self._normal_axis()]
+            index = self.slice_index()
+            return any(0 <= i < len(profile) and profile[i] >= state.overlay_threshold
+                       for i in (index - 1, index, index + 1))
         profile = state.heat_maxima[self._normal_axis()]
         index = self.slice_index()
         return 0 <= index < len(profile) and bool(profile[index] >= state.overlay_threshold)
