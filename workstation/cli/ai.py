@@ -42,6 +42,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     importing.add_argument("--as", dest="actor", help="the administrator installing it")
     importing.set_defaults(run=cmd_models_import)
 
+    evaluate = commands.add_parser("evaluate", help="measure a model on your own labelled cases: FROC by subgroup")
+    evaluate.add_argument("dataset", type=Path, help="a folder of CT series")
+    evaluate.add_argument("--labels", type=Path, help="annotations.csv (LUNA16 columns) or a folder of LIDC XML "
+                                                      "(default: XML files inside DATASET)")
+    evaluate.add_argument("--model", default=None, help="model name (default: the demo model)")
+    evaluate.add_argument("--min-agreement", type=int, default=1, help="readers who must have marked a nodule")
+    evaluate.add_argument("--bootstrap", type=int, default=1000)
+    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    evaluate.add_argument("--out", type=Path, required=True, metavar="DIR")
+    evaluate.set_defaults(run=cmd_evaluate)
+
     case = commands.add_parser("demo-case", help="write a synthetic chest CT phantom series and its ground truth")
     case.add_argument("out", type=Path)
     case.add_argument("--seed", type=int, default=DEMO_SEED)
@@ -201,6 +212,31 @@ def _print_analysis(bundle, analysis) -> None:
         x, y, z = f.center_mm
         print(f"{f.id:3d}  p={f.probability:.2f}  {f.type:<12} {f.diameter_mm:5.1f} mm  {f.volume_mm3:8.0f} mm3  "
               f"{f.mean_hu:6.0f} HU  at ({x:.1f}, {y:.1f}, {z:.1f}) mm")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from workstation.inference.registry import DEFAULT_MODEL, find_model
+    from workstation.validation.evaluation_report import write_evaluation
+    from workstation.validation.site_evaluation import evaluate_dataset_job
+
+    if not 1 <= args.min_agreement <= 12 or not 10 <= args.bootstrap <= 100_000:
+        raise WorkstationError("--min-agreement must be 1-12 and --bootstrap 10-100000")
+    bundle = find_model(args.model or DEFAULT_MODEL)
+    report = run_with_progress(evaluate_dataset_job(args.dataset, bundle, labels=args.labels,
+                                                    min_agreement=args.min_agreement, bootstrap=args.bootstrap,
+                                                    device=args.device))
+    paths = write_evaluation(report, args.out)
+    overall = report["overall"]
+    low, high = overall["interval_95"]["1.0"]
+    print(f"{bundle.name} {bundle.version} on {report['measured_on']}: sensitivity {overall['sensitivity']['1.0']:.2f} "
+          f"at 1 false positive per scan (95% interval {low:.2f}-{high:.2f}), CPM {overall['cpm']:.2f}; "
+          f"{overall['nodules']} nodule(s).")
+    small = [f"{group}={value}" for group, values in report["subgroups"].items()
+             for value, result in values.items() if result.get("too_small")]
+    if small:
+        print(f"Too small to say anything: {', '.join(small)}.")
+    print("Wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
 
 
 def cmd_models_import(args: argparse.Namespace) -> int:
