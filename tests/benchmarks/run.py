@@ -9,7 +9,8 @@ import math
 import os
 import platform
 
-from tests.benchmarks import bench_hostile, bench_inference, bench_load, bench_report, bench_startup, bench_viewer
+from tests.benchmarks import (bench_hostile, bench_inference, bench_load, bench_network, bench_report, bench_startup,
+                              bench_viewer)
 
 
 def _verdict(value: float, target: float) -> tuple[str, str]:
@@ -27,6 +28,7 @@ def main() -> None:
     rows = [(name, ratio, -target if not math.isnan(target) else target, note)
             for name, ratio, target, note in bench_load.main() + bench_startup.main()]
     rows += bench_hostile.main()
+    rows += bench_network.main()
     rows += bench_inference.main()
     rows += bench_report.main()
     if os.environ.get("DISPLAY"):
