@@ -42,6 +42,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     importing.add_argument("--as", dest="actor", help="the administrator installing it")
     importing.set_defaults(run=cmd_models_import)
 
+    batch = commands.add_parser("batch", help="run the AI over many library studies on Dask (recorded as Run AI)")
+    batch.add_argument("studies", nargs="*", help="studies from 'workstation list' (default: with --unread)")
+    batch.add_argument("--unread", action="store_true", help="every study the AI has not run on yet")
+    batch.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
+    batch.add_argument("--scheduler", help="a Dask scheduler address (tcp://HOST:8786) instead of local workers")
+    batch.add_argument("--model", default=None)
+    batch.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    batch.add_argument("--as", dest="actor", help="who runs it (needed once accounts exist)")
+    batch.set_defaults(run=cmd_batch)
+
     evaluate = commands.add_parser("evaluate", help="measure a model on your own labelled cases: FROC by subgroup")
     evaluate.add_argument("dataset", type=Path, help="a folder of CT series")
     evaluate.add_argument("--labels", type=Path, help="annotations.csv (LUNA16 columns) or a folder of LIDC XML "
@@ -212,6 +222,35 @@ def _print_analysis(bundle, analysis) -> None:
         x, y, z = f.center_mm
         print(f"{f.id:3d}  p={f.probability:.2f}  {f.type:<12} {f.diameter_mm:5.1f} mm  {f.volume_mm3:8.0f} mm3  "
               f"{f.mean_hu:6.0f} HU  at ({x:.1f}, {y:.1f}, {z:.1f}) mm")
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from workstation.batch import batch_analyze_job, unread_studies
+    from workstation.inference.registry import DEFAULT_MODEL, find_model
+    from workstation.library import StudyLibrary
+
+    store = review_store()
+    user = acting_user(store, args.actor, "run_ai")
+    library = StudyLibrary(data_home())
+    if not 1 <= args.workers <= 256:
+        raise WorkstationError("--workers must be between 1 and 256")
+    studies = [library.find_study(reference) for reference in args.studies]
+    if args.unread:
+        studies += [s for s in unread_studies(store, library) if s not in studies]
+    if not studies:
+        raise WorkstationError("No studies to analyse: name them, or pass --unread for every study not analysed yet")
+    folders = {}
+    for study in studies:
+        series = max(library.series(study["key"]), key=lambda row: row["slices"])
+        folders[study["study_uid"]] = library.series_folder(series)
+    bundle = find_model(args.model or DEFAULT_MODEL)
+    report = run_with_progress(batch_analyze_job(store, user, folders, bundle, workers=args.workers,
+                                                 scheduler=args.scheduler, device=args.device))
+    print(f"Analysed {len(report.recorded)} of {len(folders)} studies with {bundle.name} {bundle.version}: "
+          f"{report.findings} candidate finding(s) recorded, waiting for a reader.")
+    for uid, reason in report.failed.items():
+        print(f"  failed: study {uid[:24]}...: {reason}")
+    return 0 if not report.failed else 1
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
