@@ -45,6 +45,7 @@ class MainWindow(QMainWindow):
         self.store = ReviewStore.in_home(self.home)
         self.error_box: QMessageBox | None = None
         self._warmed_up = False
+        self._size_docks_when_shown = False
         self._docks_before_lock: list[QDockWidget] = []
         self._lay_out()
         self._add_controllers()
@@ -168,7 +169,7 @@ class MainWindow(QMainWindow):
         self.runner.finished.connect(self._on_job_finished)
         self.opening.loaded.connect(self._update_title)
         self.opening.loaded.connect(self.review.open_session)
-        self.opening.loaded.connect(self.teaching.quiz_for_trainee)  # before the recorded run is shown
+        self.opening.loaded.connect(self.teaching.on_study_loaded)  # before the recorded run is shown
         self.review.user_changed.connect(self.teaching.quiz_for_trainee)
         self.opening.recorded_run_shown.connect(self.ai.show_recorded)
         self.review.signed.connect(self.reports.after_signing)
@@ -276,17 +277,23 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window_state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
-        else:  # first run: room for the findings columns, the images get the rest
-            docks = {dock.objectName(): dock for dock in self.findChildren(QDockWidget)}
-            width = self.width()  # a 1366-pixel laptop screen keeps ~55% for the images
-            self.resizeDocks([docks["Studies"], docks["Histogram and overlay"]],
-                             [max(300, int(width * 0.25)), max(220, int(width * 0.16))], Qt.Orientation.Horizontal)
+        else:  # first run: room for the findings columns, the images get the rest (sized once shown)
+            self._size_docks_when_shown = True
         self.viewing.active_view = str(self.settings.value("active_view", "axial"))
         if str(self.settings.value("single_layout", "false")) == "true":
             self.viewing.toggle_layout()
 
+    def _size_docks(self) -> None:
+        docks = {dock.objectName(): dock for dock in self.findChildren(QDockWidget)}
+        width = self.width()  # a 1366-pixel laptop screen keeps ~55% for the images
+        self.resizeDocks([docks["Studies"], docks["Histogram and overlay"]],
+                         [max(300, int(width * 0.25)), max(220, int(width * 0.16))], Qt.Orientation.Horizontal)
+
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
+        if self._size_docks_when_shown:
+            self._size_docks_when_shown = False
+            QTimer.singleShot(0, self._size_docks)  # before it is shown, the window has no width yet
         if not self._warmed_up:
             self._warmed_up = True
             QTimer.singleShot(0, self._warm_up_views)

@@ -45,7 +45,7 @@ class ViewerState(QObject):
         self.overlay_outline = False  # the heatmap as an outline at the threshold, leaving the lesion visible
         self.crosshair_visible = True
         self.tool = "crosshair"
-        self._outline: np.ndarray | None = None
+        self._outline: dict[int, np.ndarray] = {}
         self._outline_key: tuple | None = None
         self.show_patient_text = True
         self.presentation = False  # lectures: every patient identifier hidden, whatever else is set
@@ -112,15 +112,18 @@ class ViewerState(QObject):
         self.overlay_outline = bool(on)
         self.overlay_changed.emit()
 
-    def overlay_image(self) -> np.ndarray | None:
-        """What the views show as the overlay: the heatmap, or (outline) the one-voxel shell of the
-        region at or above the threshold, 1.0 on the shell, so every plane cuts it as a ring."""
+    def overlay_image(self, normal_axis: int = 0) -> np.ndarray | None:
+        """What a view shows as the overlay: the heatmap, or (outline) the border of the region at or
+        above the threshold within the view's planes (`normal_axis`: the numpy axis across them),
+        1.0 on the border: a ring around the lesion on every slice, even on thick slices."""
         if self.heatmap is None or not self.overlay_outline:
             return self.heatmap
         key = (id(self.heatmap), self.overlay_threshold)
         if self._outline_key != key:
-            self._outline, self._outline_key = heat_shell(self.heatmap, self.overlay_threshold), key
-        return self._outline
+            self._outline, self._outline_key = {}, key
+        if normal_axis not in self._outline:
+            self._outline[normal_axis] = heat_border(self.heatmap, self.overlay_threshold, normal_axis)
+        return self._outline[normal_axis]
 
     def toggle_crosshair(self) -> None:
         self.crosshair_visible = not self.crosshair_visible
@@ -155,17 +158,26 @@ def volume_summaries(volume: Volume, heatmap: np.ndarray | None) -> dict:
             "heat_maxima": slice_maxima(heatmap) if heatmap is not None else ()}
 
 
-def heat_shell(heatmap: np.ndarray, threshold: float) -> np.ndarray:
-    """1.0 on the border voxels of the region at or above the threshold, 0 elsewhere (computed in
-    the region's bounding box: a few milliseconds for nodules in a 512x512 series)."""
+def heat_border(heatmap: np.ndarray, threshold: float, normal_axis: int = 0) -> np.ndarray:
+    """1.0 on the border of the region at or above the threshold within each plane across
+    `normal_axis` (numpy axis), 0 elsewhere; computed in the region's bounding box, a few
+    milliseconds for nodules in a 512x512 series."""
     from scipy import ndimage
 
-    shell = np.zeros(heatmap.shape, dtype=np.float32)
+    border = np.zeros(heatmap.shape, dtype=np.float32)
     inside = heatmap >= threshold
     if not inside.any():
-        return shell
+        return border
     (found,) = ndimage.find_objects(inside.astype(np.uint8))
     box = tuple(slice(max(part.start - 1, 0), part.stop + 1) for part in found)
+    in_plane = np.zeros((3, 3, 3), dtype=bool)  # a cross in the plane: erosion never crosses slices
+    for axis in range(3):
+        if axis != normal_axis:
+            index = [1, 1, 1]
+            for offset in (0, 2):
+                index[axis] = offset
+                in_plane[tuple(index)] = True
+    in_plane[1, 1, 1] = True
     region = inside[box]
-    shell[box] = region & ~ndimage.binary_erosion(region, border_value=0)
-    return shell
+    border[box] = region & ~ndimage.binary_erosion(region, structure=in_plane, border_value=0)
+    return border

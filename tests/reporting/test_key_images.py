@@ -36,3 +36,9 @@ def test_close_up_shows_the_lesion_under_an_outline() -> None:
     assert middle.mean() > 150  # and bright (the ball at lung window)
     outline = np.all(rgb == np.array(OUTLINE_RGB), axis=-1)
     assert outline.sum() > 50
+
+
+def test_unreviewed_candidate_numbers_are_listed_as_ranges() -> None:
+    from workstation.reporting.pdf import _number_ranges
+
+    assert _number_ranges([3, 4, 5, 9, 11, 12]) == "3-5, 9, 11-12" and _number_ranges([7]) == "7"

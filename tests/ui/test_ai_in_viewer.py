@@ -27,7 +27,7 @@ def test_run_ai_lists_findings_and_centres_views(loaded: MainWindow, qtbot) -> N
     assert "lung-nodule-demo" in loaded.overlay_label.text()
     count = panel.tree.topLevelItemCount()
     assert count == len(loaded.state.markers) and count >= 1
-    header, size = panel.tree.header(), COLUMNS.index("Size")  # probability and size seen without scrolling
+    header, size = panel.tree.header(), COLUMNS.index("mm")  # probability and size seen without scrolling
     assert COLUMNS.index("Prob.") < size and header.sectionViewportPosition(size) + header.sectionSize(size) \
         <= panel.tree.viewport().width(), (header.sectionViewportPosition(size), panel.tree.viewport().width())
     panel.tree.setCurrentItem(panel.tree.topLevelItem(count - 1))

@@ -81,12 +81,13 @@ def test_a_teaching_case_opens_as_a_quiz_for_a_trainee(loaded: MainWindow, users
                            (study, json.dumps(answers)))
     loaded.review.set_user(trainee)
     assert loaded.quiz.active  # logging in on an open teaching case starts the quiz
-    loaded.quiz.case = None  # now open it afresh, as the trainee would from the library
-    loaded.findings_dock.show()
+    qtbot.keyClick(_focus(loaded, qtbot), Qt.Key.Key_M)
+    loaded.review.on_point_clicked(loaded.state.crosshair)
+    assert len(loaded.quiz.marks) == 1
     result = run_job(viewer_load_job([small_phantom_dir / "dicom"], loaded.home, None, CancelToken()))
     assert result["analysis"] is not None and result["heatmap"] is not None  # stored, and withheld below
-    loaded.opening.on_loaded(result)
-    assert loaded.quiz.active and not loaded.findings_dock.isVisible()
+    loaded.opening.on_loaded(result)  # opened again from the library: a fresh quiz, nothing of the AI shown
+    assert loaded.quiz.active and loaded.quiz.marks == [] and not loaded.findings_dock.isVisible()
     assert loaded.state.heatmap is None and loaded.state.markers == []
     assert loaded.findings_panel.tree.topLevelItemCount() == 0 and "Quiz" in loaded.overlay_label.text()
     assert loaded.views["axial"].slice_index() == 0
@@ -277,11 +278,13 @@ def test_the_heatmap_outline_leaves_the_lesion_visible(loaded: MainWindow, users
     record_fake_run(loaded, users[1])
     qtbot.keyClick(_focus(loaded, qtbot), Qt.Key.Key_H, Qt.KeyboardModifier.ShiftModifier)
     assert loaded.state.overlay_outline and loaded.outline_check.isChecked()
-    shell = loaded.state.overlay_image()
+    axial, coronal = loaded.state.overlay_image(0), loaded.state.overlay_image(1)
     volume = loaded.state.volume
     i, j, k = np.rint(volume.patient_to_voxel(loaded.state.markers[0][0])).astype(int)
-    assert set(np.unique(shell)) == {0.0, 1.0} and shell[k, j, i] == 0.0  # the lesion's centre is not covered
-    assert shell[k, j, i - 3] == 1.0  # its border is
-    assert loaded.views["axial"]._overlay_shown is shell
+    assert set(np.unique(axial)) == {0.0, 1.0} and axial[k, j, i] == 0.0  # the lesion's centre is not covered
+    assert axial[k, j, i - 3] == 1.0 and axial[k, j - 3, i] == 1.0  # its border in the axial plane is
+    assert axial[k + 2, j, i] == 0.0 and axial[k + 2, j, i - 3] == 1.0  # every slice a ring: no cap
+    assert coronal[k + 2, j, i] == 1.0 and coronal[k, j, i] == 0.0  # the coronal view's own border
+    assert loaded.views["axial"]._overlay_shown is axial and loaded.views["coronal"]._overlay_shown is coronal
     loaded.state.set_overlay(threshold=0.95)  # above every finding: no outline left
-    assert not loaded.state.overlay_image().any()
+    assert not loaded.state.overlay_image(0).any()

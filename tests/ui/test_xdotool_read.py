@@ -46,14 +46,35 @@ class Desk:
     def focus(self, name: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", name], capture_output=True,
-                                   text=True).stdout.split()
+            found = self.windows(name)
             if found:
                 subprocess.run(["xdotool", "windowfocus", "--sync", found[-1]], check=False, timeout=10)
                 time.sleep(0.3)
+                focused = subprocess.run(["xdotool", "getwindowfocus", "getwindowname"], capture_output=True,
+                                         text=True).stdout.strip()
+                print(f"focus {name!r}: {found} -> {focused!r}", flush=True)
                 return
             time.sleep(0.3)
         raise AssertionError(f"no window named {name!r}")
+
+    def windows(self, name: str) -> list[str]:
+        return subprocess.run(["xdotool", "search", "--onlyvisible", "--name", name], capture_output=True,
+                              text=True).stdout.split()
+
+    def close(self, name: str, timeout: float = 30) -> None:
+        """Escape on a dialog until it is gone (it may still be opening when the first one is sent)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.windows(name):
+            self.focus(name)
+            self.keys("Escape")
+            time.sleep(0.5)
+        assert not self.windows(name), f"{name!r} stayed open"
+
+    def gone(self, name: str, timeout: float = 30) -> None:
+        """Wait until a dialog has closed (keys sent before then would go to it, or nowhere)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.windows(name):
+            time.sleep(0.2)
 
     def keys(self, *keys: str) -> None:
         for key in keys:
@@ -89,8 +110,8 @@ def test_a_real_read_by_real_keys(tmp_path: Path, real_ct: Path) -> None:
         desk.type(PASSWORD)
         desk.keys("Return")
         desk.wait_log("loaded ", 180)  # open PATH: imported into the library, then loaded from it
-        desk.focus("Welcome to Workstation")
-        desk.keys("Escape")  # the first-run tour
+        desk.wait_log("device check:", 180)  # the first-run tour has measured the AI device
+        desk.close("Welcome to Workstation")
         desk.focus("Workstation - ")
         desk.shot("opened")
         before = desk.log_size()
@@ -103,6 +124,7 @@ def test_a_real_read_by_real_keys(tmp_path: Path, real_ct: Path) -> None:
         desk.keys("r")
         desk.focus("Reject finding")
         desk.keys("Return")
+        desk.gone("Reject finding")
         desk.focus("Workstation - ")
         desk.keys("d")
         desk.shot("ruler-mode")
@@ -110,11 +132,13 @@ def test_a_real_read_by_real_keys(tmp_path: Path, real_ct: Path) -> None:
         desk.focus("Sign with undecided candidates")
         desk.type("low-probability candidates left for the second reader")
         desk.keys("Return")
+        desk.gone("Sign with undecided candidates")
         desk.focus("Sign")
         desk.type("Solid nodule as listed; other candidates not reviewed.")
         desk.keys("Tab", "Return")
         desk.focus("Lung-RADS")
         desk.keys("Return")
+        desk.gone("Lung-RADS")
         desk.focus("Electronic signature")
         desk.type(PASSWORD)
         desk.keys("Return")

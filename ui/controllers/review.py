@@ -39,6 +39,10 @@ class ReviewController(QObject):
         self._plain: list = []  # findings shown without a session (nobody logged in)
         self.moving: int | None = None  # the finding whose new centre the 'move' tool awaits
         state.tool_changed.connect(self._on_tool)
+        state.volume_changed.connect(self._forget_plain)
+
+    def _forget_plain(self) -> None:
+        self._plain = []  # another study: the last one's findings go
 
     def set_user(self, user: User | None) -> None:
         self.user = user

@@ -84,14 +84,26 @@ class TeachingController(QObject):
                         "Exporting a de-identified teaching pack",
                         lambda written: self._status(f"Wrote the teaching pack {written}"))
 
+    def on_study_loaded(self) -> None:
+        """A study was (re)loaded: an unsubmitted quiz ends, and a teaching case opened by anyone
+        but a radiologist or an admin becomes a quiz at once: the AI and the answer key never show first."""
+        self.end_quiz()
+        self.quiz_for_trainee()
+
     def quiz_for_trainee(self) -> None:
-        """A teaching case opened (or a user logged in on one) by anyone but a radiologist or an
-        admin becomes a quiz at once: the AI and the answer key never show first."""
+        """The open teaching case as a quiz when the user is a trainee or nobody is logged in (also
+        when a trainee logs in on it); a quiz in progress goes on."""
         volume, user = self.state.volume, self.review.user
         if volume is None or self.quiz.active or (user is not None and user.role != "trainee"):
             return
         if teaching_case(self.store, volume.metadata.study_uid) is not None:
             self.start_quiz()
+
+    def end_quiz(self) -> None:
+        """An unsubmitted quiz is left, unscored (another study was opened, or the same one again)."""
+        if self.quiz.active:
+            self.quiz.case, self.quiz.marks, self.quiz.submitting = None, [], False
+            self.findings_dock.show()
 
     def start_quiz(self) -> None:
         """Answer the open teaching case: AI and answer key hidden until submitted."""

@@ -56,8 +56,8 @@ class WelcomeTour(QDialog):
         self.device_label.setWordWrap(True)
         shortcuts = {spec.key: spec for spec in ACTIONS}
         self.pages = QStackedWidget()
-        intro = QLabel("The demo case is open: a synthetic chest CT with known nodules. This short tour shows the "
-                       "review keys; the full list is under Help (F1).")
+        intro = QLabel("This short tour shows the review keys on the open study (on a first start without one, the "
+                       "demo case: a synthetic chest CT with known nodules); the full list is under Help (F1).")
         intro.setWordWrap(True)
         first = QWidget()
         first_layout = QVBoxLayout(first)

@@ -131,9 +131,9 @@ class SliceView(QVTKRenderWindowInteractor):
         if volume is None:
             return
         self.base_mapper.SetInputData(image_data(volume.voxels, volume.affine))
-        self._on_heatmap()
         self.base_frame = view_frame(volume.direction, self.view)
         self.reset_view(render=False)
+        self._on_heatmap()
         self._on_window()
         self._on_overlay()
 
@@ -168,7 +168,10 @@ class SliceView(QVTKRenderWindowInteractor):
 
     def _update_overlay_input(self) -> None:
         """The heatmap, or its outline shell, as the overlay layer's image (set again only when it changed)."""
-        image = self.state.overlay_image()
+        volume = self.state.volume
+        if volume is None or self.frame is None:
+            return
+        image = self.state.overlay_image(2 - self._normal_axis())  # ijk axis -> numpy (k, j, i) axis
         if image is not None and self.state.volume is not None and image is not self._overlay_shown:
             self._overlay_shown = image
             self.overlay_mapper.SetInputData(image_data(image, self.state.volume.affine))
@@ -193,11 +196,6 @@ class SliceView(QVTKRenderWindowInteractor):
             return False
         if self.tilt_degrees or not state.heat_maxima:
             return True
-        if state.overlay_outline:  # the shell reaches one voxel further than the region
-            profile = state.heat_maxima[self._normal_axis()]
-            index = self.slice_index()
-            return any(0 <= i < len(profile) and profile[i] >= state.overlay_threshold
-                       for i in (index - 1, index, index + 1))
         profile = state.heat_maxima[self._normal_axis()]
         index = self.slice_index()
         return 0 <= index < len(profile) and bool(profile[index] >= state.overlay_threshold)

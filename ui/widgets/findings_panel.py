@@ -13,7 +13,7 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 # What a reader scans for first comes first: a narrow panel still shows probability and size
-COLUMNS = ("#", "Prob.", "Size", "Type", "Decision", "Location")
+COLUMNS = ("#", "Prob.", "mm", "Type", "Decision", "Location")
 DECISION_COLUMN = COLUMNS.index("Decision")
 DECISION_COLOURS = {"accepted": "#7fd47f", "rejected": "#e08a8a", "undecided": "#d8d8d4"}
 
@@ -36,10 +36,11 @@ class FindingsPanel(QWidget):
         self.progress_label = QLabel("")
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(COLUMNS)
-        self.tree.headerItem().setToolTip(COLUMNS.index("Size"), "Long axis: the longest diameter across one slice")
+        self.tree.headerItem().setToolTip(COLUMNS.index("mm"), "Size: the long axis, the longest diameter across one "
+                                                               "slice, in mm")
         self.tree.setRootIsDecorated(False)
         self.tree.setAlternatingRowColors(True)
-        self.tree.setIconSize(QSize(48, 48))
+        self.tree.setIconSize(QSize(40, 40))
         self.tree.currentItemChanged.connect(self._on_current)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -73,7 +74,7 @@ class FindingsPanel(QWidget):
             decision = getattr(state, "decision", "undecided")
             probability = "added" if getattr(state, "source", "ai") == "clinician" else f"{state.probability:.2f}"
             number = getattr(state, "number", 0) or state.id
-            item = QTreeWidgetItem([str(number), probability, f"{state.diameter_mm:.1f} mm", state.type, decision,
+            item = QTreeWidgetItem([str(number), probability, f"{state.diameter_mm:.1f}", state.type, decision,
                                     f"{side}, z {z:.0f}"])
             item.setToolTip(len(COLUMNS) - 1, f"{side} lung, z {z:.1f} mm")
             item.setForeground(DECISION_COLUMN, QColor(DECISION_COLOURS.get(decision, "#d8d8d4")))

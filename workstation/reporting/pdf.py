@@ -217,7 +217,7 @@ class _Story:
     def unreviewed_section(self) -> list:
         """A read signed with AI candidates undecided says so, with how many and why."""
         c = self.content
-        numbers = ", ".join(_label(f) for f in sorted(c.proposals, key=lambda f: f.number))
+        numbers = _number_ranges(sorted(f.number for f in c.proposals))
         reason = c.unreviewed_reason or "no reason recorded"
         return [KeepTogether([
             self.p("AI candidates not reviewed", "h2"),
@@ -355,6 +355,17 @@ class _NumberedCanvas(Canvas):
             self.drawRightString(PAGE[0] - MARGIN, MARGIN + FOOTER_HEIGHT - 7 * mm, f"page {number} of {total}")
             super().showPage()
         super().save()
+
+
+def _number_ranges(numbers: list[int]) -> str:
+    """[3, 4, 5, 9, 11, 12] as '3-5, 9, 11-12': a long list of candidates stays one line."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][1] + 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _flowable(image, width: float) -> Image:
