@@ -7,7 +7,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from workstation.cli.common import acting_admin, acting_user, password, review_store, run_with_progress
+from workstation.cli.common import acting_admin, acting_user, password, record_read, review_store, run_with_progress
 from workstation.config import data_home
 from workstation.errors import WorkstationError
 
@@ -53,6 +53,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     restore = commands.add_parser("restore", help="restore a backup into an empty data folder")
     restore.add_argument("backup", type=Path)
     restore.set_defaults(run=cmd_restore)
+    monitor = commands.add_parser("monitor", help="how the AI fares with the readers, by month and subgroup; drift")
+    monitor.add_argument("--by", choices=["sex", "age", "manufacturer", "slice thickness", "kernel"],
+                         help="a subgroup to split by (quote 'slice thickness')")
+    monitor.add_argument("--csv", type=Path, dest="csv_out", metavar="OUT")
+    monitor.add_argument("--json", type=Path, dest="json_out", metavar="OUT")
+    monitor.add_argument("--as", dest="actor", help="who (needed once accounts exist)")
+    monitor.set_defaults(run=cmd_monitor)
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -180,4 +187,40 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     count = restore(args.backup, data_home())
     print(f"Restored {count} files into {data_home()}")
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    import csv
+    import json
+
+    from workstation.inference.registry import list_models
+    from workstation.library import StudyLibrary
+    from workstation.review.monitoring import collect_use, drift_alerts, summarise
+
+    store = review_store()
+    who = acting_user(store, args.actor, "view").username
+    uses = collect_use(store, StudyLibrary(data_home()))
+    rows = summarise(uses, args.by)
+    scopes = {f"{e.bundle.name} {e.bundle.version}": e.bundle.valid_inputs for e in list_models() if e.bundle}
+    alerts = drift_alerts(uses, scopes)
+    record_read(store, who, "library_listed", monitored=len(uses))
+    if not rows:
+        print("No AI run is recorded yet.")
+    for row in rows:
+        rate = "-" if row["accept_rate"] is None else f"{row['accept_rate']:.0%}"
+        print(f"{row['model']:<28} {row['month']}  {row['group']:<20} {row['studies']:4d} studies  "
+              f"{row['findings_per_scan']:5.1f} findings/scan  accepted {rate:>4} of {row['decided']:<4} "
+              f"missed {row['missed_added_per_scan']:.2f}/scan  {row['reading_minutes_per_scan']:.1f} min/scan")
+    for alert in alerts:
+        print(f"ALERT: {alert}")
+    if args.csv_out:
+        with open(args.csv_out, "w", newline="", encoding="utf-8") as stream:
+            writer = csv.DictWriter(stream, fieldnames=[k for k in rows[0] if k != "reasons"] + ["reasons"]
+                                    if rows else ["model"])
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({**row, "reasons": json.dumps(row["reasons"])})
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"rows": rows, "alerts": alerts}, indent=1), encoding="utf-8")
     return 0

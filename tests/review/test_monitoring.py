@@ -1,0 +1,70 @@
+"""Monitoring in use (#25 item 3): the readers' decisions on the AI's findings summarised per model,
+month and subgroup; drift alerts for acceptance, input mix and out-of-scope inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.reporting.test_dicom_results import PASSWORD, _analysis
+from workstation.cli import main
+from workstation.imaging.phantom import write_demo_case
+from workstation.imaging.volume import SeriesMetadata
+from workstation.library import StudyLibrary
+from workstation.review.monitoring import StudyUse, drift_alerts, summarise
+from workstation.review.session import ReviewSession
+from workstation.review.store import ReviewStore
+from workstation.review.users import add_user, login
+
+
+def _use(month: str, accepted: int, rejected: int, manufacturer: str = "GE", thickness: float = 1.25) -> StudyUse:
+    return StudyUse(f"1.2.{month}.{accepted}.{rejected}", "demo 1.0", month,
+                    SeriesMetadata(manufacturer=manufacturer, slice_thickness=thickness, patient_sex="F"),
+                    accepted + rejected, accepted, rejected, ("vessel",) * rejected)
+
+
+def test_summaries_by_month_and_group() -> None:
+    uses = [_use("2026-10", 3, 1), _use("2026-10", 1, 1, manufacturer="Siemens"), _use("2026-11", 0, 2)]
+    rows = summarise(uses, "manufacturer")
+    october_ge = next(r for r in rows if r["month"] == "2026-10" and r["group"] == "GE")
+    assert october_ge["accept_rate"] == 0.75 and october_ge["reasons"] == {"vessel": 1}
+    assert [r["studies"] for r in summarise(uses)] == [2, 1]
+
+
+def test_drift_alerts() -> None:
+    steady = [_use("2026-10", 8, 2) for _ in range(5)]
+    assert drift_alerts(steady + [_use("2026-11", 8, 2) for _ in range(5)]) == []
+    alerts = drift_alerts(steady + [_use("2026-11", 1, 9) for _ in range(5)])
+    assert any("readers accepted 10% of its findings in 2026-11, against 80% before" in a for a in alerts)
+    mix = drift_alerts(steady + [_use("2026-11", 8, 2, manufacturer="Canon") for _ in range(5)])
+    assert any("manufacturer 'Canon' made 100%" in a for a in mix)
+    thick = drift_alerts([_use("2026-11", 8, 2, thickness=5.0)], {"demo 1.0": {"slice_thickness_mm": [0.5, 2.5]}})
+    assert thick == ["demo 1.0: 1 of 1 studies in 2026-11 had slices outside the 0.5-2.5 mm it was validated on"]
+
+
+def test_the_monitor_command(tmp_path: Path, home: Path, monkeypatch, capsys) -> None:
+    case = tmp_path / "case"
+    write_demo_case(case, seed=11, matrix=128, slice_thickness_mm=10.0)
+    assert main(["import", str(case / "dicom")]) == 0
+    library = StudyLibrary(home)
+    study = library.studies()[0]
+    series = library.series(study["key"])[0]
+    store = ReviewStore.in_home(home)
+    add_user(store, add_user(store, None, "admin", PASSWORD, "admin"), "dr_lee", PASSWORD, "radiologist")
+    session = ReviewSession(store, login(store, "dr_lee", PASSWORD), study["study_uid"])
+    truth = json.loads((case / "truth.json").read_text())["nodules"]
+    ids = session.record_analysis(_analysis(truth, (series["slices"], series["rows"], series["columns"])),
+                                  series["series_uid"])
+    session.accept(ids[0])
+    session.reject(ids[2], "vessel")
+    session.add((-40.0, 20.0, 0.0), 7.0)
+    store.close()
+    monkeypatch.setenv("WORKSTATION_PASSWORD", PASSWORD)
+    capsys.readouterr()
+    out = tmp_path / "monitor.json"
+    assert main(["monitor", "--by", "slice thickness", "--json", str(out), "--as", "dr_lee"]) == 0
+    assert "accepted  50% of 2" in capsys.readouterr().out
+    [row] = json.loads(out.read_text())["rows"]
+    assert row["group"] == "thick (> 2.5 mm)" and row["reasons"] == {"vessel": 1}
+    assert row["missed_added_per_scan"] == 1.0 and row["findings_per_scan"] == 4.0
+    assert any("outside the" in a for a in json.loads(out.read_text())["alerts"])  # 10 mm: beyond the card's scope
