@@ -132,3 +132,26 @@ def test_a_prior_of_another_patient_is_refused(pair: dict, home: Path, tmp_path:
     assert "different Patient IDs" in capsys.readouterr().err
     assert main(["compare", follow_uid]) == 2
     assert "No earlier study of this patient" in capsys.readouterr().err
+
+
+def test_lung_rads_with_comparison() -> None:
+    from types import SimpleNamespace as Nodule
+
+    from workstation.reporting.lungrads_comparison import compared_category, suggest_with_comparison
+    from workstation.review.comparison import NodulePair
+
+    def solid(number: int, diameter: float, kind: str = "solid") -> Nodule:
+        return Nodule(number=number, center_mm=(0, 0, 0), diameter_mm=diameter, volume_mm3=None, type=kind)
+
+    assert compared_category(NodulePair("new", solid(1, 5.0), None), 365) == ("3", "new solid nodule 4 to < 6 mm")
+    assert compared_category(NodulePair("new", solid(1, 9.0), None), 365)[0] == "4B"
+    assert compared_category(NodulePair("growing", solid(1, 7.0), solid(1, 5.0)), 365) == \
+        ("4A", "growing solid nodule < 8 mm")
+    assert compared_category(NodulePair("stable", solid(1, 7.0), solid(1, 7.0)), 200)[0] == "2"  # 3, stable 6 months
+    assert compared_category(NodulePair("stable", solid(1, 7.0), solid(1, 7.0)), 60)[0] == "3"  # too soon
+    assert compared_category(NodulePair("stable", solid(1, 10.0), solid(1, 10.0)), 100)[0] == "3"  # 4A at 3 months
+    assert "not applied" in compared_category(NodulePair("new", solid(1, 9.0, "ground-glass"), None), 365)[1]
+    suggestion = suggest_with_comparison([NodulePair("stable", solid(1, 7.0), solid(1, 7.0)),
+                                          NodulePair("growing", solid(2, 9.0), solid(2, 6.0)),
+                                          NodulePair("resolved", None, solid(3, 12.0))], 365)
+    assert suggestion.category == "4B" and suggestion.driver == 2 and "growing" in suggestion.rule

@@ -95,8 +95,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     pairs = match_nodules(_readable(store, current["study_uid"], prior=False),
                           _readable(store, prior["study_uid"], prior=True), registration.prior_to_current, days,
                           current_voxel_mm=max(current_volume.spacing_mm), prior_voxel_mm=max(prior_volume.spacing_mm))
+    from workstation.reporting.lungrads_comparison import EDITION, suggest_with_comparison
+
+    suggestion = suggest_with_comparison(pairs, days)
     record_read(store, who, "study_viewed", study_uid=current["study_uid"], compared_with=prior["study_uid"])
     print(f"Compared with the prior of {prior['study_date']} ({days} days earlier); {registration.statement}.")
+    print(f"Lung-RADS suggestion with comparison: {suggestion.category} ({suggestion.rule}; {EDITION}).")
     for warning in warnings:
         print(f"warning: {warning}")
     for pair in pairs:
@@ -117,5 +121,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "registration": {"prior_to_current": registration.prior_to_current.round(6).tolist(),
                              "lung_overlap": registration.lung_overlap, "quality": registration.quality,
                              "statement": registration.statement},
-            "warnings": warnings, "nodules": [pair.as_dict() for pair in pairs]}, indent=1), encoding="utf-8")
+            "warnings": warnings, "nodules": [pair.as_dict() for pair in pairs],
+            "lung_rads": {**suggestion.to_dict(), "edition": EDITION}}, indent=1), encoding="utf-8")
     return 0
