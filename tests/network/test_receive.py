@@ -128,3 +128,26 @@ def test_the_receive_command(series: list[Path], home: Path) -> None:
         process.wait(15)
     assert process.returncode == 0
     assert len(StudyLibrary(home).studies()) == 1
+
+
+def test_received_studies_are_analysed(series: list[Path], home: Path) -> None:
+    from tests.validation.test_site_evaluation import _coarse_demo_model
+    from workstation.review.store import ReviewStore
+
+    model = _coarse_demo_model(home)
+    port = free_port()
+    env = {**os.environ, "WORKSTATION_HOME": str(home), "WORKSTATION_HEADLESS": "1"}
+    launcher = Path(sys.executable).parent / "workstation"
+    process = subprocess.Popen([str(launcher), "receive", "--port", str(port), "--allow", "SCANNER1", "--analyze",
+                                "--model", model], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "Receiving as" in process.stdout.readline()
+        assert _storescu(port, series).returncode == 0
+        assert "1 study(ies) in the library" in process.stdout.readline()
+        assert "candidate finding(s) to review" in process.stdout.readline()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    store = ReviewStore.in_home(home)
+    assert store.connection.execute("SELECT model_name FROM analyses").fetchall() == [(model,)]
+    store.close()

@@ -89,6 +89,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     receive.add_argument("--allow", action="append", metavar="AET",
                          help="accept only these calling AE titles (repeatable; default: the configured nodes)")
     receive.add_argument("--allow-any", action="store_true", help="accept any calling AE title")
+    receive.add_argument("--analyze", action="store_true",
+                         help="run the AI on each received study (recorded as Run AI; needs the run-AI permission)")
+    receive.add_argument("--model", help="the model --analyze runs (default: the demo model)")
     receive.add_argument("--as", dest="actor", help=AS_HELP)
     receive.set_defaults(run=cmd_receive)
 
@@ -277,17 +280,37 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0 if not result.failed else 1
 
 
+def _analyse_received(store, user, study_key: str, model: str | None) -> None:
+    """The AI on a received study, recorded as Run AI; a failure is said and receiving goes on."""
+    from workstation.cli.common import analysed_series, load_library_series
+    from workstation.inference.registry import find_model
+    from workstation.jobs import run_job
+    from workstation.review.analyses import run_and_record_job
+
+    try:
+        volume = load_library_series(*analysed_series(store, study_key))
+        recorded = run_job(run_and_record_job(store, user, volume, find_model(model) if model else find_model()))
+        print(f"Analysed study {study_key[:12]}: {len(recorded.finding_ids)} candidate finding(s) to review.",
+              flush=True)
+    except WorkstationError as exc:
+        print(f"The AI could not run on study {study_key[:12]}: {exc}", flush=True)
+
+
 def cmd_receive(args: argparse.Namespace) -> int:
     from workstation.network.nodes import NetworkError
     from workstation.network.receiver import Received, StorageReceiver
 
+    import queue
+
     book = _book()
     store = review_store()
-    who = acting_user(store, args.actor, "view").username
+    user = acting_user(store, args.actor, "run_ai" if args.analyze else "view")
+    who = user.username
     allowed = None if args.allow_any else set(args.allow or [n.ae_title for n in book.nodes.values()])
     if allowed is not None and not allowed:
         raise NetworkError("No sender is allowed yet: add nodes ('pacs nodes add'), or pass --allow AET or "
                            "--allow-any")
+    to_analyse: queue.Queue[str] = queue.Queue()
 
     def imported(batch: Received) -> None:
         from workstation.review.store import ReviewStore
@@ -303,6 +326,9 @@ def cmd_receive(args: argparse.Namespace) -> int:
             thread_store.close()
         print(f"{batch.calling_ae}: {batch.instances} instance(s), {len(batch.report.studies)} study(ies) in the "
               f"library ({batch.report.files_copied} new).", flush=True)
+        if args.analyze:
+            for key in batch.report.studies:
+                to_analyse.put(key)
 
     receiver = StorageReceiver(data_home(), args.aet or book.local_ae, args.port or book.receive_port,
                                allowed_calling=allowed, on_imported=imported)
@@ -313,8 +339,12 @@ def cmd_receive(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        while not stop.wait(0.5):
-            pass
+        while not stop.is_set():
+            try:
+                key = to_analyse.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            _analyse_received(store, user, key, args.model)  # here, not on the receiver's thread: receiving goes on
     except KeyboardInterrupt:
         pass
     finally:
