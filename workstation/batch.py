@@ -8,7 +8,7 @@ the others; cancel stops what has not started.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +23,9 @@ class BatchReport:
     findings: int = 0
 
 
-def analyze_task(series_folder: str, bundle_folder: str, device: str, threshold: float | None):
-    """On a worker: the series' volume and the model's Analysis (a plain object Dask can send)."""
+def analyze_task(paths: list[str], bundle_folder: str, device: str, threshold: float | None):
+    """On a worker: the largest series under `paths`, and the model's Analysis on it (plain
+    objects Dask can send back)."""
     import torch
 
     from workstation.dicom.load import load_largest_series_job
@@ -33,10 +34,10 @@ def analyze_task(series_folder: str, bundle_folder: str, device: str, threshold:
     from workstation.jobs import run_job
 
     torch.set_num_threads(1)  # one process per core: threads would fight over the same cores
-    volume = run_job(load_largest_series_job([Path(series_folder)]))
+    volume = run_job(load_largest_series_job([Path(p) for p in paths]))
     bundle = ModelBundle.from_folder(Path(bundle_folder))
     analysis = run_job(run_inference_job(volume, bundle, device=device, threshold=threshold))
-    return volume.metadata.study_uid, volume.metadata.series_uid, analysis
+    return volume.metadata, analysis, volume.affine, volume.shape
 
 
 def _client(scheduler: str | None, workers: int):
@@ -52,43 +53,53 @@ def _client(scheduler: str | None, workers: int):
     return Client(cluster)
 
 
-def batch_analyze_job(store, user, series_folders: dict[str, Path], bundle, *, workers: int = 2,
-                      scheduler: str | None = None, device: str = "cpu", threshold: float | None = None,
-                      cancel: CancelToken | None = None) -> Job[BatchReport]:
-    """Analyse each study (its series folder) on the cluster; record each run as it arrives."""
+def analyses_on_cluster(tasks: dict[str, list[Path]], bundle, *, workers: int = 2, scheduler: str | None = None,
+                        device: str = "cpu", threshold: float | None = None, cancel: CancelToken | None = None
+                        ) -> Iterator[tuple[str, object]]:
+    """(task key, (SeriesMetadata, Analysis, affine, shape) or the exception) as each task finishes."""
     from dask.distributed import as_completed
 
-    from workstation.review.analyses import record_analysis
-
     cancel = cancel or CancelToken()
-    user.require("run_ai")
-    report = BatchReport()
     client = _client(scheduler, workers)
     try:
-        futures = {client.submit(analyze_task, str(folder), str(bundle.folder), device, threshold, pure=False,
-                                 key=f"analyze-{uid}"): uid for uid, folder in series_folders.items()}
-        yield Progress(0, len(futures), f"Analysing {len(futures)} studies on {len(client.scheduler_info()['workers'])} "
-                                        "worker(s)")
-        for done, future in enumerate(as_completed(futures), 1):
-            uid = futures[future]
+        futures = {client.submit(analyze_task, [str(p) for p in paths], str(bundle.folder), device, threshold,
+                                 pure=False, key=f"analyze-{key}"): key for key, paths in tasks.items()}
+        for future in as_completed(futures):
             if cancel.cancelled:
                 client.cancel(list(futures))
                 cancel.check()
             try:
-                study_uid, series_uid, analysis = future.result()
-                recorded = record_analysis(store, user, study_uid, series_uid, analysis)  # heatmap kept too
-                report.recorded[uid] = recorded.analysis_id
-                report.findings += len(analysis.findings)
-            except WorkstationError as exc:
-                report.failed[uid] = str(exc)
-            except Exception as exc:  # noqa: BLE001 - a worker's failure of any kind is that study's, not the batch's
-                report.failed[uid] = f"{type(exc).__name__}: {str(exc)[:200]}"
-            yield Progress(done, len(futures), f"{done} of {len(futures)} studies analysed")
+                yield futures[future], future.result()
+            except Exception as exc:  # noqa: BLE001 - a worker's failure of any kind is that task's alone
+                yield futures[future], exc
     finally:
         cluster = getattr(client, "cluster", None)
         client.close()
         if cluster is not None and not scheduler:
             cluster.close()
+
+
+def batch_analyze_job(store, user, series_folders: dict[str, Path], bundle, *, workers: int = 2,
+                      scheduler: str | None = None, device: str = "cpu", threshold: float | None = None,
+                      cancel: CancelToken | None = None) -> Job[BatchReport]:
+    """Analyse each study (its series folder) on the cluster; record each run as it arrives."""
+    from workstation.review.analyses import record_analysis
+
+    user.require("run_ai")
+    report = BatchReport()
+    yield Progress(0, len(series_folders), f"Analysing {len(series_folders)} studies")
+    tasks = {uid: [folder] for uid, folder in series_folders.items()}
+    for done, (uid, outcome) in enumerate(analyses_on_cluster(tasks, bundle, workers=workers, scheduler=scheduler,
+                                                              device=device, threshold=threshold, cancel=cancel), 1):
+        if isinstance(outcome, Exception):
+            report.failed[uid] = str(outcome) if isinstance(outcome, WorkstationError) else \
+                f"{type(outcome).__name__}: {str(outcome)[:200]}"
+        else:
+            metadata, analysis, _affine, _shape = outcome
+            recorded = record_analysis(store, user, metadata.study_uid, metadata.series_uid, analysis)  # + heatmap
+            report.recorded[uid] = recorded.analysis_id
+            report.findings += len(analysis.findings)
+        yield Progress(done, len(series_folders), f"{done} of {len(series_folders)} studies analysed")
     return report
 
 

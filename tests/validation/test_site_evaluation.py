@@ -119,7 +119,7 @@ def test_evaluate_a_labelled_dataset(dataset: Path, tmp_path: Path, home: Path, 
                 total += 1
     out = tmp_path / "evaluation"
     assert main(["evaluate", str(dataset), "--labels", str(labels), "--out", str(out), "--bootstrap", "50",
-                 "--device", "cpu", "--model", model]) == 0
+                 "--device", "cpu", "--model", model, "--workers", "2"]) == 0
     printed = capsys.readouterr().out
     assert "on 2 labelled scan(s) of this site" in printed and "Too small to say anything" in printed
     report = json.loads((out / "evaluation.json").read_text())

@@ -59,7 +59,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--model", default=None, help="model name (default: the demo model)")
     evaluate.add_argument("--min-agreement", type=int, default=1, help="readers who must have marked a nodule")
     evaluate.add_argument("--bootstrap", type=int, default=1000)
-    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    evaluate.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    evaluate.add_argument("--scheduler", help="a Dask scheduler address (tcp://HOST:8786) instead of local workers")
     evaluate.add_argument("--out", type=Path, required=True, metavar="DIR")
     evaluate.set_defaults(run=cmd_evaluate)
 
@@ -263,7 +265,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     bundle = find_model(args.model or DEFAULT_MODEL)
     report = run_with_progress(evaluate_dataset_job(args.dataset, bundle, labels=args.labels,
                                                     min_agreement=args.min_agreement, bootstrap=args.bootstrap,
-                                                    device=args.device))
+                                                    device=args.device, workers=args.workers,
+                                                    scheduler=args.scheduler))
     paths = write_evaluation(report, args.out)
     overall = report["overall"]
     low, high = overall["interval_95"]["1.0"]

@@ -56,7 +56,8 @@ def _strip(tag: str) -> str:
 
 
 def read_lidc_xml(path: Path, volume: Volume) -> list[Label]:
-    """The nodules of an LIDC reading-session file on `volume`'s grid, readers grouped."""
+    """The nodules of an LIDC reading-session file on `volume`'s grid (a Volume, or anything with
+    its `shape` and `voxel_to_patient`), readers grouped."""
     if Path(path).stat().st_size > MAX_LABEL_BYTES:
         raise LabelError(f"{Path(path).name} is larger than {MAX_LABEL_BYTES} bytes")
     try:

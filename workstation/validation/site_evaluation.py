@@ -1,6 +1,6 @@
 """`workstation evaluate DATASET`: a model measured on the site's own labelled cases (issue #25
-item 2). Every CT series under DATASET with labels is run through the model (the runner the
-viewer uses), its candidates matched to the labels (of at least `min_agreement` readers), and
+item 2). Every CT series under DATASET with labels is run through the model (the viewer's runner,
+on the batch engine of workstation/batch.py), its candidates matched to the labels (of at least `min_agreement` readers), and
 FROC reported overall and by subgroup (sex, age band, manufacturer, slice thickness, kernel) with
 bootstrap 95% intervals. A subgroup with too few scans or nodules to say anything is marked so,
 not reported as a number without meaning.
@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from workstation.dicom.load import load_series_job
+import numpy as np
+
 from workstation.dicom.series import scan_job
 from workstation.errors import WorkstationError
 from workstation.imaging.volume import SeriesMetadata
@@ -32,23 +33,33 @@ class EvaluatedScan:
     seconds: float
 
 
-def _labels_for(series_uid: str, volume, csv_labels: dict[str, list[Label]] | None,
+@dataclass(frozen=True)
+class Grid:
+    """A series' voxel grid without its voxels: what LIDC labels need to land in patient mm."""
+
+    affine: np.ndarray
+    shape: tuple[int, int, int]
+
+    def voxel_to_patient(self, ijk) -> np.ndarray:
+        return (self.affine @ np.array([*ijk, 1.0]))[:3]
+
+
+def _labels_for(series_uid: str, grid: Grid, csv_labels: dict[str, list[Label]] | None,
                 xml_files: list[Path]) -> list[Label] | None:
     if csv_labels is not None:
         return csv_labels.get(series_uid)
     for path in xml_files:
         if series_uid in path.read_text(encoding="utf-8", errors="replace")[:20000]:
-            return read_lidc_xml(path, volume)
+            return read_lidc_xml(path, grid)
     return None
 
 
 def evaluate_dataset_job(dataset: Path, bundle, *, labels: Path | None = None, min_agreement: int = 1,
-                         bootstrap: int = 1000, device: str = "auto", cancel: CancelToken | None = None
-                         ) -> Job[dict]:
-    """Run `bundle` on every labelled CT series under `dataset`; the report as a dict."""
-    import time
-
-    from workstation.inference.runner import run_inference_job
+                         bootstrap: int = 1000, device: str = "cpu", workers: int = 1, scheduler: str | None = None,
+                         cancel: CancelToken | None = None) -> Job[dict]:
+    """Run `bundle` on every CT series under `dataset` on the batch engine (Dask: local workers or
+    the site's scheduler), keep those with labels, and report."""
+    from workstation.batch import analyses_on_cluster
 
     cancel = cancel or CancelToken()
     dataset = Path(dataset)
@@ -60,33 +71,40 @@ def evaluate_dataset_job(dataset: Path, bundle, *, labels: Path | None = None, m
     if csv_labels is None and not xml_files:
         raise LabelError("No labels: give --labels annotations.csv (LUNA16 columns) or LIDC XML files")
     scan = yield from scan_job([dataset], cancel)
+    tasks = {}
+    for series in scan.series:
+        if csv_labels is not None and series.metadata.get("series_uid") not in csv_labels:
+            continue  # nothing to measure it against: not worth a model run
+        tasks[series.key] = sorted({h.source.path for h in series.slices if h.source.member is None})
     evaluated: list[EvaluatedScan] = []
-    unlabelled = []
-    for number, series in enumerate(scan.series, 1):
-        cancel.check()
-        yield Progress(number - 1, len(scan.series), f"Evaluating series {number} of {len(scan.series)}")
-        volume = yield from load_series_job(series, cancel)
-        found = _labels_for(volume.metadata.series_uid, volume, csv_labels, xml_files)
-        if found is None:
-            unlabelled.append(volume.metadata.series_uid)
+    failed: dict[str, str] = {}
+    yield Progress(0, max(len(tasks), 1), f"Running the model on {len(tasks)} series")
+    for done, (key, outcome) in enumerate(analyses_on_cluster(tasks, bundle, workers=workers, scheduler=scheduler,
+                                                              device=device, threshold=CANDIDATE_THRESHOLD,
+                                                              cancel=cancel), 1):
+        yield Progress(done, len(tasks), f"{done} of {len(tasks)} series evaluated")
+        if isinstance(outcome, Exception):
+            failed[key] = str(outcome)[:200]
             continue
-        start = time.perf_counter()
-        analysis = yield from run_inference_job(volume, bundle, device=device, threshold=CANDIDATE_THRESHOLD,
-                                                cancel=cancel)
+        metadata, analysis, affine, shape = outcome
+        found = _labels_for(metadata.series_uid, Grid(affine, shape), csv_labels, xml_files)
+        if found is None:
+            continue
         nodules = [(label.center_mm, label.diameter_mm) for label in found if label.readers >= min_agreement]
         candidates = [(f.probability, f.center_mm) for f in analysis.findings]
-        evaluated.append(EvaluatedScan(volume.metadata.series_uid, volume.metadata, ScanResult(candidates, nodules),
-                                       time.perf_counter() - start))
+        evaluated.append(EvaluatedScan(metadata.series_uid, metadata, ScanResult(candidates, nodules),
+                                       analysis.runtime_s))
     if not evaluated:
-        raise WorkstationError(f"No labelled CT series under {dataset} ({len(unlabelled)} series without labels)")
-    yield Progress(len(scan.series), len(scan.series), "Computing FROC and intervals")
+        raise WorkstationError(f"No labelled CT series under {dataset} could be evaluated "
+                               f"({len(scan.series)} series found, {len(failed)} failed)")
     return {
         "model": {"name": bundle.name, "version": bundle.version, "sha256": bundle.weights_sha256},
         "dataset": str(dataset), "min_agreement": min_agreement, "bootstrap_repeats": bootstrap,
         "measured_on": f"{len(evaluated)} labelled scan(s) of this site",
         "overall": froc_with_intervals([e.result for e in evaluated], bootstrap),
         "subgroups": _subgroups(evaluated, bootstrap),
-        "unlabelled_series": len(unlabelled), "skipped_files": len(scan.skipped),
+        "series_without_labels": len(scan.series) - len(tasks) + (len(tasks) - len(evaluated) - len(failed)),
+        "failed_series": failed, "skipped_files": len(scan.skipped),
         "seconds_per_scan": round(sum(e.seconds for e in evaluated) / len(evaluated), 2),
     }
 
