@@ -96,6 +96,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     receive.set_defaults(run=cmd_receive)
 
 
+def _node_and_user(args: argparse.Namespace, permission: str):
+    """(node book, the node named by args.node, the review store, who acts) for a command on a node."""
+    book = _book()
+    node = book.node(args.node)
+    store = review_store()
+    return book, node, store, acting_user(store, args.actor, permission).username
+
+
 def _book():
     from workstation.network.nodes import load_nodes
 
@@ -194,10 +202,7 @@ def _date_range(text: str | None) -> str | None:
 def cmd_find(args: argparse.Namespace) -> int:
     from workstation.network.dimse import find
 
-    book = _book()
-    node = book.node(args.node)
-    store = review_store()
-    who = acting_user(store, args.actor, "view").username
+    book, node, store, who = _node_and_user(args, "view")
     query = {"PatientID": args.patient_id, "PatientName": args.name, "StudyDate": _date_range(args.date),
              "AccessionNumber": args.accession, "StudyInstanceUID": args.study}
     if args.modality:
@@ -223,10 +228,7 @@ def cmd_find(args: argparse.Namespace) -> int:
 def cmd_retrieve(args: argparse.Namespace) -> int:
     from workstation.network.dimse import retrieve_job
 
-    book = _book()
-    node = book.node(args.node)
-    store = review_store()
-    who = acting_user(store, args.actor, "view").username
+    book, node, store, who = _node_and_user(args, "view")
     if args.via == "web":
         from workstation.network.dicomweb import web_retrieve_job
 
@@ -252,10 +254,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     from workstation.network.dimse import send_job
     from workstation.review import audit
 
-    book = _book()
-    node = book.node(args.node)
-    store = review_store()
-    who = acting_user(store, args.actor, "export").username
+    book, node, store, who = _node_and_user(args, "export")
     library = StudyLibrary(data_home())
     study = library.find_study(args.study)
     with tempfile.TemporaryDirectory(prefix="results-") as scratch:
