@@ -151,3 +151,15 @@ def test_received_studies_are_analysed(series: list[Path], home: Path) -> None:
     store = ReviewStore.in_home(home)
     assert store.connection.execute("SELECT model_name FROM analyses").fetchall() == [(model,)]
     store.close()
+
+
+def test_a_batch_cannot_bring_more_than_the_limit(receiver, series: list[Path], home: Path, monkeypatch) -> None:
+    from workstation.network import dimse
+
+    scp, batches, done = receiver
+    monkeypatch.setattr(dimse, "MAX_INSTANCES_PER_BATCH", 3)
+    sent = _storescu(scp.port, series[:5])
+    assert done.wait(30), sent.stderr
+    [batch] = batches
+    assert batch.instances == 3  # the other two were answered 'out of resources'
+    assert "0xa700" in (sent.stdout + sent.stderr).lower() or sent.returncode != 0

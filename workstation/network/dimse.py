@@ -37,6 +37,7 @@ STORAGE_CLASSES = (
     "1.2.840.10008.5.1.4.1.1.104.1",  # Encapsulated PDF
 )
 FIND_LEVELS = ("PATIENT", "STUDY", "SERIES")
+MAX_INSTANCES_PER_BATCH = 100_000  # one retrieve or one association: more than any CT study holds
 RETURN_KEYS = {
     "PATIENT": ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
                 "NumberOfPatientRelatedStudies"),
@@ -152,7 +153,11 @@ def staging_folder(home: Path, node: RemoteNode, study_uid: str) -> Path:
 
 
 def store_instance(event, folder: Path, counts: dict[str, int]) -> int:
-    """An EVT_C_STORE handler body: file the instance under a hashed name, within the size limit."""
+    """An EVT_C_STORE handler body: file the instance under a hashed name, within the size limit
+    and the number of instances one batch may bring (a sender cannot fill the disk in one go)."""
+    if counts.get("received", 0) >= MAX_INSTANCES_PER_BATCH:
+        counts["refused"] = counts.get("refused", 0) + 1
+        return 0xA700  # out of resources
     try:
         data = event.encoded_dataset(include_meta=True)
     except (AttributeError, ValueError, TypeError) as exc:
