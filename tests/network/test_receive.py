@@ -80,6 +80,16 @@ def test_an_unknown_caller_is_refused_and_logged(receiver, series: list[Path], h
     assert batches == [] and StudyLibrary(home).studies() == []
 
 
+def test_a_killed_receivers_partial_batch_is_cleared_at_start(home: Path) -> None:
+    stale = home / "incoming" / "scp-0123"
+    stale.mkdir(parents=True)
+    (stale / "x.dcm").write_bytes(b"half")
+    scp = StorageReceiver(home, "WORKSTATION", free_port(), host="127.0.0.1")
+    scp.start()
+    scp.stop()
+    assert not stale.exists() and StudyLibrary(home).studies() == []
+
+
 def test_an_aborted_batch_is_discarded(receiver, series: list[Path], home: Path) -> None:
     from pynetdicom import AE
 

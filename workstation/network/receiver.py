@@ -55,6 +55,8 @@ class StorageReceiver:
     def start(self) -> None:
         from pynetdicom import AE, evt
 
+        for stale in (self.home / "incoming").glob("scp-*"):  # batches a killed receiver never completed
+            shutil.rmtree(stale, ignore_errors=True)
         ae = AE(ae_title=self.ae_title)
         for uid in STORAGE_CLASSES:
             ae.add_supported_context(uid)
