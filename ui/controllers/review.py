@@ -80,8 +80,10 @@ class ReviewController(QObject):
         states = self.session.findings() if self.session is not None else list(self._plain)
         threshold = self.state.overlay_threshold
         shown = [s for s in states if shown_at(s, threshold)]
+        decided = sum(getattr(s, "decision", "undecided") != "undecided" for s in states)
         self.findings_panel.show_findings(shown, self._status_text(), self.state.volume,
-                                          hidden=len(states) - len(shown), threshold=threshold)
+                                          hidden=len(states) - len(shown), threshold=threshold,
+                                          progress=(decided, len(states)))
         self.state.set_markers([(np.array(s.center_mm), s.diameter_mm / 2, _number(s)) for s in shown
                                 if getattr(s, "decision", "undecided") != "rejected"])
 

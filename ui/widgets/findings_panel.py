@@ -61,7 +61,7 @@ class FindingsPanel(QWidget):
         self.threshold_label.setVisible(bool(text))
 
     def show_findings(self, states, status: str = "", volume=None, hidden: int = 0,
-                      threshold: float | None = None) -> None:
+                      threshold: float | None = None, progress: tuple[int, int] | None = None) -> None:
         """Rows from review FindingStates (or plain findings, shown as undecided), with a
         thumbnail of each finding when the volume is given; `hidden` were left out by the
         threshold slider."""
@@ -90,9 +90,10 @@ class FindingsPanel(QWidget):
         self.tree.blockSignals(False)
         for column in range(len(COLUMNS)):
             self.tree.resizeColumnToContents(column)
-        decided = sum(getattr(s, "decision", "undecided") != "undecided" for s in states)
+        decided, total = progress or (sum(getattr(s, "decision", "undecided") != "undecided" for s in states),
+                                      len(states))  # `progress`: of the whole read, hidden ones included
         below = f"; {hidden} below threshold {threshold:.2f} not shown" if hidden and threshold is not None else ""
-        self.progress_label.setText(f"{decided} of {len(states)} decided{below}" + (f" - {status}" if status else ""))
+        self.progress_label.setText(f"{decided} of {total} decided{below}" + (f" - {status}" if status else ""))
 
     def _thumbnail(self, volume, centre) -> QIcon:
         key = (volume.metadata.series_uid, tuple(centre))
