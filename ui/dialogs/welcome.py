@@ -4,6 +4,8 @@ guided tour of the review keys on the demo case (also under Help later)."""
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -48,6 +50,17 @@ def device_summary() -> str:
     return f"AI runs on {describe_device(device)}: about {seconds:.0f} s per chest CT.{gpu}"
 
 
+def _yield_cpu_to_other_work() -> None:
+    """The probe runs the network on the first start, when the reader may already have pressed
+    Run AI: on a two-core computer the two compete. At the lowest priority (Linux: per thread,
+    inherited by the threads torch starts from it) the probe waits for the real run instead."""
+    if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except OSError:
+            pass  # not allowed here: the probe runs at normal priority
+
+
 class WelcomeTour(QDialog):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -90,6 +103,7 @@ class WelcomeTour(QDialog):
         threading.Thread(target=self._measure, name="device-probe", daemon=True).start()
 
     def _measure(self) -> None:  # on the probe thread; the signal carries the text to the GUI thread
+        _yield_cpu_to_other_work()
         summary = device_summary()
         log.info("device check: %s", summary)
         try:
