@@ -43,3 +43,13 @@ def phantom_copy(small_phantom_dir: Path, tmp_path: Path) -> Path:
     target = tmp_path / "series"
     shutil.copytree(small_phantom_dir / "dicom", target)
     return target
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With pytest-xdist (--dist loadgroup): a file's tests run on one worker, so its module and
+    session fixtures (phantoms, model runs) are made once; and every test that puts a window on
+    the display shares one worker, one after another, since two processes' windows on one X
+    display take each other's focus."""
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group("display" if path.startswith("tests/ui/") else path))

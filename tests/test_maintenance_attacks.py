@@ -4,6 +4,8 @@ the data folder itself. Each is refused with one sentence, and nothing is writte
 
 from __future__ import annotations
 
+import gc
+
 import json
 import os
 import sqlite3
@@ -35,7 +37,10 @@ def clinic(tmp_path: Path, small_phantom_dir: Path) -> Path:
 
 
 def _snapshot(root: Path) -> dict[str, str]:
-    """Every path under `root` (links not followed) with what it is: any write shows up here."""
+    """Every path under `root` (links not followed) with what it is: any write shows up here.
+    Unreferenced SQLite connections are closed first: one closing during the walk removes its
+    -shm file between the listing and the read."""
+    gc.collect()
     return {str(p.relative_to(root)): ("link" if p.is_symlink() else "dir" if p.is_dir() else sha256_file(p))
             for p in sorted(root.rglob("*"))}
 
