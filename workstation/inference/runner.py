@@ -154,8 +154,8 @@ def _passes(bundle: ModelBundle) -> list[tuple[tuple[float, float, float], Large
 def _near_lung(passes: list[list[Finding]], volume: Volume, crop: LungCrop,
                max_distance_mm: float | None) -> tuple[list[list[Finding]], list[Finding]]:
     """(each pass's findings whose edge lies within `max_distance_mm` of aerated lung, all the
-    others). The lung search's grid is coarse (through 5 mm slices, 20 mm in z), so half its
-    voxel is allowed on top. All are kept when the bundle sets no distance or no lung was found
+    others). The lung search's grid is coarse (at most 4 mm a step, but one slice through thick
+    slices: 8 mm through 8 mm ones), so half its voxel is allowed on top. All are kept when the bundle sets no distance or no lung was found
     (the scope banner says so)."""
     tagged = [(number, f) for number, found in enumerate(passes) for f in found]
     if max_distance_mm is None or crop.lung_mask is None or not tagged:
