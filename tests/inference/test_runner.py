@@ -84,6 +84,7 @@ def test_findings_measure_the_nodules_they_hit(unseen, analyses) -> None:
     assert np.mean(same_type) >= 0.85, same_type
 
 
+@pytest.mark.slow  # a whole second run of the model on a phantom (50 s): `pytest -m slow` runs it
 def test_same_findings_on_a_second_run(bundle, unseen) -> None:
     first = run_job(run_inference_job(unseen[0].volume, bundle))
     second = run_job(run_inference_job(unseen[0].volume, bundle))
