@@ -4,7 +4,6 @@ worker processes, every run recorded as Run AI records it; a broken study fails 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest

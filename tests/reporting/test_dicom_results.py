@@ -149,7 +149,7 @@ def test_an_unsigned_read_does_not_go_out(case: Path, home: Path, tmp_path: Path
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 
 
-def test_send_the_results_to_orthanc(signed: dict, orthanc, capsys) -> None:
+def test_send_the_results_to_orthanc(signed: dict, orthanc, capsys) -> None:  # noqa: F811 - the fixture
     orthanc.clear()
     assert main(["pacs", "nodes", "add", "pacs", "--aet", orthanc.ae_title, "--host", "127.0.0.1",
                  "--port", str(orthanc.dicom_port), "--as", "admin"]) == 0

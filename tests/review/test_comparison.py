@@ -17,7 +17,7 @@ from workstation.imaging.phantom import PhantomSpec
 from workstation.imaging.registration import register_job
 from workstation.jobs import run_job
 from workstation.library import StudyLibrary
-from workstation.review.comparison import doubling_time, match_nodules, priors_of
+from workstation.review.comparison import doubling_time, priors_of
 from workstation.review.session import ReviewSession
 from workstation.review.store import ReviewStore
 from workstation.review.users import add_user, login

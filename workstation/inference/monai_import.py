@@ -218,7 +218,7 @@ def import_monai_bundle(source: Path, models_home: Path, imported_by: str) -> Mo
             "**No figure on this card was measured here.** Run `workstation evaluate` on labelled cases of "
             "this site before relying on it.\n\n"
             f"Description from the bundle: {meta['intended_use']}\n\nLicence: {meta['licence']}\n", encoding="utf-8")
-        bundle = ModelBundle.from_folder(staging)  # every check the registry makes, before it is installed
+        ModelBundle.from_folder(staging)  # every check the registry makes, before it is installed
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(staging), target)
     return ModelBundle.from_folder(target)
