@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.reporting.test_dicom_results import PASSWORD, _analysis
+from tests.reporting.test_dicom_results import PASSWORD, imported_case
 from workstation.cli import main
 from workstation.imaging.phantom import write_demo_case
-from workstation.library import StudyLibrary
 from workstation.review.session import ReviewSession
 from workstation.review.store import ReviewStore
 from workstation.review.users import add_user
@@ -27,17 +26,12 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def analysed(case: Path, home: Path, monkeypatch) -> list[int]:
     """The study with four AI candidates recorded; accounts for a radiologist and a trainee."""
-    assert main(["import", str(case / "dicom")]) == 0
-    library = StudyLibrary(home)
-    study = library.studies()[0]
-    series = library.series(study["key"])[0]
+    study, series, analysis, truth = imported_case(home, case)
     store = ReviewStore.in_home(home)
     admin = add_user(store, None, "admin", PASSWORD, "admin")
     add_user(store, admin, "dr_lee", PASSWORD, "radiologist")
     add_user(store, admin, "trainee", PASSWORD, "trainee")
-    truth = json.loads((case / "truth.json").read_text())["nodules"]
-    ReviewSession(store, admin, study["study_uid"]).record_analysis(
-        _analysis(truth, (series["slices"], series["rows"], series["columns"])), series["series_uid"])
+    ReviewSession(store, admin, study["study_uid"]).record_analysis(analysis, series["series_uid"])
     store.close()
     monkeypatch.setenv("WORKSTATION_PASSWORD", PASSWORD)
     return truth

@@ -47,20 +47,26 @@ def _analysis(truth: list[dict], shape: tuple[int, int, int]) -> Analysis:
     return Analysis("lung-nodule-demo", "0.7.0", "ab" * 32, "CPU", 0.3, 1.0, heatmap, findings, [], "Demo only.")
 
 
-@pytest.fixture
-def signed(case: Path, home: Path, monkeypatch) -> dict:
-    """A library study read by dr_lee: two AI findings accepted, one rejected, one undecided, one added."""
+def imported_case(home: Path, case: Path) -> tuple[dict, dict, Analysis, list[dict]]:
+    """Import `case` (a demo-case folder): its library study, series, an Analysis sized to that
+    series (see _analysis) and the case's truth."""
     assert main(["import", str(case / "dicom")]) == 0
-    truth = json.loads((case / "truth.json").read_text())["nodules"]
     library = StudyLibrary(home)
     study = library.studies()[0]
     series = library.series(study["key"])[0]
+    truth = json.loads((case / "truth.json").read_text())["nodules"]
+    return study, series, _analysis(truth, (series["slices"], series["rows"], series["columns"])), truth
+
+
+@pytest.fixture
+def signed(case: Path, home: Path, monkeypatch) -> dict:
+    """A library study read by dr_lee: two AI findings accepted, one rejected, one undecided, one added."""
+    study, series, analysis, truth = imported_case(home, case)
     store = ReviewStore.in_home(home)
     admin = add_user(store, None, "admin", PASSWORD, "admin")
     add_user(store, admin, "dr_lee", PASSWORD, "radiologist")
     session = ReviewSession(store, login(store, "dr_lee", PASSWORD), study["study_uid"])
-    shape = (series["slices"], series["rows"], series["columns"])
-    ids = session.record_analysis(_analysis(truth, shape), series["series_uid"])
+    ids = session.record_analysis(analysis, series["series_uid"])
     session.accept(ids[0])
     session.accept(ids[1])
     session.reject(ids[2], "vessel")
@@ -131,16 +137,11 @@ def test_our_objects_pass_dciodvfy_and_dsrdump_reads_them(signed: dict, tmp_path
 
 def test_an_unsigned_read_does_not_go_out(case: Path, home: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("WORKSTATION_PASSWORD", PASSWORD)
-    assert main(["import", str(case / "dicom")]) == 0
-    library = StudyLibrary(home)
-    study = library.studies()[0]
-    series = library.series(study["key"])[0]
+    study, series, analysis, _truth = imported_case(home, case)
     store = ReviewStore.in_home(home)
     admin = add_user(store, None, "admin", PASSWORD, "admin")
     session = ReviewSession(store, admin, study["study_uid"])
-    ids = session.record_analysis(_analysis(json.loads((case / "truth.json").read_text())["nodules"],
-                                            (series["slices"], series["rows"], series["columns"])),
-                                  series["series_uid"])
+    ids = session.record_analysis(analysis, series["series_uid"])
     session.accept(ids[0])  # decided, but never signed
     store.close()
     capsys.readouterr()

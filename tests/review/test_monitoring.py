@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.reporting.test_dicom_results import PASSWORD, _analysis
+from tests.reporting.test_dicom_results import PASSWORD, imported_case
 from workstation.cli import main
 from workstation.imaging.phantom import write_demo_case
 from workstation.imaging.volume import SeriesMetadata
-from workstation.library import StudyLibrary
 from workstation.review.monitoring import StudyUse, drift_alerts, summarise
 from workstation.review.session import ReviewSession
 from workstation.review.store import ReviewStore
@@ -45,16 +44,11 @@ def test_drift_alerts() -> None:
 def test_the_monitor_command(tmp_path: Path, home: Path, monkeypatch, capsys) -> None:
     case = tmp_path / "case"
     write_demo_case(case, seed=11, matrix=128, slice_thickness_mm=10.0)
-    assert main(["import", str(case / "dicom")]) == 0
-    library = StudyLibrary(home)
-    study = library.studies()[0]
-    series = library.series(study["key"])[0]
+    study, series, analysis, _truth = imported_case(home, case)
     store = ReviewStore.in_home(home)
     add_user(store, add_user(store, None, "admin", PASSWORD, "admin"), "dr_lee", PASSWORD, "radiologist")
     session = ReviewSession(store, login(store, "dr_lee", PASSWORD), study["study_uid"])
-    truth = json.loads((case / "truth.json").read_text())["nodules"]
-    ids = session.record_analysis(_analysis(truth, (series["slices"], series["rows"], series["columns"])),
-                                  series["series_uid"])
+    ids = session.record_analysis(analysis, series["series_uid"])
     session.accept(ids[0])
     session.reject(ids[2], "vessel")
     session.add((-40.0, 20.0, 0.0), 7.0)
