@@ -4,6 +4,7 @@ the study's own grid. A core job: the GUI worker and the CLI run the same genera
 
 from __future__ import annotations
 
+import errno
 import gc
 import threading
 import time
@@ -72,10 +73,13 @@ def run_inference_job(volume: Volume, bundle: ModelBundle, device: str = "auto",
 
 def _out_of_memory(exc: BaseException) -> bool:
     """Whether `exc` is an allocation failure: torch's CPU allocator, mmap of the weights and MPS
-    raise plain RuntimeErrors."""
+    raise plain RuntimeErrors; the operating system's refusal (ENOMEM) can surface as an OSError
+    anywhere, e.g. while a lazily imported module is found."""
     import torch
 
     if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    if isinstance(exc, OSError) and exc.errno == errno.ENOMEM:
         return True
     message = str(exc).lower()
     return isinstance(exc, RuntimeError) and any(words in message for words in ALLOCATION_FAILED)
