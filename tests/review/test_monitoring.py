@@ -62,3 +62,39 @@ def test_the_monitor_command(tmp_path: Path, home: Path, monkeypatch, capsys) ->
     assert row["group"] == "thick (> 2.5 mm)" and row["reasons"] == {"vessel": 1}
     assert row["missed_added_per_scan"] == 1.0 and row["findings_per_scan"] == 4.0
     assert any("outside the" in a for a in json.loads(out.read_text())["alerts"])  # 10 mm: beyond the card's scope
+
+
+def test_the_export_is_staged_audited_and_a_radiologists(tmp_path: Path, home: Path) -> None:
+    import pytest
+
+    from workstation.jobs import run_job
+    from workstation.review.monitoring import export_monitoring, monitoring_job
+    from workstation.review.users import PermissionDenied
+
+    case = tmp_path / "case"
+    write_demo_case(case, seed=11, matrix=128, slice_thickness_mm=10.0)
+    study, series, analysis, _truth = imported_case(home, case)
+    store = ReviewStore.in_home(home)
+    admin = add_user(store, None, "admin", PASSWORD, "admin")
+    add_user(store, admin, "dr_lee", PASSWORD, "radiologist")
+    add_user(store, admin, "trainee", PASSWORD, "trainee")
+    reader = login(store, "dr_lee", PASSWORD)
+    session = ReviewSession(store, reader, study["study_uid"])
+    ids = session.record_analysis(analysis, series["series_uid"])
+    session.accept(ids[0])
+    report = run_job(monitoring_job(home, "dr_lee", "sex", scopes={}))
+    assert report.scope().studies == 1 and report.scope().models == (report.rows[0]["model"],)
+    assert report.scope().first == report.uses[0].run_at[:10] and "Computed on 1 study" in report.scope().sentence()
+    out = tmp_path / "monitor.csv"
+    with pytest.raises(PermissionDenied):
+        export_monitoring(store, login(store, "trainee", PASSWORD), report, out, "csv")
+    assert not out.exists() and not list(tmp_path.glob(".monitor.csv.*"))
+    digest = export_monitoring(store, reader, report, out, "csv")
+    assert out.read_text().splitlines()[0].startswith("model,month,group,studies")
+    export_monitoring(store, reader, report, tmp_path / "monitor.json", "json")
+    assert json.loads((tmp_path / "monitor.json").read_text())["computed_on"]["studies"] == 1
+    exported = [value for (value,) in store.connection.execute("SELECT new_value FROM audit WHERE action = 'exported'")]
+    assert any(digest in value and "monitoring csv" in value for value in exported)
+    assert store.connection.execute("SELECT COUNT(*) FROM audit WHERE action = 'library_listed' "
+                                    "AND user = 'dr_lee'").fetchone()[0] == 1
+    store.close()

@@ -191,20 +191,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    import csv
-    import json
-
-    from workstation.inference.registry import list_models
-    from workstation.library import StudyLibrary
-    from workstation.review.monitoring import collect_use, drift_alerts, summarise
+    from workstation.jobs import run_job
+    from workstation.review.monitoring import export_monitoring, monitoring_job
 
     store = review_store()
-    who = acting_user(store, args.actor, "view").username
-    uses = collect_use(store, StudyLibrary(data_home()))
-    rows = summarise(uses, args.by)
-    scopes = {f"{e.bundle.name} {e.bundle.version}": e.bundle.valid_inputs for e in list_models() if e.bundle}
-    alerts = drift_alerts(uses, scopes)
-    record_read(store, who, "library_listed", monitored=len(uses))
+    user = acting_user(store, args.actor, "export" if args.csv_out or args.json_out else "view")
+    report = run_job(monitoring_job(data_home(), user.username, args.by))  # the look is audited there
+    rows, alerts = report.rows, report.alerts
     if not rows:
         print("No AI run is recorded yet.")
     for row in rows:
@@ -214,13 +207,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
               f"missed {row['missed_added_per_scan']:.2f}/scan  {row['reading_minutes_per_scan']:.1f} min/scan")
     for alert in alerts:
         print(f"ALERT: {alert}")
-    if args.csv_out:
-        with open(args.csv_out, "w", newline="", encoding="utf-8") as stream:
-            writer = csv.DictWriter(stream, fieldnames=[k for k in rows[0] if k != "reasons"] + ["reasons"]
-                                    if rows else ["model"])
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({**row, "reasons": json.dumps(row["reasons"])})
-    if args.json_out:
-        args.json_out.write_text(json.dumps({"rows": rows, "alerts": alerts}, indent=1), encoding="utf-8")
+    if rows:
+        print(report.scope().sentence())
+    for out, fmt in ((args.csv_out, "csv"), (args.json_out, "json")):
+        if out:  # staged and audited as every export is
+            export_monitoring(store, user, report, out, fmt)
     return 0

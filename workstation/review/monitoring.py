@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workstation.imaging.volume import SeriesMetadata
+from workstation.jobs import CancelToken, Job, Progress
 from workstation.subgroups import SUBGROUPS
 
 MIN_DECISIONS = 20  # per side, before a change in acceptance is tested
@@ -35,6 +36,7 @@ class StudyUse:
     reasons: tuple[str, ...] = ()
     added: int = 0  # clinician findings: nodules the AI missed
     reading_seconds: float = 0.0
+    run_at: str = ""  # ISO time of the run (UTC): the date range a figure was computed on
 
 
 @dataclass
@@ -68,6 +70,13 @@ class Summary:
 
 def collect_use(store, library) -> list[StudyUse]:
     """Every study with a recorded AI run, with its readers' decisions (their current state)."""
+    from workstation.jobs import run_job
+
+    return run_job(collect_use_job(store, library))
+
+
+def collect_use_job(store, library, cancel: CancelToken | None = None) -> Job[list[StudyUse]]:
+    """collect_use as a job: one step per study (each reads its first file's header)."""
     from workstation.dicom.headers import read_headers
     from workstation.dicom.sources import DicomSource
     from workstation.errors import WorkstationError
@@ -79,7 +88,10 @@ def collect_use(store, library) -> list[StudyUse]:
     series_folders = {row["series_uid"]: library.series_folder(row) for study in library.studies()
                       for row in library.series(study["key"])}
     uses = []
-    for study_uid, series_uid, name, version, created_at in runs:
+    for done, (study_uid, series_uid, name, version, created_at) in enumerate(runs):
+        if cancel is not None:
+            cancel.check()
+        yield Progress(done, len(runs), f"Reading the decisions on {done + 1} of {len(runs)} analysed studies")
         metadata = SeriesMetadata()
         folder = series_folders.get(series_uid)
         first = next(iter(sorted(Path(folder).glob("*.dcm"))), None) if folder else None
@@ -95,7 +107,8 @@ def collect_use(store, library) -> list[StudyUse]:
         uses.append(StudyUse(study_uid, f"{name} {version}", str(created_at)[:7], metadata, len(ai),
                              sum(s.decision == "accepted" for s in ai), sum(s.decision == "rejected" for s in ai),
                              tuple(s.reason for s in ai if s.decision == "rejected" and s.reason),
-                             sum(s.source == "clinician" for s in states), float(seconds)))
+                             sum(s.source == "clinician" for s in states), float(seconds), str(created_at)))
+    yield Progress(len(runs), len(runs), f"Read {len(runs)} analysed studies")
     return uses
 
 
@@ -153,3 +166,120 @@ def drift_alerts(uses: list[StudyUse], valid_inputs: dict[str, dict] | None = No
             alerts.append(f"{model}: {len(outside)} of {len(now)} studies in {latest} had slices outside the "
                           f"{low:g}-{high:g} mm it was validated on")
     return alerts
+
+
+@dataclass(frozen=True)
+class DataScope:
+    """What a figure was computed on: how many studies, the dates of their AI runs, which models."""
+
+    studies: int
+    first: str  # YYYY-MM-DD of the earliest run ('' when none)
+    last: str
+    models: tuple[str, ...]
+
+    @classmethod
+    def of(cls, uses: list[StudyUse]) -> "DataScope":
+        dates = sorted(u.run_at[:10] or u.month for u in uses)
+        return cls(len(uses), dates[0] if dates else "", dates[-1] if dates else "",
+                   tuple(sorted({u.model for u in uses})))
+
+    def sentence(self) -> str:
+        if not self.studies:
+            return "Computed on no studies (no AI run recorded for this selection)"
+        when = self.first if self.first == self.last else f"{self.first} to {self.last}"
+        models = ", ".join(self.models)
+        return (f"Computed on {self.studies} {'study' if self.studies == 1 else 'studies'} with AI runs {when}; "
+                f"model{'s' if len(self.models) > 1 else ''} {models}")
+
+    def as_dict(self) -> dict:
+        return {"studies": self.studies, "first_run": self.first, "last_run": self.last, "models": list(self.models)}
+
+
+@dataclass(frozen=True)
+class MonitoringReport:
+    """The monitor's whole answer: the rows per model, month and group, the alerts, and what they
+    were computed on; `uses` for the narrower scopes of single figures."""
+
+    by: str | None
+    rows: list[dict]
+    alerts: list[str]
+    uses: list[StudyUse]
+    generated_at: str
+
+    def scope(self, model: str | None = None, group: str | None = None) -> DataScope:
+        key = SUBGROUPS[self.by] if self.by else (lambda _m: "all")
+        return DataScope.of([u for u in self.uses if (model is None or u.model == model)
+                             and (group is None or key(u.metadata) == group)])
+
+    def as_dict(self) -> dict:
+        return {"by": self.by or "all", "generated_at": self.generated_at, "computed_on": self.scope().as_dict(),
+                "rows": self.rows, "alerts": self.alerts}
+
+    def csv_text(self) -> str:
+        import csv
+        import io
+        import json
+
+        stream = io.StringIO()
+        fields = ([k for k in self.rows[0] if k != "reasons"] + ["reasons"]) if self.rows else ["model"]
+        writer = csv.DictWriter(stream, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({**row, "reasons": json.dumps(row["reasons"])})
+        return stream.getvalue()
+
+
+def model_scopes() -> dict[str, dict]:
+    """Each installed model's validated inputs ("name version" -> the bundle's valid_inputs)."""
+    from workstation.inference.registry import list_models
+
+    return {f"{e.bundle.name} {e.bundle.version}": e.bundle.valid_inputs for e in list_models() if e.bundle}
+
+
+def monitoring_job(home: Path, who: str, by: str | None = None, cancel: CancelToken | None = None,
+                   scopes: dict[str, dict] | None = None) -> Job[MonitoringReport]:
+    """The monitor from the data folder `home`, on its own store connection (it runs on a worker
+    thread in the viewer); the look is audited as the command's is."""
+    import datetime as dt
+
+    from workstation.library import StudyLibrary
+    from workstation.review import audit
+    from workstation.review.store import ReviewStore
+
+    if by is not None and by not in SUBGROUPS:
+        raise ValueError(f"unknown subgroup {by!r}")
+    store = ReviewStore.in_home(home)
+    try:
+        uses = yield from collect_use_job(store, StudyLibrary(home), cancel)
+        yield Progress(len(uses), len(uses), "Checking for drift against the models' validated inputs")
+        alerts = drift_alerts(uses, model_scopes() if scopes is None else scopes)
+        with store.transaction() as connection:
+            audit.append(connection, who, "library_listed", details={"monitored": len(uses)})
+    finally:
+        store.close()
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return MonitoringReport(by, summarise(uses, by), alerts, uses, now)
+
+
+def export_monitoring(store, user, report: MonitoringReport, path: Path, fmt: str) -> str:
+    """The monitor's rows and alerts as CSV or JSON at `path`: staged, recorded in the audit trail
+    as an export (radiologists and admins), then put in place; returns its SHA-256."""
+    import json
+
+    from workstation.review.exports import record_export, staging_path
+
+    if fmt not in ("csv", "json"):
+        raise ValueError(f"unknown export format {fmt!r}")
+    user.require("export")
+    path = Path(path)
+    staging = staging_path(path)
+    text = report.csv_text() if fmt == "csv" else json.dumps(report.as_dict(), indent=1)
+    try:
+        staging.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        from workstation.errors import WorkstationError
+
+        staging.unlink(missing_ok=True)
+        raise WorkstationError(f"Cannot write {path}: {exc.strerror or exc}; choose another folder") from exc
+    return record_export(store, user.username, None, staging, path, kind=f"monitoring {fmt}",
+                         by=report.by or "all", rows=len(report.rows), studies=len(report.uses))
