@@ -47,7 +47,12 @@ class Registration:
         return text
 
     def to_current(self, point_mm) -> np.ndarray:
+        """A point of the prior (patient mm) -> the same anatomy in the current scan."""
         return (self.prior_to_current @ np.array([*point_mm, 1.0]))[:3]
+
+    def to_prior(self, point_mm) -> np.ndarray:
+        """A point of the current scan (patient mm) -> the same anatomy in the prior (the inverse map)."""
+        return np.linalg.solve(self.prior_to_current, np.array([*point_mm, 1.0]))[:3]
 
 
 def _image(volume: Volume):
