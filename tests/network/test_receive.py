@@ -173,3 +173,15 @@ def test_a_batch_cannot_bring_more_than_the_limit(receiver, series: list[Path], 
     [batch] = batches
     assert batch.instances == 3  # the other two were answered 'out of resources'
     assert "0xa700" in (sent.stdout + sent.stderr).lower() or sent.returncode != 0
+
+
+def test_a_refusal_is_told_to_whoever_listens(series: list[Path], home: Path) -> None:
+    refused: list[str] = []
+    scp = StorageReceiver(home, "WORKSTATION", free_port(), allowed_calling={"SCANNER1"}, host="127.0.0.1",
+                          on_refused=refused.append)
+    scp.start()
+    try:
+        assert _storescu(scp.port, series[:1], calling="INTRUDER").returncode != 0
+    finally:
+        scp.stop()
+    assert refused == ["INTRUDER"]

@@ -112,18 +112,10 @@ def _book():
 
 def _change_nodes(args: argparse.Namespace, change: str, book) -> None:
     """Save the node list and audit the change, as an administrator."""
-    from dataclasses import asdict
-
-    from workstation.network.nodes import save_nodes
-    from workstation.review import audit
+    from workstation.network.nodes import change_nodes
 
     store = review_store()
-    who = acting_user(store, args.actor, "administer").username
-    save_nodes(data_home(), book)
-    with store.transaction() as connection:
-        audit.append(connection, who, "settings_changed", object_id="pacs-nodes", new_value={
-            "change": change, "local_ae": book.local_ae, "receive_port": book.receive_port,
-            "nodes": [asdict(node) for node in book.nodes.values()]})
+    change_nodes(store, data_home(), acting_user(store, args.actor, "administer"), change, book)
 
 
 def cmd_nodes_add(args: argparse.Namespace) -> int:
@@ -281,14 +273,11 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def _analyse_received(store, user, study_key: str, model: str | None) -> None:
     """The AI on a received study, recorded as Run AI; a failure is said and receiving goes on."""
-    from workstation.cli.common import analysed_series, load_library_series
-    from workstation.inference.registry import find_model
     from workstation.jobs import run_job
-    from workstation.review.analyses import run_and_record_job
+    from workstation.network.receiver import analyse_received_job
 
     try:
-        volume = load_library_series(*analysed_series(store, study_key))
-        recorded = run_job(run_and_record_job(store, user, volume, find_model(model) if model else find_model()))
+        recorded = run_job(analyse_received_job(data_home(), user, study_key, model))
         print(f"Analysed study {study_key[:12]}: {len(recorded.finding_ids)} candidate finding(s) to review.",
               flush=True)
     except WorkstationError as exc:

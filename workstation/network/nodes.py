@@ -85,3 +85,16 @@ def save_nodes(home: Path, book: NodeBook) -> None:
     data = {"local": {"ae_title": book.local_ae, "receive_port": book.receive_port},
             "nodes": [asdict(node) for _name, node in sorted(book.nodes.items())]}
     write_atomically(Path(home) / NODES_FILE, json.dumps(data, indent=1).encode())
+
+
+def change_nodes(store, home: Path, user, change: str, book: NodeBook) -> None:
+    """Save the node list (peers and our own AE title and port) and audit the change: an
+    administrator's, as `pacs nodes add|remove|local` and the viewer's receive settings do it."""
+    from workstation.review import audit
+
+    user.require("administer")
+    save_nodes(home, book)
+    with store.transaction() as connection:
+        audit.append(connection, user.username, "settings_changed", object_id="pacs-nodes", new_value={
+            "change": change, "local_ae": book.local_ae, "receive_port": book.receive_port,
+            "nodes": [asdict(node) for node in book.nodes.values()]})

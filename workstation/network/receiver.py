@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workstation.errors import WorkstationError
+from workstation.jobs import CancelToken, Job
 from workstation.network.dimse import STORAGE_CLASSES, store_instance
 from workstation.network.nodes import NetworkError, checked_ae_title
 from workstation.privacy import loggable_error
@@ -41,11 +42,13 @@ class StorageReceiver:
     """Listens on `port` as `ae_title` and files what arrives into the library of `home`."""
 
     def __init__(self, home: Path, ae_title: str, port: int, *, allowed_calling: set[str] | None = None,
-                 on_imported: Callable[[Received], None] | None = None, host: str = "0.0.0.0") -> None:
+                 on_imported: Callable[[Received], None] | None = None, host: str = "0.0.0.0",
+                 on_refused: Callable[[str], None] | None = None) -> None:
         self.home, self.port, self.host = Path(home), port, host
         self.ae_title = checked_ae_title(ae_title)
         self.allowed_calling = {checked_ae_title(t) for t in allowed_calling} if allowed_calling else None
         self.on_imported = on_imported
+        self.on_refused = on_refused  # told the calling AE title of each refused association
         self._batches: dict[int, tuple[Path, dict[str, int], str]] = {}
         self._lock = threading.Lock()
         self._import_lock = threading.Lock()  # one library import at a time
@@ -84,6 +87,8 @@ class StorageReceiver:
             # say who, so the site can add them if they are a real sender
             self.refused.append(calling)
             log.warning("refused an association from unknown calling AE title %r (not on the allow list)", calling)
+            if self.on_refused is not None:
+                self.on_refused(calling)
 
     def _batch(self, event) -> tuple[Path, dict[str, int], str]:
         key = id(event.assoc)
@@ -132,3 +137,29 @@ class StorageReceiver:
         shutil.rmtree(folder, ignore_errors=True)
         if received and self.on_imported is not None:
             self.on_imported(Received(calling, received, report, error))
+
+
+def analyse_received_job(home: Path, user, study_key: str, model: str | None = None,
+                         cancel: CancelToken | None = None) -> Job:
+    """The AI on a received study's largest CT series, recorded as Run AI is (RecordedRun), on its
+    own store connection: the viewer runs it on a worker thread, the receive command between batches."""
+    from workstation.dicom.load import load_largest_series_job
+    from workstation.inference.registry import find_model
+    from workstation.library import StudyLibrary
+    from workstation.review.analyses import run_and_record_job
+    from workstation.review.store import ReviewStore
+
+    user.require("run_ai")
+    library = StudyLibrary(home)
+    study = library.find_study(study_key)
+    series = [row for row in library.series(study["key"]) if (row.get("modality") or "CT") == "CT"]
+    if not series:
+        raise WorkstationError("The received study has no CT series for the AI")
+    largest = max(series, key=lambda row: row["slices"])
+    volume = yield from load_largest_series_job([library.series_folder(largest)], cancel)
+    bundle = find_model(model) if model else find_model()
+    store = ReviewStore.in_home(home)
+    try:
+        return (yield from run_and_record_job(store, user, volume, bundle, "auto", None, cancel))
+    finally:
+        store.close()
