@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 from ui.actions import build_actions, shortcuts_dialog
 from ui.controllers.ai_run import AiRunController
 from ui.controllers.jobs import JobDispatch
+from ui.controllers.prior_compare import PriorCompareController
 from ui.controllers.quiz import Quiz
 from ui.controllers.reports import ReportsController
 from ui.controllers.review import ReviewController
@@ -142,6 +143,8 @@ class MainWindow(QMainWindow):
                                            self.findings_dock, self.overlay_label, status, fail, self)
         self.reports = ReportsController(self.home, self.settings, self.store, self.state, self.review, self.jobs,
                                          status, fail, self)
+        self.prior = PriorCompareController(self.home, self.state, self.jobs, self.review, self.viewing,
+                                            self.findings_panel, self.views, self.grid, status, fail, self)
         lock_after_s = float(self.settings.value("lock_minutes", 10)) * 60
         self.screen_lock = ScreenLockController(self.store, self.review, lock_after_s, status, self)
 

@@ -45,6 +45,7 @@ class SliceView(QVTKRenderWindowInteractor):
     activated = Signal(str)  # the view the user last touched
     measurement_changed = Signal(str)
     point_clicked = Signal(object)  # patient mm of a left click (not a drag)
+    view_moved = Signal()  # its zoom or pan changed (a linked view follows)
 
     def __init__(self, state: ViewerState, view: str, parent=None) -> None:
         super().__init__(parent)
@@ -151,6 +152,7 @@ class SliceView(QVTKRenderWindowInteractor):
         self.measurement_text = ""
         if render:
             self.refresh()
+            self.view_moved.emit()
 
     def _on_tool(self) -> None:
         tool = self.state.tool
@@ -363,6 +365,7 @@ class SliceView(QVTKRenderWindowInteractor):
         """Pan so that `point_mm` is in the middle of the view."""
         self.centre = np.asarray(point_mm, dtype=float).copy()
         self.refresh()
+        self.view_moved.emit()
 
     def tilt(self, degrees: float | None) -> None:
         """Turn the plane about its vertical axis (None: back to the acquired plane)."""
@@ -444,10 +447,12 @@ class SliceView(QVTKRenderWindowInteractor):
         elif kind == "zoom":
             self.half_height_mm = float(np.clip(half_height * np.exp(dy / 200.0), 5.0, 2000.0))
             self._drive(self.refresh)
+            self.view_moved.emit()
         elif kind == "pan":
             mm_per_pixel = 2 * self.half_height_mm / max(1, self.height())
             self.centre = centre - (dx * self.frame.right - dy * self.frame.up) * mm_per_pixel
             self._drive(self.refresh)
+            self.view_moved.emit()
         elif kind == "crosshair":
             self._drive(self.state.set_crosshair, self.world_at(position.x(), position.y()))
         elif kind == "measure":

@@ -1,0 +1,176 @@
+"""The linked prior in the real window (#24 item 3): Compare with prior... offers the most recent
+comparable prior, the alignment runs as a job to its end, the prior shows beside the current axial
+view, and crosshair (both ways), scrolling, window/level and zoom follow through the registration;
+Shift+P toggles it; the selected finding's match is named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication
+
+from tests.prior_pair import write_pair
+from ui.dialogs.prior_choice import NONE_TEXT
+from ui.main_window import MainWindow
+from workstation.jobs import run_job
+from workstation.library import StudyLibrary
+from workstation.review.session import ReviewSession
+from workstation.review.users import add_user, login
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return write_pair(tmp_path_factory.mktemp("prior-ui"))
+
+
+@pytest.fixture
+def opened(window: MainWindow, pair: dict, qtbot) -> MainWindow:
+    """The follow-up open in the viewer, its prior in the library read by dr_lee, dr_lee logged in."""
+    library = StudyLibrary(window.home)
+    run_job(library.import_job([pair["prior"], pair["follow"]]))
+    truth = pair["truth"]
+    studies = {s["study_uid"]: s for s in library.studies()}
+    prior_uid = next(uid for uid in studies if uid != truth["study_uid"])
+    reader = add_user(window.store, add_user(window.store, None, "admin", PASSWORD, "admin"), "dr_lee", PASSWORD,
+                      "radiologist")
+    session = ReviewSession(window.store, login(window.store, reader.username, PASSWORD), prior_uid)
+    for nodule in truth["prior_nodules"]:
+        session.add(tuple(nodule["centre_mm"]), nodule["diameter_mm"], "solid")
+    window.review.set_user(login(window.store, reader.username, PASSWORD))
+    with qtbot.waitSignal(window.opening.loaded, timeout=30000):
+        window.opening.open_study(studies[truth["study_uid"]]["key"])
+    qtbot.waitUntil(lambda: not window.runner.busy)
+    with qtbot.waitActive(window):
+        window.activateWindow()
+    window.views["axial"].setFocus()
+    return window
+
+
+def _middle(view) -> QPoint:
+    return QPoint(view.width() // 2, view.height() // 2)
+
+
+def _wheel(view, steps: int) -> None:
+    """`steps` notches of the wheel, one event each."""
+    position = QPointF(_middle(view))
+    for _ in range(abs(steps)):
+        QApplication.sendEvent(view, QWheelEvent(position, view.mapToGlobal(position), QPoint(0, 0),
+                                                 QPoint(0, 120 if steps > 0 else -120), Qt.MouseButton.NoButton,
+                                                 Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False))
+
+
+def _drag(qtbot, view, button, start: QPoint, end: QPoint) -> None:
+    qtbot.mousePress(view, button, pos=start)
+    for fraction in (0.25, 0.5, 0.75, 1.0):
+        qtbot.mouseMove(view, start + (end - start) * fraction)
+    qtbot.mouseRelease(view, button, pos=end)
+
+
+def _compare(window: MainWindow, qtbot) -> None:
+    """Ctrl+Shift+P, the offered prior accepted; the alignment job run to its end."""
+    qtbot.keyClick(window.views["axial"], Qt.Key.Key_P,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    dialog = window.prior.dialog
+    assert dialog is not None and dialog.isVisible()
+    texts = [dialog.list.item(row).text() for row in range(dialog.list.count())]
+    assert len(texts) == 2 and "(most recent comparable)" in texts[0] and texts[1] == NONE_TEXT
+    assert dialog.list.currentRow() == 0  # the most recent comparable prior is offered
+    with qtbot.waitSignal(window.runner.finished, timeout=60000):
+        dialog.accept()
+        assert window.progress.isVisible() and window.cancel_button.isVisible()  # progress and cancel
+    qtbot.waitUntil(lambda: window.prior.comparison is not None, timeout=5000)
+
+
+def test_the_prior_is_linked_beside_the_current(opened: MainWindow, pair: dict, qtbot) -> None:
+    window, truth = opened, pair["truth"]
+    for nodule in truth["current_nodules"]:  # the current read: the nodules where the truth has them
+        window.review.session.add(tuple(nodule["centre_mm"]), nodule["diameter_mm"], "solid")
+    window.review.refresh_findings()
+    _compare(window, qtbot)
+    prior, comparison, state = window.prior, window.prior.comparison, window.state
+    prior_view, axial = prior.prior_slice_view, window.views["axial"]
+    assert prior.shown and prior.view.isVisible() and not window.views["coronal"].isVisible()
+    assert "alignment good" in prior.view.alignment.text().lower()
+    assert len(prior.prior_state.markers) == len(truth["prior_nodules"])  # the prior's accepted findings drawn
+
+    # the crosshair on a current nodule lands on the same nodule in the prior (its truth)
+    match = truth["matches"][0]
+    current = next(n for n in truth["current_nodules"] if n["id"] == match["current_id"])
+    before = next(n for n in truth["prior_nodules"] if n["id"] == match["prior_id"])
+    window.viewing.centre_on(np.array(current["centre_mm"]))
+    np.testing.assert_allclose(prior.prior_state.crosshair, comparison.to_prior(state.crosshair), atol=1e-6)
+    assert np.linalg.norm(prior.prior_state.crosshair - np.array(before["centre_mm"])) < 3.0
+    assert prior_view.slice_index() == round(comparison.prior_volume.patient_to_voxel(before["centre_mm"])[2])
+
+    # a click in the current axial, then in the prior: the other side follows through the transform
+    target = _middle(axial) + QPoint(40, -30)
+    qtbot.mouseClick(axial, Qt.MouseButton.LeftButton, pos=target)
+    np.testing.assert_allclose(state.crosshair, axial.world_at(target.x(), target.y()), atol=1.0)
+    np.testing.assert_allclose(prior.prior_state.crosshair, comparison.to_prior(state.crosshair), atol=1e-6)
+    target = _middle(prior_view) + QPoint(-35, 25)
+    qtbot.mouseClick(prior_view, Qt.MouseButton.LeftButton, pos=target)
+    np.testing.assert_allclose(prior.prior_state.crosshair, prior_view.world_at(target.x(), target.y()), atol=1.0)
+    np.testing.assert_allclose(state.crosshair, comparison.to_current(prior.prior_state.crosshair), atol=1e-6)
+
+    # scrolling either view scrolls the other
+    z_current, z_prior = axial.slice_index(), prior_view.slice_index()
+    _wheel(axial, 3)
+    assert axial.slice_index() == z_current + 3 and prior_view.slice_index() != z_prior
+    np.testing.assert_allclose(prior.prior_state.crosshair, comparison.to_prior(state.crosshair), atol=1e-6)
+    z_current = axial.slice_index()
+    _wheel(prior_view, -2)
+    assert axial.slice_index() < z_current
+    np.testing.assert_allclose(state.crosshair, comparison.to_current(prior.prior_state.crosshair), atol=1e-6)
+
+    # window/level and zoom, both ways
+    _drag(qtbot, axial, Qt.MouseButton.LeftButton, _middle(axial), _middle(axial) + QPoint(60, 30))
+    assert prior.prior_state.window == state.window
+    _drag(qtbot, prior_view, Qt.MouseButton.LeftButton, _middle(prior_view), _middle(prior_view) + QPoint(-40, 0))
+    assert state.window == prior.prior_state.window
+    qtbot.keyClick(axial, Qt.Key.Key_2)  # a preset reaches the prior too
+    assert prior.prior_state.window == state.window
+    _drag(qtbot, axial, Qt.MouseButton.RightButton, _middle(axial), _middle(axial) + QPoint(0, -60))
+    assert prior_view.half_height_mm == pytest.approx(axial.half_height_mm)
+    np.testing.assert_allclose(prior_view.centre @ prior_view.frame.right,
+                               comparison.to_prior(axial.centre) @ prior_view.frame.right, atol=1e-6)
+
+    # Shift+P toggles the prior: the 2x2 comes back, then the prior again
+    qtbot.keyClick(axial, Qt.Key.Key_P, Qt.KeyboardModifier.ShiftModifier)
+    assert not prior.shown and not prior.view.isVisible() and window.views["coronal"].isVisible()
+    qtbot.keyClick(axial, Qt.Key.Key_P, Qt.KeyboardModifier.ShiftModifier)
+    assert prior.shown and prior.view.isVisible()
+    np.testing.assert_allclose(prior.prior_state.crosshair, comparison.to_prior(state.crosshair), atol=1e-6)
+
+    # the selected finding's match in the prior, as the truth has it
+    seen = set()
+    for _ in truth["current_nodules"]:
+        window.findings_panel.select_next(1)
+        text = prior.view.match.text()
+        assert text.startswith("Selected finding #") and prior.view.match.isVisible()
+        seen.add(text.split(":")[1].split()[0])
+    assert seen == {m["status"] for m in truth["matches"]} | {"new"}
+
+
+def test_choosing_none_compares_nothing(opened: MainWindow, qtbot) -> None:
+    window = opened
+    window.prior.choose_prior()
+    window.prior.dialog.choose(1)
+    window.prior.dialog.accept()
+    assert window.prior.comparison is None and not window.prior.shown
+    assert window.status_label.text() == "No prior compared"
+    assert not window.runner.busy
+
+
+def test_a_study_without_priors_says_so(window: MainWindow, small_phantom_dir: Path, qtbot) -> None:
+    run_job(StudyLibrary(window.home).import_job([small_phantom_dir / "dicom"]))
+    with qtbot.waitSignal(window.opening.loaded, timeout=30000):
+        window.opening.open_study(StudyLibrary(window.home).studies()[0]["key"])
+    qtbot.waitUntil(lambda: not window.runner.busy)
+    window.prior.toggle_prior()  # no comparison yet: Shift+P offers the priors, and there are none
+    assert window.prior.dialog is None and window.status_label.text().startswith("No earlier study of this patient")

@@ -1,0 +1,278 @@
+"""Compare with prior (issue #24 item 3): the reader picks one of the patient's earlier studies
+(the most recent comparable one offered), it is loaded and aligned off the GUI thread with progress
+and cancel, and shown beside the current axial view, linked through the registration: the
+crosshair in one lands on the same anatomy in the other (both ways), scrolling, window/level, zoom
+and pan follow. Shift+P toggles the prior. The mapping itself is the core's
+(workstation.review.priors.PriorComparison.to_prior / to_current).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QGridLayout, QWidget
+
+from ui.controllers.jobs import JobDispatch
+from ui.dialogs.prior_choice import PriorChoiceDialog, display_date
+from ui.render.slice_view import SliceView
+from ui.state import ViewerState
+from ui.widgets.findings_panel import FindingsPanel
+from ui.widgets.prior_view import PriorView
+from workstation.errors import WorkstationError
+from workstation.review.priors import PriorComparison, compare_with_prior_job, describe_pair, offer_priors, pair_of
+
+log = logging.getLogger("workstation.ui")
+PRIOR_CELL = (0, 2)  # beside the current axial (0, 0); the other views step aside while it shows
+
+
+class PriorCompareController(QObject):
+    """Owns the comparison shown (`comparison`), the prior's own ViewerState and its view."""
+
+    shown_changed = Signal(bool)
+
+    def __init__(self, home: Path, state: ViewerState, jobs: JobDispatch, review, viewing,
+                 findings_panel: FindingsPanel, views: dict[str, QWidget], grid: QGridLayout,
+                 status: Callable[[str], None], fail: Callable[[str], None], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.home, self.state, self.jobs, self.review, self.viewing = Path(home), state, jobs, review, viewing
+        self.findings_panel, self.views = findings_panel, views
+        self._status, self._fail = status, fail
+        self.prior_state = ViewerState()
+        self.view = PriorView(self.prior_state)
+        grid.addWidget(self.view, *PRIOR_CELL)
+        self.view.hide()
+        self.comparison: PriorComparison | None = None
+        self.shown = False
+        self.dialog: PriorChoiceDialog | None = None
+        self._syncing = False  # one side is being set from the other: its echo is not sent back
+        state.volume_changed.connect(self._forget)
+        state.crosshair_changed.connect(self._current_moved)
+        state.window_changed.connect(self._current_window)
+        state.annotations_changed.connect(self._sync_annotations)
+        self.prior_state.crosshair_changed.connect(self._prior_moved)
+        self.prior_state.window_changed.connect(self._prior_window)
+        views["axial"].view_moved.connect(self._current_camera)
+        self.view.slice_view.view_moved.connect(self._prior_camera)
+        self.view.findings_toggled.connect(lambda _on: self._show_prior_findings())
+        findings_panel.finding_selected.connect(lambda _centre: self.show_selected_match())
+
+    @property
+    def prior_slice_view(self) -> SliceView:
+        return self.view.slice_view
+
+    # -- choosing and aligning ----------------------------------------------------------------
+    def choose_prior(self) -> None:
+        """Compare with prior...: the earlier studies of this patient, the most recent comparable preselected."""
+        volume = self.state.volume
+        if volume is None:
+            self._status("Open a study first")
+            return
+        from workstation.library import StudyLibrary
+
+        try:
+            library = StudyLibrary(self.home)
+            study = next((s for s in library.studies() if s["study_uid"] == volume.metadata.study_uid), None)
+            if study is None:
+                self._fail("This study is not in the library, so its priors cannot be looked up; import it first")
+                return
+            offer = offer_priors(library, study)
+        except WorkstationError as exc:
+            self._fail(str(exc))
+            return
+        if not offer.priors:
+            self._status(" ".join(["No earlier study of this patient in the library (import the prior first).",
+                                   *offer.warnings]))
+            return
+        self.dialog = PriorChoiceDialog(offer, not self.state.identifiers_visible, self.parent())
+        self.dialog.accepted.connect(self._on_chosen)
+        self.dialog.open()
+
+    def _on_chosen(self) -> None:
+        chosen = self.dialog.chosen if self.dialog is not None else None
+        if chosen is None:
+            self._forget()
+            self._status("No prior compared")
+            return
+        self.compare_with(chosen)
+
+    def compare_with(self, prior_study: dict) -> bool:
+        """Load and align `prior_study` (a library row) off the GUI thread; shown when aligned."""
+        volume, home = self.state.volume, self.home
+        if volume is None:
+            return False
+        when = (f"the prior of {display_date(prior_study['study_date'])}" if self.state.identifiers_visible
+                else "the prior")
+        return self.jobs.start(lambda cancel: compare_with_prior_job(home, volume, prior_study, cancel),
+                               f"Aligning {when} to this scan", self._on_compared)
+
+    def _on_compared(self, comparison: PriorComparison) -> None:
+        if self.state.volume is None or self.state.volume.metadata.study_uid == comparison.prior_study["study_uid"]:
+            return
+        self.comparison = comparison
+        self._syncing = True  # the prior's own centring must not move the current crosshair
+        try:
+            self.prior_state.set_volume(comparison.prior_volume, None, [],
+                                        {"histogram": comparison.histogram, "heat_maxima": ()})
+            self.prior_state.set_window(*self.state.window)
+        finally:
+            self._syncing = False
+        self._show_prior_findings()
+        self._describe()
+        self.show_selected_match()
+        self.set_shown(True)
+        registration = comparison.registration
+        log.info("prior aligned: %s", registration.statement)
+        if registration.quality == "poor":  # said, not hidden: a box as well as the red header
+            self._fail(f"The prior is poorly aligned ({registration.statement}).")
+        else:
+            self._status(f"Prior shown beside the current scan (Shift+P toggles it); {registration.statement}")
+
+    def _describe(self) -> None:
+        comparison = self.comparison
+        if comparison is None:
+            return
+        study = comparison.prior_study
+        days = f"{comparison.days} days earlier" if comparison.days is not None else "date unknown"
+        title = (f"PRIOR ({days})" if not self.state.identifiers_visible else
+                 f"PRIOR {display_date(study['study_date'])} ({days}): {study['study_description'] or 'no description'}")
+        shown = f"{len(comparison.findings)} {comparison.findings_source}" if comparison.findings else \
+            comparison.findings_source
+        self.view.show_prior(title, comparison.registration.statement, comparison.registration.quality, shown)
+
+    def _show_prior_findings(self) -> None:
+        comparison = self.comparison
+        if comparison is None or not self.view.findings_check.isChecked():
+            self.prior_state.set_markers([])
+            return
+        self.prior_state.set_markers([(np.array(f.center_mm), f.diameter_mm / 2, f.number)
+                                      for f in comparison.findings])
+
+    def show_selected_match(self) -> None:
+        """The selected current finding's match in the prior (status, sizes, doubling time)."""
+        comparison = self.comparison
+        finding_id = self.findings_panel.current_id()
+        if comparison is None or finding_id is None:
+            self.view.show_match("")
+            return
+        session = self.review.session
+        states = session.findings() if session is not None else list(getattr(self.review, "_plain", []))
+        current = [s for s in states if getattr(s, "decision", "undecided") != "rejected"]
+        selected = next((s for s in states if getattr(s, "id", None) == finding_id), None)
+        if selected is None or selected not in current:
+            self.view.show_match("")
+            return
+        pairs = comparison.match(current, max(self.state.volume.spacing_mm))
+        pair = pair_of(pairs, selected.number)
+        self.view.show_match(f"Selected finding {describe_pair(pair)}" if pair is not None else "")
+
+    # -- showing ------------------------------------------------------------------------------
+    def toggle_prior(self) -> None:
+        """Shift+P: the prior beside the current axial on/off; without one yet, choose it."""
+        if self.comparison is None:
+            self.choose_prior()
+            return
+        self.set_shown(not self.shown)
+        self._status("Prior shown beside the current scan" if self.shown else "Prior hidden (Shift+P shows it)")
+
+    def set_shown(self, on: bool) -> None:
+        on = bool(on) and self.comparison is not None
+        window = self.parent()
+        if window is not None:
+            window.setUpdatesEnabled(False)  # no half-laid-out grid painted in between
+        try:
+            if on:
+                for name, view in self.views.items():
+                    view.setVisible(name == "axial")
+                self.viewing.set_active_view("axial")
+                self.view.show()
+            else:
+                self.view.hide()
+                single, active = self.viewing.single_layout, self.viewing.active_view
+                for name, view in self.views.items():
+                    view.setVisible(not single or name == active)
+        finally:
+            if window is not None:
+                window.setUpdatesEnabled(True)
+        changed = on != self.shown
+        self.shown = on
+        if on:
+            self._current_moved()
+            self._current_camera()
+        if changed:
+            self.shown_changed.emit(on)
+
+    def _forget(self) -> None:
+        """Another study opened (or None chosen): its comparison goes."""
+        if self.shown:
+            self.set_shown(False)
+        self.comparison = None
+        self.view.show_match("")
+
+    # -- linking ------------------------------------------------------------------------------
+    def _linked(self) -> bool:
+        return self.shown and self.comparison is not None and not self._syncing
+
+    def _current_moved(self) -> None:
+        if self._linked() and self.state.volume is not None:
+            self._syncing = True
+            try:
+                self.prior_state.set_crosshair(self.comparison.to_prior(self.state.crosshair))
+            finally:
+                self._syncing = False
+
+    def _prior_moved(self) -> None:
+        if self._linked():
+            self._syncing = True
+            try:
+                self.state.set_crosshair(self.comparison.to_current(self.prior_state.crosshair))
+            finally:
+                self._syncing = False
+
+    def _current_window(self) -> None:
+        if self.comparison is not None and not self._syncing:
+            self._syncing = True
+            try:
+                self.prior_state.set_window(*self.state.window)
+            finally:
+                self._syncing = False
+
+    def _prior_window(self) -> None:
+        if self.comparison is not None and not self._syncing:
+            self._syncing = True
+            try:
+                self.state.set_window(*self.prior_state.window)
+            finally:
+                self._syncing = False
+
+    def _current_camera(self) -> None:
+        """Zoom and pan of the current axial -> the prior's (its centre mapped to the same anatomy)."""
+        if self._linked() and self.prior_state.volume is not None:
+            self._follow(self.views["axial"], self.prior_slice_view, self.comparison.to_prior)
+
+    def _prior_camera(self) -> None:
+        if self._linked() and self.state.volume is not None:
+            self._follow(self.prior_slice_view, self.views["axial"], self.comparison.to_current)
+
+    def _follow(self, leader: SliceView, follower: SliceView, mapping) -> None:
+        if follower.frame is None:
+            return
+        self._syncing = True
+        try:
+            follower.half_height_mm = leader.half_height_mm
+            follower.centre = mapping(leader.centre)
+            follower.refresh()
+        finally:
+            self._syncing = False
+
+    def _sync_annotations(self) -> None:
+        """Patient text, presentation mode and crosshair lines: the prior view obeys the same switches."""
+        prior, state = self.prior_state, self.state
+        if (prior.show_patient_text, prior.presentation, prior.crosshair_visible) != \
+                (state.show_patient_text, state.presentation, state.crosshair_visible):
+            prior.show_patient_text, prior.crosshair_visible = state.show_patient_text, state.crosshair_visible
+            prior.set_presentation(state.presentation)
+            self._describe()
