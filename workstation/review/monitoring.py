@@ -2,7 +2,7 @@
 and subgroup (sex, age band, manufacturer, slice thickness, kernel), how its findings fare with
 the readers: accepted and rejected shares, rejection reasons, nodules readers had to add (missed),
 findings per scan, reading time. Drift alerts say when the latest month's acceptance moves beyond
-chance from the months before, or when the input mix (scanners, thicknesses) shifts, or when
+chance from the months before, or when the input mix (scanners, thicknesses, ages) shifts, or when
 inputs fall outside what the model was validated on.
 """
 
@@ -148,7 +148,7 @@ def drift_alerts(uses: list[StudyUse], valid_inputs: dict[str, dict] | None = No
                 alerts.append(f"{model}: readers accepted {a.accepted / n_a:.0%} of its findings in {latest}, "
                               f"against {b.accepted / n_b:.0%} before ({n_a} and {n_b} decisions): "
                               f"{'more' if z > 0 else 'fewer'} than chance explains; check the inputs and the model")
-        for name in ("manufacturer", "slice thickness"):
+        for name in ("manufacturer", "slice thickness", "age"):
             if not before:
                 break
             shares_now = Counter(SUBGROUPS[name](u.metadata) for u in now)
@@ -190,6 +190,14 @@ class DataScope:
         models = ", ".join(self.models)
         return (f"Computed on {self.studies} {'study' if self.studies == 1 else 'studies'} with AI runs {when}; "
                 f"model{'s' if len(self.models) > 1 else ''} {models}")
+
+    def short(self) -> str:
+        """The same in a figure's caption: '36 studies, runs 2026-09-01 to 2026-11-27, demo 0.7.0'."""
+        if not self.studies:
+            return "no studies"
+        when = self.first if self.first == self.last else f"{self.first} to {self.last}"
+        return (f"{self.studies} {'study' if self.studies == 1 else 'studies'}, runs {when}, "
+                f"{', '.join(self.models)}")
 
     def as_dict(self) -> dict:
         return {"studies": self.studies, "first_run": self.first, "last_run": self.last, "models": list(self.models)}
@@ -283,3 +291,13 @@ def export_monitoring(store, user, report: MonitoringReport, path: Path, fmt: st
         raise WorkstationError(f"Cannot write {path}: {exc.strerror or exc}; choose another folder") from exc
     return record_export(store, user.username, None, staging, path, kind=f"monitoring {fmt}",
                          by=report.by or "all", rows=len(report.rows), studies=len(report.uses))
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% interval of a share (Wilson score): honest at the small counts a month of one subgroup has."""
+    if n <= 0:
+        return 0.0, 1.0
+    share = successes / n
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
