@@ -25,6 +25,7 @@ class ActionSpec:
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open_folder", "Open folder...", "Ctrl+O", "File", "opening.open_folder_dialog", True, "Open"),
     ActionSpec("import_folder", "Import into library...", "Ctrl+I", "File", "opening.import_folder_dialog"),
+    ActionSpec("receive", "Receive from scanners...", "", "File", "receiving.show_receiving"),
     ActionSpec("open_demo", "Open demo case", "Ctrl+D", "File", "opening.open_demo", True, "Demo"),
     ActionSpec("cancel_job", "Back to the crosshair / cancel the running job", "Esc", "File", "cancel_job"),
     ActionSpec("lock", "Lock the screen now", "Ctrl+L", "File", "screen_lock.lock_now"),
@@ -33,6 +34,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("run_ai", "Run AI on this study", "Ctrl+R", "AI", "ai.run_ai", True, "Run AI"),
     ActionSpec("next_finding", "Next finding", "N", "AI", "review.next_finding"),
     ActionSpec("previous_finding", "Previous finding", "P", "AI", "review.previous_finding"),
+    ActionSpec("monitoring", "Model monitoring...", "", "AI", "monitoring.show_monitoring"),
     ActionSpec("accept", "Accept finding", "A", "Review", "review.accept_finding", True, "Accept"),
     ActionSpec("reject", "Reject finding...", "R", "Review", "review.reject_finding", True, "Reject"),
     ActionSpec("edit", "Edit finding...", "E", "Review", "review.edit_finding"),

@@ -15,8 +15,10 @@ from PySide6.QtWidgets import (
 from ui.actions import build_actions, shortcuts_dialog
 from ui.controllers.ai_run import AiRunController
 from ui.controllers.jobs import JobDispatch
+from ui.controllers.monitoring import MonitoringController
 from ui.controllers.prior_compare import PriorCompareController
 from ui.controllers.quiz import Quiz
+from ui.controllers.receiving import ReceivingController
 from ui.controllers.reports import ReportsController
 from ui.controllers.review import ReviewController
 from ui.controllers.screen_lock import ScreenLockController
@@ -147,6 +149,10 @@ class MainWindow(QMainWindow):
                                             self.findings_panel, self.views, self.grid, status, fail, self)
         lock_after_s = float(self.settings.value("lock_minutes", 10)) * 60
         self.screen_lock = ScreenLockController(self.store, self.review, lock_after_s, status, self)
+        self.monitoring = MonitoringController(self.home, self.settings, self.review, status, fail, self)
+        self.receiving = ReceivingController(self.home, self.settings, self.review, self.browser, status, fail,
+                                             self)
+        self.statusBar().addPermanentWidget(self.receiving.indicator)
 
     def _wire(self) -> None:
         for view in self.views.values():
@@ -177,6 +183,8 @@ class MainWindow(QMainWindow):
         self.opening.recorded_run_shown.connect(self.ai.show_recorded)
         self.review.signed.connect(self.reports.after_signing)
         self.screen_lock.lock_changed.connect(self._show_locked)
+        self.screen_lock.lock_changed.connect(self.monitoring.on_lock)
+        self.screen_lock.lock_changed.connect(self.receiving.on_lock)
 
     def _sync_overlay_controls(self) -> None:
         for widget, value in ((self.overlay_check, self.state.overlay_visible),
@@ -311,6 +319,8 @@ class MainWindow(QMainWindow):
         self.review.log_out()
         self.runner.cancel()
         self.runner.wait(5.0)
+        self.receiving.shutdown()  # stops listening; a batch still arriving is discarded whole
+        self.monitoring.shutdown()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
         self.settings.setValue("active_view", self.viewing.active_view)
