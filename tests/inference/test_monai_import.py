@@ -1,6 +1,7 @@
 """`workstation models import` of a MONAI bundle (#25 item 1): a bundle in MONAI's layout built
 here (BasicUNet, random weights) becomes a usable model; pickled code, unknown classes,
-expressions, detection networks and weights that do not fit are refused, nothing evaluated."""
+expressions, a detection network without its parts and weights that do not fit are refused,
+nothing evaluated (detection bundles proper: test_monai_detection.py)."""
 
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ class _Payload:
     ("pickled code", "holds more than plain tensors"),
     ("unknown class", "not on the allow-list"),
     ("expression", "is an expression"),
-    ("detector", "detection network"),
+    ("detector", "does not say what it builds"),
     ("wrong weights", "do not fit the network"),
     ("no spacing", "does not state its spacing"),
     ("argument", "Network arguments not allowed"),

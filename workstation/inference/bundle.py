@@ -27,7 +27,13 @@ ALLOWED_ARCHITECTURES: dict[str, set[str]] = {
                                       "blocks_down", "blocks_up", "upsample_mode"},
     "monai.networks.nets.Classifier": {"in_shape", "classes", "channels", "strides", "kernel_size", "num_res_units",
                                        "act", "norm", "dropout", "bias"},
+    # MONAI's RetinaNet detector (boxes, not a heatmap), built by workstation.inference.detection
+    # from a description of allow-listed parts, each checked there
+    "monai.apps.detection.networks.retinanet_detector.RetinaNetDetector": {
+        "backbone", "returned_layers", "network", "anchor_generator", "box_selector", "sliding_window",
+        "box_coder_weights", "orientation"},
 }
+DETECTOR_ARCHITECTURE = "monai.apps.detection.networks.retinanet_detector.RetinaNetDetector"
 REQUIRED_FIELDS = ("name", "version", "task", "modality", "intended_use", "limitations", "input", "architecture",
                    "weights", "output_activation", "default_threshold", "operating_points", "training_data",
                    "licence", "valid_inputs")
@@ -164,6 +170,11 @@ class ModelBundle:
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelBundleError(f"metadata.json has a malformed field: {exc}", path=str(folder)) from exc
 
+    @property
+    def detects_boxes(self) -> bool:
+        """A detector (boxes and scores, made into findings directly) rather than a heatmap network."""
+        return self.architecture == DETECTOR_ARCHITECTURE
+
     def as_user_installed(self, location: str) -> "ModelBundle":
         """This bundle marked as not shipped. The runner copies the notice into every Analysis,
         which the findings panel, the PDF report and the JSON all show: so wherever its findings
@@ -261,6 +272,10 @@ def build_network(architecture: str, arguments: dict[str, Any]):
 
     if architecture not in ALLOWED_ARCHITECTURES or set(arguments) - ALLOWED_ARCHITECTURES[architecture]:
         raise ModelBundleError(f"Architecture {architecture!r} or its arguments are not on the allow-list")
+    if architecture == DETECTOR_ARCHITECTURE:
+        from workstation.inference.detection import build_detector
+
+        return build_detector(arguments)
     module_name, class_name = architecture.rsplit(".", 1)
     try:
         return getattr(importlib.import_module(module_name), class_name)(**arguments)

@@ -10,8 +10,10 @@ of our model bundles (issue #25 item 1), without ever running the bundle's code:
 - spacing and HU window come from the preprocessing's Spacingd and ScaleIntensityRanged;
 - the card says it is imported and unvalidated here: no operating point is claimed.
 
-Only single-output segmentation networks fit our runner (a heatmap); detection bundles
-(RetinaNet boxes) are refused by name for now.
+Segmentation networks with one output channel become heatmaps; MONAI's RetinaNet detector (the
+layout of the `lung_nodule_ct_detection` bundle) is read by workstation.inference.detection,
+whose `$` backbone and detector calls are parsed as data, never run, and its boxes become
+findings.
 """
 
 from __future__ import annotations
@@ -26,14 +28,13 @@ from typing import Any
 from workstation.config import LIMITS
 from workstation.errors import ModelBundleError
 from workstation.files import sha256_file
-from workstation.inference.bundle import ALLOWED_ARCHITECTURES, ModelBundle
+from workstation.inference.bundle import ALLOWED_ARCHITECTURES, DETECTOR_ARCHITECTURE, ModelBundle
 
 MAX_CONFIG_BYTES = 4 * 1024**2
 MAX_WEIGHTS_BYTES = 2 * 1024**3
-DETECTORS = {"RetinaNet", "RetinaNetDetector", "monai.apps.detection.networks.retinanet_network.RetinaNet"}
 
 
-def _literal(value: Any, where: str) -> Any:
+def literal_value(value: Any, where: str) -> Any:
     """`value` if it holds only literals; refuses anything MONAI's config parser would evaluate."""
     if isinstance(value, str):
         if value.startswith(("$", "@", "%")):
@@ -41,12 +42,15 @@ def _literal(value: Any, where: str) -> Any:
                                    "are read, nothing is evaluated")
         return value
     if isinstance(value, list):
-        return [_literal(item, where) for item in value]
+        return [literal_value(item, where) for item in value]
     if isinstance(value, dict):
-        return {key: _literal(item, f"{where}.{key}") for key, item in value.items()}
+        return {key: literal_value(item, f"{where}.{key}") for key, item in value.items()}
     if value is None or isinstance(value, (bool, int, float)):
         return value
     raise ModelBundleError(f"The bundle's {where} holds a value of an unknown kind")
+
+
+_literal = literal_value
 
 
 def _json(path: Path, label: str) -> dict:
@@ -69,9 +73,10 @@ def _network(inference: dict) -> tuple[str, dict]:
     if not isinstance(definition, dict) or "_target_" not in definition:
         raise ModelBundleError("The bundle's inference.json has no network_def with a _target_ class")
     target = str(definition["_target_"])
-    if target in DETECTORS or target.rsplit(".", 1)[-1] in DETECTORS:
-        raise ModelBundleError(f"{target} is a detection network (boxes); only segmentation bundles (heatmaps) "
-                               "can be imported so far")
+    from workstation.inference.detection import is_detection_network, read_detector
+
+    if is_detection_network(target):
+        return read_detector(inference)
     class_name = target if target.startswith("monai.") else f"monai.networks.nets.{target}"
     if class_name not in ALLOWED_ARCHITECTURES:
         raise ModelBundleError(f"Network class {target!r} is not on the allow-list "
@@ -85,8 +90,9 @@ def _network(inference: dict) -> tuple[str, dict]:
     return class_name, arguments
 
 
-def _preprocessing(inference: dict) -> tuple[list[float], list[float], list[int]]:
-    """(spacing x,y,z, HU window, patch size) from the transforms and the inferer."""
+def _preprocessing(inference: dict, roi: list[int] | None = None) -> tuple[list[float], list[float], list[int]]:
+    """(spacing x,y,z, HU window, patch size) from the transforms and the inferer (a detector's
+    window size, `roi`, comes from its own sliding-window setting)."""
     transforms = (inference.get("preprocessing") or {}).get("transforms") or []
     spacing = window = None
     for transform in transforms if isinstance(transforms, list) else []:
@@ -97,7 +103,8 @@ def _preprocessing(inference: dict) -> tuple[list[float], list[float], list[int]
             spacing = _literal(transform.get("pixdim"), "Spacingd.pixdim")
         elif name in ("ScaleIntensityRanged", "ScaleIntensityRange"):
             window = [_literal(transform.get("a_min"), "a_min"), _literal(transform.get("a_max"), "a_max")]
-    roi = _literal((inference.get("inferer") or {}).get("roi_size"), "inferer.roi_size")
+    if roi is None:
+        roi = _literal((inference.get("inferer") or {}).get("roi_size"), "inferer.roi_size")
     if spacing is None or window is None or roi is None:
         raise ModelBundleError("The bundle's inference.json does not state its spacing (Spacingd), HU window "
                                "(ScaleIntensityRanged) and window size (inferer.roi_size) as literal values")
@@ -173,11 +180,15 @@ def import_monai_bundle(source: Path, models_home: Path, imported_by: str) -> Mo
         metadata = _json(root / "configs" / "metadata.json", "configs/metadata.json")
         inference = _json(root / "configs" / "inference.json", "configs/inference.json")
         class_name, arguments = _network(inference)
-        spacing, window, patch = _preprocessing(inference)
+        detects = class_name == DETECTOR_ARCHITECTURE
+        spacing, window, patch = _preprocessing(inference, arguments["sliding_window"]["roi_size"] if detects
+                                                else None)
         state = _state_dict(root / "models" / "model.pt")
         network = build_network(class_name, arguments)
         try:
-            network.load_state_dict(state, strict=True)
+            # a detector's checkpoint is its RetinaNet's (the bundle's CheckpointLoader loads @network)
+            receiving = network.network if detects and not all(k.startswith("network.") for k in state) else network
+            receiving.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             raise ModelBundleError(f"The weights do not fit the network the config names: "
                                    f"{str(exc).splitlines()[0][:160]}") from exc
@@ -192,14 +203,16 @@ def import_monai_bundle(source: Path, models_home: Path, imported_by: str) -> Mo
         original = sha256_file(root / "models" / "model.pt")
         meta = {
             "name": f"monai-{name}", "version": version,
-            "task": f"segmentation heatmap from the imported MONAI bundle {name}",
+            "task": (f"nodule detection (boxes with scores) from the imported MONAI bundle {name}" if detects else
+                     f"segmentation heatmap from the imported MONAI bundle {name}"),
             "modality": "CT", "intended_use": str(metadata.get("description") or "")[:2000] +
             " Imported MONAI bundle: not validated on this site's cases; measure it first (workstation evaluate).",
             "limitations": "Imported as published; this workstation has not measured it. " +
             str(metadata.get("intended_use") or "")[:1000],
             "notice": f"Imported MONAI bundle {name} {version}: not validated here.",
             "input": {"spacing_mm": spacing, "hu_window": window, "patch_size": patch,
-                      "preprocessing": "as the bundle's Spacingd and ScaleIntensityRanged (values read, code not run)"},
+                      "preprocessing": "as the bundle's Spacingd and ScaleIntensityRanged (values read, code not run)"
+                      + (f", laid out {arguments['orientation']} as its Orientationd states" if detects else "")},
             "architecture": {"class": class_name, "args": arguments},
             "weights": {"file": "weights.safetensors", "sha256": sha256_file(staging / "weights.safetensors")},
             "output_activation": "sigmoid", "default_threshold": 0.5, "operating_points": [],
@@ -217,6 +230,8 @@ def import_monai_bundle(source: Path, models_home: Path, imported_by: str) -> Mo
             f"Original models/model.pt sha256: {original}.\n\n"
             "**No figure on this card was measured here.** Run `workstation evaluate` on labelled cases of "
             "this site before relying on it.\n\n"
+            + ("The detector's box scores are listed as the findings' probabilities; findings are listed from "
+               "0.5, which is a default, not a measured operating point.\n\n" if detects else "") +
             f"Description from the bundle: {meta['intended_use']}\n\nLicence: {meta['licence']}\n", encoding="utf-8")
         ModelBundle.from_folder(staging)  # every check the registry makes, before it is installed
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -100,6 +100,25 @@ def _analyse(volume: Volume, bundle: ModelBundle, device: str, threshold: float 
     crop = lung_crop(volume)
     clock.lap("preparing")
     notes: list[str] = []
+    if bundle.detects_boxes:  # boxes and scores: findings straight from the detector, heat drawn from its boxes
+        findings, heat, device = yield from _detections(volume, crop, bundle, network, device, threshold, cancel,
+                                                        notes)
+        clock.lap("network")
+    else:
+        findings, heat, device = yield from _heatmap_findings(volume, crop, bundle, network, classifier, device,
+                                                              threshold, cancel, notes, clock)
+    heatmap = np.zeros(volume.shape, dtype=np.float32)
+    heatmap[crop.box] = heat
+    yield Progress(100, 100, f"{len(findings)} finding(s)")
+    stage = bundle.fp_reduction
+    return Analysis(bundle.name, bundle.version, bundle.weights_sha256, describe_device(device), threshold,
+                    time.perf_counter() - started, heatmap, findings, scope_warnings(volume, bundle, crop.lung_ml),
+                    bundle.notice, notes, stage.weights_sha256 if stage else "", clock.seconds)
+
+
+def _heatmap_findings(volume: Volume, crop: LungCrop, bundle: ModelBundle, network, classifier, device: str,
+                      threshold: float, cancel: CancelToken, notes: list[str], clock: "StageClock") -> Job:
+    """(findings, heat over the crop, device) of a heatmap network: its passes, merged."""
     passes = _passes(bundle)
     heat = np.zeros(crop.shape, dtype=np.float32)  # the passes' maximum, over the lung crop
     found: list[list[Finding]] = []
@@ -123,13 +142,25 @@ def _analyse(volume: Volume, bundle: ModelBundle, device: str, threshold: float 
     if away:  # nor is their heat shown: red outside the body with no finding beside it misleads
         heat *= ~(_around(away, volume, crop) & ~_around(findings, volume, crop))
     clock.lap("findings")
-    heatmap = np.zeros(volume.shape, dtype=np.float32)
-    heatmap[crop.box] = heat
-    yield Progress(100, 100, f"{len(findings)} finding(s)")
-    stage = bundle.fp_reduction
-    return Analysis(bundle.name, bundle.version, bundle.weights_sha256, describe_device(device), threshold,
-                    time.perf_counter() - started, heatmap, findings, scope_warnings(volume, bundle, crop.lung_ml),
-                    bundle.notice, notes, stage.weights_sha256 if stage else "", clock.seconds)
+    return findings, heat, device
+
+
+def _detections(volume: Volume, crop: LungCrop, bundle: ModelBundle, network, device: str, threshold: float,
+                cancel: CancelToken, notes: list[str]) -> Job:
+    """(findings, heat over the crop, device) of a detector; on running out of GPU memory, the CPU."""
+    import torch
+
+    from workstation.inference.detection import run_detector
+
+    try:
+        return (yield from run_detector(volume, crop, bundle, network, device, threshold, cancel))
+    except torch.OutOfMemoryError:
+        if device != "cuda":
+            raise
+    gc.collect()
+    torch.cuda.empty_cache()
+    notes.append("Ran on the CPU after the GPU ran out of memory")
+    return (yield from run_detector(volume, crop, bundle, network, "cpu", threshold, cancel))
 
 
 class StageClock:
