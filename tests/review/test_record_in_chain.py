@@ -120,7 +120,7 @@ def test_a_database_from_before_is_sealed_as_found(tmp_path: Path) -> None:
 
 def test_every_clinical_table_is_tracked() -> None:
     store_tables = {"users", "analyses", "findings", "decisions", "reading_sessions", "teaching_cases",
-                    "quiz_attempts"}
+                    "quiz_attempts", "comparisons"}
     assert set(TRACKED) == store_tables
 
 

@@ -1,15 +1,16 @@
 """`workstation priors STUDY` and `workstation compare CURRENT PRIOR`: the patient's earlier
-studies, and each nodule matched across time with its growth and doubling time (issue #24)."""
+studies, and each nodule matched across time with its growth and doubling time (issue #24).
+`--record` keeps the comparison with the current read (its report's Comparison section);
+`--pair`, `--unpair` and `--status` are the reader's corrections, recorded and audited too."""
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 from pathlib import Path
 
-from workstation.cli.common import (acting_user, analysed_series, load_library_series, record_read, review_store,
-                                    run_with_progress)
+from workstation.cli.common import (acting_user, analysed_series, load_library_series, password, record_read,
+                                    review_store, run_with_progress)
 from workstation.config import data_home
 from workstation.errors import WorkstationError
 
@@ -25,6 +26,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("current", help="the current study (from 'workstation list')")
     compare.add_argument("prior", nargs="?", help="the prior study (default: the most recent earlier one)")
     compare.add_argument("--json", type=Path, dest="json_out", metavar="OUT")
+    compare.add_argument("--record", action="store_true",
+                         help="record the comparison for the current read (its report gets a Comparison section)")
+    compare.add_argument("--pair", action="append", metavar="CURRENT=PRIOR",
+                         help="the reader pairs current finding CURRENT with the prior's finding PRIOR (with --record)")
+    compare.add_argument("--unpair", action="append", metavar="CURRENT",
+                         help="current finding CURRENT is not the same nodule as any prior one (with --record)")
+    compare.add_argument("--status", action="append", metavar="CURRENT=STATUS",
+                         help="the reader calls a pair stable, growing or shrinking (with --record)")
+    compare.add_argument("--reason", help="why, when the read is already signed (the record is then an addendum)")
     compare.add_argument("--as", dest="actor", help=AS_HELP)
     compare.set_defaults(run=cmd_compare)
 
@@ -50,30 +60,44 @@ def cmd_priors(args: argparse.Namespace) -> int:
     return 0
 
 
-def _date(text: str) -> dt.date | None:
-    try:
-        return dt.datetime.strptime(text or "", "%Y%m%d").date()
-    except ValueError:
-        return None
+def _edits(args: argparse.Namespace) -> list:
+    """--pair C=P, --unpair C and --status C=S as the reader's edits (finding numbers)."""
+    from workstation.review.comparison import ReaderEdit
 
+    def numbers(text: str, what: str) -> tuple[int, str]:
+        left, _, right = text.partition("=")
+        if not left.strip().isdigit() or (what != "unpair" and not right.strip()):
+            raise WorkstationError(f"--{what} {text!r}: write " + {"pair": "CURRENT=PRIOR, e.g. 3=2",
+                                                                    "unpair": "the current finding's number, e.g. 3",
+                                                                    "status": "CURRENT=STATUS, e.g. 3=stable"}[what])
+        return int(left), right.strip()
 
-def _readable(store, study_uid: str, *, prior: bool) -> list:
-    """The findings that count: a prior's accepted ones (its AI findings when it was never read),
-    the current study's accepted and undecided ones."""
-    from workstation.review.session import ReviewSession
-
-    states = [s for s in ReviewSession.findings_of(store, study_uid) if s.decision != "rejected"]
-    accepted = [s for s in states if s.decision == "accepted"]
-    return accepted if prior and accepted else states
+    edits = []
+    for text in args.pair or ():
+        current, prior = numbers(text, "pair")
+        if not prior.isdigit():
+            raise WorkstationError(f"--pair {text!r}: the prior's finding number must be a number, e.g. 3=2")
+        edits.append(ReaderEdit("pair", current, int(prior)))
+    edits += [ReaderEdit("unpair", numbers(text, "unpair")[0]) for text in args.unpair or ()]
+    for text in args.status or ():
+        current, status = numbers(text, "status")
+        edits.append(ReaderEdit("status", current, status=status))
+    return edits
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from workstation.imaging.registration import register_job
     from workstation.library import StudyLibrary
-    from workstation.review.comparison import match_nodules, priors_of
+    from workstation.reporting.lungrads_comparison import EDITION, suggest_with_comparison
+    from workstation.review.comparison_record import (compare_job, current_nodules, record_comparison,
+                                                      recorded_comparison)
+    from workstation.review.comparison import priors_of
 
+    edits = _edits(args)
+    if (edits or args.reason) and not args.record:
+        raise WorkstationError("A reader's correction of the matching is recorded: add --record --as USER")
     store = review_store()
-    who = acting_user(store, args.actor, "view").username
+    session = _reading_session(store, args) if args.record else None
+    who = session.user.username if session else acting_user(store, args.actor, "view").username
     library = StudyLibrary(data_home())
     current = library.find_study(args.current)
     earlier, warnings = priors_of(library, current)
@@ -85,42 +109,78 @@ def cmd_compare(args: argparse.Namespace) -> int:
         prior = earlier[0]
     else:
         raise WorkstationError("No earlier study of this patient in the library; import it or name it")
-    first, second = _date(prior["study_date"]), _date(current["study_date"])
-    if first is None or second is None or second <= first:
-        raise WorkstationError("The prior must have an earlier study date than the current study")
-    days = (second - first).days
-    current_volume = load_library_series(*analysed_series(store, current["key"]))
-    prior_volume = load_library_series(*analysed_series(store, prior["key"]))
-    registration = run_with_progress(register_job(current_volume, prior_volume))
-    pairs = match_nodules(_readable(store, current["study_uid"], prior=False),
-                          _readable(store, prior["study_uid"], prior=True), registration.prior_to_current, days,
-                          current_voxel_mm=max(current_volume.spacing_mm), prior_voxel_mm=max(prior_volume.spacing_mm))
-    from workstation.reporting.lungrads_comparison import EDITION, suggest_with_comparison
-
-    suggestion = suggest_with_comparison(pairs, days)
-    record_read(store, who, "study_viewed", study_uid=current["study_uid"], compared_with=prior["study_uid"])
-    print(f"Compared with the prior of {prior['study_date']} ({days} days earlier); {registration.statement}.")
+    recorded = recorded_comparison(store, current["study_uid"])
+    if recorded is not None and recorded.prior.study_uid != prior["study_uid"]:
+        recorded = None  # another prior: nothing to carry over
+    if recorded is not None and edits:
+        # a correction of the recorded matching: its registration stands, no second alignment
+        comparison = recorded.with_edits(edits)
+        print("The recorded alignment is reused for the corrected matching.")
+    else:
+        current_volume = load_library_series(*analysed_series(store, current["key"]))
+        prior_volume = load_library_series(*analysed_series(store, prior["key"]))
+        comparison = run_with_progress(compare_job(store, current_volume, prior_volume,
+                                                   recorded.edits if recorded else ()))
+        comparison = comparison.with_edits(edits)
+    pairs, not_applied = comparison.matched(current_nodules(store, current["study_uid"]))
+    suggestion = suggest_with_comparison(pairs, comparison.days)
+    if session is not None:
+        comparison = record_comparison(session, comparison, reason=args.reason or "")
+    else:
+        record_read(store, who, "study_viewed", study_uid=current["study_uid"], compared_with=prior["study_uid"])
+    registration = comparison.registration
+    print(f"Compared with the prior of {prior['study_date']} ({comparison.days} days earlier); "
+          f"{registration.statement}.")
+    print(f"Matched against {comparison.prior_source_text}.")
     print(f"Lung-RADS suggestion with comparison: {suggestion.category} ({suggestion.rule}; {EDITION}).")
-    for warning in warnings:
+    for warning in [*warnings, *not_applied]:
         print(f"warning: {warning}")
     for pair in pairs:
-        now, then = pair.current, pair.prior
-        name = f"#{now.number}" if now else f"prior #{then.number}"
-        sizes = " -> ".join(f"{f.diameter_mm:.1f} mm" for f in (then, now) if f is not None)
-        growth = ""
-        if pair.volume_change is not None:
-            growth = f", volume x{pair.volume_change:.2f}"
-        if pair.doubling_days is not None:
-            fast, slow = pair.doubling_range_days
-            slow_text = "not told from stable" if slow == float("inf") else f"{slow:.0f}"
-            growth += f", doubling time {pair.doubling_days:.0f} days ({fast:.0f} to {slow_text})"
-        print(f"  {name:<10} {pair.status:<9} {sizes}{growth}")
+        print("  " + _pair_line(pair))
+    if comparison.id is not None:
+        kind = " as an addendum to the signed read" if comparison.after_signing else ""
+        print(f"Recorded for the read{kind} by {who} (comparison {comparison.id}); the report's Comparison section "
+              "shows it.")
     if args.json_out:
         args.json_out.write_text(json.dumps({
-            "current": current["study_uid"], "prior": prior["study_uid"], "days": days,
+            "current": current["study_uid"], "prior": prior["study_uid"], "days": comparison.days,
             "registration": {"prior_to_current": registration.prior_to_current.round(6).tolist(),
                              "lung_overlap": registration.lung_overlap, "quality": registration.quality,
                              "statement": registration.statement},
-            "warnings": warnings, "nodules": [pair.as_dict() for pair in pairs],
+            "prior_findings": comparison.prior_source, "edits": [e.to_dict() for e in comparison.edits],
+            "recorded": comparison.id, "warnings": [*warnings, *not_applied],
+            "nodules": [pair.as_dict() for pair in pairs],
             "lung_rads": {**suggestion.to_dict(), "edition": EDITION}}, indent=1), encoding="utf-8")
     return 0
+
+
+def _pair_line(pair) -> str:
+    now, then = pair.current, pair.prior
+    name = f"#{now.number}" if now else f"prior #{then.number}"
+    partner = f" (prior #{then.number})" if now and then else ""
+    sizes = " -> ".join(f"{f.diameter_mm:.1f} mm" for f in (then, now) if f is not None)
+    growth = ""
+    if pair.volume_change is not None:
+        growth = f", volume x{pair.volume_change:.2f}"
+    if pair.doubling_days is not None:
+        fast, slow = pair.doubling_range_days
+        slow_text = "not told from stable" if slow == float("inf") else f"{slow:.0f}"
+        growth += f", doubling time {pair.doubling_days:.0f} days ({fast:.0f} to {slow_text})"
+    by_reader = "  (set by the reader)" if pair.by_reader else ""
+    return f"{name:<10} {pair.status:<9} {sizes}{growth}{partner}{by_reader}"
+
+
+def _reading_session(store, args: argparse.Namespace):
+    """The reader's session on the current study (recording needs an account, as 'review' does)."""
+    from workstation.library import StudyLibrary
+    from workstation.review.session import ReviewSession
+    from workstation.review.users import has_users, login
+
+    if not has_users(store):
+        raise WorkstationError("Recording a comparison needs an account: create one with 'workstation users add "
+                               "NAME --role radiologist'")
+    if not args.actor:
+        raise WorkstationError("Say who records the comparison: --as USER")
+    user = login(store, args.actor, password(f"Password for {args.actor}: "))
+    study = StudyLibrary(data_home()).find_study(args.current)
+    return ReviewSession(store, user, study["study_uid"])

@@ -47,13 +47,17 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from workstation.reporting.study import study_report_job
+    from workstation.reporting.study import report_prior_series, study_report_job
 
     store = review_store()
     who = exporter(store, args.actor)
-    volume = _analysed_volume(store, args.study)
+    library, series = analysed_series(store, args.study)
+    volume = load_library_series(library, series)
+    prior = report_prior_series(store, library, volume.metadata.study_uid)  # for key images of both time points
+    prior_volume = load_library_series(library, prior) if prior else None
     result = run_with_progress(study_report_job(store, volume, args.out, generated_by=who,
-                                                 institution=read_settings(data_home()).get("institution", "")))
+                                                 institution=read_settings(data_home()).get("institution", ""),
+                                                 prior_volume=prior_volume))
     log.info("report: study %s, series %s, %s", opaque_key(volume.metadata.study_uid),
              opaque_key(volume.metadata.series_uid), "draft" if result.content.draft else "signed")
     print_report_outcome(result)
@@ -101,7 +105,3 @@ def cmd_settings(args: argparse.Namespace) -> int:
         print(f"{name} = {values.get(name, '(not set)')}    # {meaning}")
     return 0
 
-
-def _analysed_volume(store, reference: str):
-    """The library series the AI ran on (the newest run), else the study's largest series."""
-    return load_library_series(*analysed_series(store, reference))

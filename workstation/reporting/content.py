@@ -21,8 +21,10 @@ from workstation.errors import WorkstationError
 from workstation.imaging.volume import SeriesMetadata, Volume
 from workstation.inference.preprocess import lung_crop
 from workstation.inference.registry import list_models
-from workstation.reporting.lungrads import LungRadsSuggestion, NoduleInput, suggest_category
+from workstation.reporting.lungrads import EDITION, LungRadsSuggestion, NoduleInput, suggest_category
+from workstation.reporting.comparison_section import ComparisonReport, comparison_report, display_date
 from workstation.review import audit
+from workstation.review.comparison_record import comparisons_after_signing
 from workstation.review.session import FindingState, ReviewSession
 from workstation.review.store import ReviewStore
 
@@ -97,6 +99,7 @@ class ReportContent:
     audit_head: tuple[int, str] = (0, audit.GENESIS)
     addenda: tuple[Addendum, ...] = ()
     unreviewed_reason: str = ""  # why the signer left AI candidates undecided
+    comparison: ComparisonReport | None = None  # when a prior was chosen for the read
     generated_by: str = ""
     generated_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
@@ -107,6 +110,15 @@ class ReportContent:
     @property
     def lung_rads(self) -> str:
         return (self.lung_rads_override or {}).get("category") or self.suggestion.category
+
+    @property
+    def lung_rads_edition(self) -> str:
+        """Which rules the suggestion follows: baseline (no prior study for comparison) or with the prior."""
+        if self.comparison is None:
+            return EDITION
+        from workstation.reporting.lungrads_comparison import EDITION as WITH_PRIOR
+
+        return WITH_PRIOR
 
 
 def content_from_store(store: ReviewStore, study_uid: str, volume: Volume, *, institution: str = "",
@@ -135,14 +147,20 @@ def content_from_store(store: ReviewStore, study_uid: str, volume: Volume, *, in
     undecided = [report_finding(s) for s in states if s.decision == "undecided"]
     rejected = [report_finding(s) for s in states if s.decision == "rejected"]
     numbers = {s.id: s.number for s in states}
+    # the prior chosen for the read, matched with the accepted findings only; a signed read keeps the
+    # comparison it was signed with (one recorded later is an addendum)
+    comparison = comparison_report(store, study_uid, accepted, as_signed=signed)
+    addenda = _addenda(connection, study_uid, numbers, locate) + _comparison_addenda(store, study_uid) \
+        if signed else ()
     return ReportContent(
         institution=institution, metadata=volume.metadata, model_runs=tuple(runs), findings=tuple(accepted),
-        proposals=tuple(undecided), rejected=tuple(rejected), suggestion=_suggest(accepted),
+        proposals=tuple(undecided), rejected=tuple(rejected),
+        suggestion=comparison.suggestion if comparison else _suggest(accepted), comparison=comparison,
         impression=(reading[2] or "") if reading else "",
         lung_rads_override=json.loads(reading[5]) if reading and reading[5] else None,
         reading_seconds=float(reading[4]) if reading else None, signer=reading[0] if signed else None,
         signed_at=reading[3] if signed else None, audit_head=audit.head(connection),
-        addenda=_addenda(connection, study_uid, numbers, locate) if signed else (),
+        addenda=tuple(sorted(addenda, key=lambda a: a.at)),
         unreviewed_reason=_unreviewed_reason(connection, study_uid) if signed else "", generated_by=generated_by)
 
 
@@ -168,6 +186,13 @@ def _addenda(connection: sqlite3.Connection, study_uid: str, numbers: dict[int, 
         detail = f" ({reason})" if reason else f" ({new_values})" if action in ("edit", "add") and new_values else ""
         addenda.append(Addendum(user, at, why or "", f"{_ADDENDUM_VERBS[action]} {which}{detail}"))
     return tuple(addenda)
+
+
+def _comparison_addenda(store: ReviewStore, study_uid: str) -> tuple[Addendum, ...]:
+        return tuple(Addendum(c.recorded_by, c.recorded_at, c.addendum_reason,
+                          f"recorded a comparison with the prior of {display_date(c.prior.date)} (alignment "
+                          f"{c.registration.quality}); not part of the signed read, whose Comparison section "
+                          "is as signed") for c in comparisons_after_signing(store, study_uid))
 
 
 def content_from_analysis(analysis: Any, volume: Volume, *, institution: str = "", generated_by: str = "",

@@ -50,6 +50,19 @@ def finding_key_images(volume: Volume, heatmap: np.ndarray | None, centre_mm, di
     ]
 
 
+def axial_images(volume: Volume, centre_mm, diameter_mm: float, label: str, when: str, size_px: int = 360
+                 ) -> list[KeyImage]:
+    """The whole axial slice and a 60 mm close-up through a point, no heatmap: one time point of a
+    nodule compared across scans (the same field and scale at both, so sizes compare by eye)."""
+    i, j, k = (int(v) for v in np.rint(volume.patient_to_voxel(centre_mm)))
+    k = int(np.clip(k, 0, volume.shape[0] - 1))
+    axial = _Plane.axial(volume, None, k)
+    return [KeyImage(f"{when}: axial, slice {k + 1} of {volume.shape[0]}",
+                     axial.render((i, j), diameter_mm, label, 1.0, size_px, bar_mm=50)),
+            KeyImage(f"{when}: close-up, 60 mm field",
+                     axial.render((i, j), diameter_mm, label, 1.0, size_px, bar_mm=10, field_mm=60.0))]
+
+
 @dataclass
 class _Plane:
     hu: np.ndarray  # (rows, columns)

@@ -25,10 +25,10 @@ from reportlab.platypus import (
 from workstation.files import write_atomically
 from workstation.imaging.volume import Volume
 from workstation.jobs import CancelToken, Job, Progress
+from workstation.reporting.comparison_section import comparison_key_images, comparison_story
 from workstation.reporting.content import ReportContent, ReportError, ReportFinding
 from workstation.reporting.fonts import FontSet, markup, report_fonts
 from workstation.reporting.key_images import KeyImage, finding_key_images
-from workstation.reporting.lungrads import EDITION
 from workstation.review.anchors import report_anchor_keywords
 
 PAGE = A4
@@ -39,8 +39,9 @@ DRAFT_MARK = "DRAFT — not reviewed"
 
 
 def export_report_job(content: ReportContent, volume: Volume, heatmaps: Mapping[int | None, np.ndarray],
-                      path: Path, cancel: CancelToken | None = None) -> Job[Path]:
-    """Key images, then the PDF; yields Progress and returns the written path."""
+                      path: Path, cancel: CancelToken | None = None, prior_volume: Volume | None = None) -> Job[Path]:
+    """Key images, then the PDF; yields Progress and returns the written path. `prior_volume`: the
+    compared prior's images, for the key images of both time points (left out when None)."""
     cancel = cancel or CancelToken()
     path = Path(path)
     shown = list(content.findings) + (list(content.proposals) if content.draft else [])
@@ -56,17 +57,20 @@ def export_report_job(content: ReportContent, volume: Volume, heatmaps: Mapping[
         images[_key(finding)] = finding_key_images(volume, heatmap, finding.center_mm, finding.diameter_mm,
                                                    _label(finding), threshold)
     cancel.check()
+    if content.comparison is not None:
+        yield Progress(len(shown), len(shown) + 1, "Key images of the prior")
+        images.update(comparison_key_images(content.comparison, volume, prior_volume))
     yield Progress(len(shown), len(shown) + 1, "Writing the PDF")
-    write_report_pdf(content, images, path)
+    write_report_pdf(content, images, path, prior_images=prior_volume is not None)
     return path
 
 
 def write_report_pdf(content: ReportContent, images: Mapping[tuple[str, int], list[KeyImage]], path: Path,
-                     fonts: FontSet | None = None) -> Path:
+                     fonts: FontSet | None = None, prior_images: bool = True) -> Path:
     """Build the whole PDF in memory, then write it atomically next to its final name."""
     fonts = fonts or report_fonts()
     buffer = io.BytesIO()
-    story = _Story(content, images, fonts).build()
+    story = _Story(content, images, fonts, prior_images).build()
     page = _PageDecor(content, fonts)
     document = SimpleDocTemplate(buffer, pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN,
                                  topMargin=MARGIN + HEADER_HEIGHT, bottomMargin=MARGIN + FOOTER_HEIGHT,
@@ -114,8 +118,8 @@ class _Story:
     """The flowables of the report, section by section."""
 
     def __init__(self, content: ReportContent, images: Mapping[tuple[str, int], list[KeyImage]],
-                 fonts: FontSet) -> None:
-        self.content, self.images, self.fonts = content, images, fonts
+                 fonts: FontSet, prior_images: bool = True) -> None:
+        self.content, self.images, self.fonts, self.prior_images = content, images, fonts, prior_images
         self.styles = _styles(fonts)
 
     def p(self, text: object, style: str = "body", bold: bool = False) -> Paragraph:
@@ -129,6 +133,7 @@ class _Story:
         story = [self.p("CT chest — lung nodule review", "h1"),
                  self.p(status, "warning" if c.draft else "body", bold=True)]
         story += self.study_section() + self.ai_section() + self.findings_section()
+        story += comparison_story(self, c.comparison, self.images, prior_images_missing=not self.prior_images)
         if c.draft and c.proposals:
             story += self.proposals_section()
         elif c.proposals:
@@ -257,7 +262,8 @@ class _Story:
         out = [self.p("Impression", "h2")]
         out += [self.p(part) for part in (c.impression or "(none entered)").split("\n\n")]
         out.append(self.p("Lung-RADS", "h2"))
-        suggestion = f"Suggested category {c.suggestion.category} — rule applied: {c.suggestion.rule}. {EDITION}."
+        suggestion = (f"Suggested category {c.suggestion.category} — rule applied: {c.suggestion.rule}. "
+                      f"{c.lung_rads_edition}.")
         if c.lung_rads_override:
             reason = c.lung_rads_override.get("reason") or "no reason given"
             out.append(self.p(f"Reader's category: {c.lung_rads_override['category']} ({reason}).", bold=True))

@@ -37,16 +37,20 @@ class ExportedReport:
 
 
 def study_report_job(store: ReviewStore, volume: Volume, path: Path, *, generated_by: str, institution: str = "",
-                     record: bool = True, cancel: CancelToken | None = None) -> Job[ExportedReport]:
+                     record: bool = True, cancel: CancelToken | None = None,
+                     prior_volume: Volume | None = None) -> Job[ExportedReport]:
     """The study's read from the store as a PDF: final when signed, else a watermarked draft.
-    `record=False` makes a preview; `publish_report` then audits the copy that is kept."""
+    `record=False` makes a preview; `publish_report` then audits the copy that is kept.
+    `prior_volume`: the images of the prior the read was compared with (see `report_prior_series`),
+    for the key images of both time points."""
     content = content_from_store(store, volume.metadata.study_uid, volume, institution=institution,
                                  generated_by=generated_by)
     heatmaps = stored_heatmaps(store, content)
     if not record:
-        return ExportedReport((yield from export_report_job(content, volume, heatmaps, path, cancel)), content, "")
+        return ExportedReport((yield from export_report_job(content, volume, heatmaps, path, cancel, prior_volume)),
+                              content, "")
     staging = staging_path(path)
-    yield from export_report_job(content, volume, heatmaps, staging, cancel)
+    yield from export_report_job(content, volume, heatmaps, staging, cancel, prior_volume)
     return publish_report(store, generated_by, content, staging, path)
 
 
@@ -58,6 +62,23 @@ def draft_report_job(store: ReviewStore, analysis: Any, volume: Volume, path: Pa
     staging = staging_path(path)
     yield from export_report_job(content, volume, {None: analysis.heatmap}, staging, cancel)
     return publish_report(store, generated_by, content, staging, path)
+
+
+def report_prior_series(store: ReviewStore, library, study_uid: str) -> dict | None:
+    """The library series of the prior the study's report compares with (the one registered), or
+    None: no comparison recorded, or the prior is no longer in the library."""
+    from workstation.review.comparison_record import recorded_comparison
+    from workstation.review.session import study_signed
+
+    comparison = recorded_comparison(store, study_uid, as_signed=study_signed(store.connection, study_uid))
+    if comparison is None:
+        return None
+    study = next((s for s in library.studies() if s["study_uid"] == comparison.prior.study_uid), None)
+    if study is None:
+        return None
+    series = library.series(study["key"])
+    return next((s for s in series if s["series_uid"] == comparison.prior.series_uid), None) or \
+        max(series, key=lambda row: row["slices"], default=None)
 
 
 def export_decisions(store: ReviewStore, study_uid: str, path: Path, fmt: str, *, exported_by: str) -> Path:

@@ -29,7 +29,7 @@ ACTIONS = ("study_opened", "analysis_run", "finding_accepted", "finding_rejected
            "decision_undone", "signed", "addendum", "exported", "login", "logout", "failed_login", "lock", "unlock",
            "user_added", "user_disabled", "password_changed", "deidentified", "pack_imported", "quiz_submitted",
            "imported", "password_confirmed", "record_sealed", "library_listed", "study_viewed", "settings_changed",
-           "audit_exported", "backed_up", "model_imported")
+           "audit_exported", "backed_up", "model_imported", "comparison_recorded")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (

@@ -11,10 +11,12 @@ measurement error, taken from a diameter error of half a voxel (at least 0.5 mm)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
+
+from workstation.errors import WorkstationError
 
 GROWTH_MM = 1.5
 MATCH_MM = 10.0  # a prior nodule this far (after alignment) or farther is not the same nodule
@@ -38,6 +40,7 @@ class NodulePair:
     volume_change: float | None = None  # ratio current / prior
     doubling_days: float | None = None
     doubling_range_days: tuple[float, float] | None = None  # (fastest, slowest); inf: not told from stable
+    by_reader: bool = False  # the pairing or status was set by the reader, not by the matching
 
     def as_dict(self) -> dict:
         def side(finding: Measured | None) -> dict | None:
@@ -51,7 +54,7 @@ class NodulePair:
                 "distance_mm": _rounded(self.distance_mm), "diameter_change_mm": _rounded(self.diameter_change_mm),
                 "volume_change": _rounded(self.volume_change, 3), "doubling_days": _rounded(self.doubling_days, 0),
                 "doubling_range_days": [None if math.isinf(v) else round(v) for v in self.doubling_range_days]
-                if self.doubling_range_days else None}
+                if self.doubling_range_days else None, "set_by_reader": self.by_reader}
 
 
 def _rounded(value: float | None, digits: int = 2) -> float | None:
@@ -62,6 +65,11 @@ def volume_of(finding: Measured) -> float:
     if finding.volume_mm3:
         return float(finding.volume_mm3)
     return math.pi / 6 * finding.diameter_mm ** 3
+
+
+def mean_diameter(finding: Measured) -> float:
+    """The diameter of a sphere of the finding's volume (its long axis when there is no volume)."""
+    return (6 * volume_of(finding) / math.pi) ** (1 / 3)
 
 
 def doubling_time(prior_mm3: float, current_mm3: float, days: float, prior_error: float = 0.0,
@@ -106,8 +114,7 @@ def match_nodules(current: list[Measured], prior: list[Measured], prior_to_curre
                                prior_voxel_mm))
     pairs += [NodulePair("new", c, None) for i, c in enumerate(current) if i not in used_current]
     pairs += [NodulePair("resolved", None, p) for i, p in enumerate(prior) if i not in used_prior]
-    order = {"growing": 0, "new": 1, "stable": 2, "shrinking": 3, "resolved": 4}
-    return sorted(pairs, key=lambda p: (order[p.status], (p.current or p.prior).number))
+    return _ordered(pairs)
 
 
 def _pair(current: Measured, prior: Measured, distance: float, days: float, current_voxel_mm: float,
@@ -134,3 +141,103 @@ def priors_of(library, study: dict) -> tuple[list[dict], list[str]]:
                 warnings.append(f"The prior of {other['study_date'] or 'unknown date'} has the same Patient ID but "
                                 f"another {label}: check it is the same patient")
     return sorted(earlier, key=lambda s: s["study_date"] or "", reverse=True), warnings
+
+
+EDIT_KINDS = ("pair", "unpair", "status")
+EDITABLE_STATUSES = ("stable", "growing", "shrinking")
+
+
+@dataclass(frozen=True)
+class ReaderEdit:
+    """A reader's correction of the matching, by finding numbers: pair current N with prior M,
+    unpair current N (new, and its prior partner resolved), or set a pair's status."""
+
+    kind: str
+    current: int
+    prior: int | None = None
+    status: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in EDIT_KINDS:
+            raise WorkstationError(f"A matching edit is one of {', '.join(EDIT_KINDS)}, not {self.kind!r}")
+        if self.kind == "pair" and self.prior is None:
+            raise WorkstationError("Pairing needs the prior's finding number: CURRENT=PRIOR, e.g. 3=2")
+        if self.kind == "status" and self.status not in EDITABLE_STATUSES:
+            raise WorkstationError(f"A pair's status is one of {', '.join(EDITABLE_STATUSES)}, not {self.status!r}")
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "current": self.current, "prior": self.prior, "status": self.status}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ReaderEdit":
+        return cls(values["kind"], int(values["current"]), values.get("prior"), values.get("status"))
+
+    def describe(self) -> str:
+        if self.kind == "pair":
+            return f"finding {self.current} paired with prior finding {self.prior}"
+        if self.kind == "unpair":
+            return f"finding {self.current} not the same nodule as any prior finding"
+        return f"finding {self.current} called {self.status}"
+
+
+def merged_edits(earlier: tuple[ReaderEdit, ...], later: tuple[ReaderEdit, ...]) -> tuple[ReaderEdit, ...]:
+    """`later` replaces an earlier edit of the same current finding (a pairing and a status are
+    kept apart, so calling a re-paired nodule stable keeps the pairing)."""
+    def slot(edit: ReaderEdit) -> tuple[int, str]:
+        return edit.current, "status" if edit.kind == "status" else "pairing"
+
+    kept = {slot(e): e for e in earlier}
+    for edit in later:
+        kept.pop(slot(edit), None)
+        kept[slot(edit)] = edit
+    return tuple(kept.values())
+
+
+def apply_reader_edits(pairs: list[NodulePair], edits: tuple[ReaderEdit, ...], prior_to_current: np.ndarray,
+                       days: float, *, current_voxel_mm: float = 1.0, prior_voxel_mm: float = 1.0
+                       ) -> tuple[list[NodulePair], list[str]]:
+    """The pairs after the reader's edits, and a sentence for each edit that no longer applies
+    (its finding was rejected or is gone). Measures of a re-paired nodule are computed afresh."""
+    current = {p.current.number: p.current for p in pairs if p.current is not None}
+    prior = {p.prior.number: p.prior for p in pairs if p.prior is not None}
+    partner = {p.current.number: p.prior.number for p in pairs if p.current is not None and p.prior is not None}
+    status: dict[int, str] = {}
+    reader_set: set[int] = set()
+    skipped = []
+    for edit in edits:
+        if edit.current not in current or (edit.kind == "pair" and edit.prior not in prior):
+            skipped.append(f"{edit.describe()}: not applied, that finding is not in this comparison")
+            continue
+        if edit.kind == "pair":
+            for number, prior_number in list(partner.items()):
+                if prior_number == edit.prior:
+                    del partner[number]
+            partner[edit.current] = int(edit.prior)  # type: ignore[arg-type]
+            status.pop(edit.current, None)
+        elif edit.kind == "unpair":
+            partner.pop(edit.current, None)
+            status.pop(edit.current, None)
+        elif edit.current not in partner:
+            skipped.append(f"{edit.describe()}: not applied, finding {edit.current} has no prior partner")
+            continue
+        else:
+            status[edit.current] = str(edit.status)
+        reader_set.add(edit.current)
+    result: list[NodulePair] = []
+    for number, finding in current.items():
+        if number not in partner:
+            result.append(NodulePair("new", finding, None, by_reader=number in reader_set))
+            continue
+        then = prior[partner[number]]
+        aligned = (prior_to_current @ np.array([*then.center_mm, 1.0]))[:3]
+        pair = _pair(finding, then, float(np.linalg.norm(np.array(finding.center_mm) - aligned)), days,
+                     current_voxel_mm, prior_voxel_mm)
+        result.append(replace(pair, status=status.get(number, pair.status), by_reader=number in reader_set))
+    paired = set(partner.values())
+    result += [NodulePair("resolved", None, p) for n, p in prior.items() if n not in paired]
+    return _ordered(result), skipped
+
+
+def _ordered(pairs: list[NodulePair]) -> list[NodulePair]:
+    order = {"growing": 0, "new": 1, "stable": 2, "shrinking": 3, "resolved": 4}
+    return sorted(pairs, key=lambda p: (order[p.status], (p.current or p.prior).number))

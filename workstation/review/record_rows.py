@@ -34,6 +34,8 @@ TRACKED: dict[str, tuple[str, ...]] = {
     "teaching_cases": ("study_uid", "pack_id", "name", "answers", "notes", "imported_by", "imported_at"),
     "quiz_attempts": ("id", "trainee", "study_uid", "case_name", "marks", "hits", "misses", "false_marks",
                       "sensitivity", "ai_hits", "ai_false", "submitted_at"),
+    "comparisons": ("id", "study_uid", "prior_study_uid", "prior", "registration", "prior_findings", "prior_source",
+                    "matches", "edits", "addendum", "addendum_reason", "created_by", "created_at"),
 }
 
 
@@ -61,8 +63,11 @@ def take_changed_rows(connection: sqlite3.Connection) -> list[list]:
 
 
 def all_rows(connection: sqlite3.Connection) -> list[list]:
-    """[table, rowid, hash] of every tracked row (the baseline of a database from before this)."""
-    return [[table, rowid, digest] for table in TRACKED for rowid, digest in _digests(connection, table).items()]
+    """[table, rowid, hash] of every tracked row (the baseline of a database from before this);
+    tables a later migration creates are not there yet."""
+    present = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return [[table, rowid, digest] for table in TRACKED if table in present
+            for rowid, digest in _digests(connection, table).items()]
 
 
 def row_digest(connection: sqlite3.Connection, table: str, rowid: int) -> str | None:

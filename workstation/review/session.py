@@ -280,6 +280,11 @@ class ReviewSession:
                 return state
         raise ReviewError(f"No finding {finding_id} in this study")
 
+    def may_change(self, connection) -> bool:
+        """Inside a transaction: whether a change to this read is an addendum; refused when this
+        reader may not make it (other records of the read, e.g. a comparison, ask the same)."""
+        return self._check_may_change(connection)
+
     def _check_may_change(self, connection) -> bool:
         """Whether the change about to be made is an addendum; refused when it may not be made."""
         if study_signed(connection, self.study_uid):

@@ -19,7 +19,7 @@ from workstation.errors import WorkstationError
 from workstation.review import audit
 from workstation.review.record_rows import all_rows, install_change_tracking
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 MIGRATIONS: dict[int, str] = {
     1: audit.SCHEMA + """
 CREATE TABLE IF NOT EXISTS users (
@@ -69,6 +69,17 @@ ALTER TABLE decisions ADD COLUMN addendum_reason TEXT;
     # 5: each audit row carries the hashes of the clinical rows its transaction changed
     5: """
 ALTER TABLE audit ADD COLUMN rows TEXT;
+""",
+    # 6: a comparison with a prior study, recorded for the current study's read (issue #24); rows are
+    # never changed, the newest in force; one recorded after signing is an addendum (the signed report
+    # keeps the comparison it was signed with)
+    6: """
+CREATE TABLE IF NOT EXISTS comparisons (
+    id INTEGER PRIMARY KEY, study_uid TEXT NOT NULL, prior_study_uid TEXT NOT NULL, prior TEXT NOT NULL,
+    registration TEXT NOT NULL, prior_findings TEXT NOT NULL, prior_source TEXT NOT NULL, matches TEXT NOT NULL,
+    edits TEXT NOT NULL DEFAULT '[]', addendum INTEGER NOT NULL DEFAULT 0, addendum_reason TEXT,
+    created_by TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS comparisons_by_study ON comparisons(study_uid);
 """,
 }
 
