@@ -3,7 +3,11 @@ this machine's cores (a LocalCluster of single-threaded worker processes) or on 
 the site runs on other machines. Workers only compute (load the series, run the model); this
 process records every run as the viewer's Run AI does (analysis, findings, heatmap, audit row),
 one writer for the review store. A study that fails is reported with its reason and never stops
-the others; cancel stops what has not started.
+the others; cancel stops what has not started. A worker process that dies (killed, out of memory)
+takes only its own study down: the study is tried once more on a fresh worker (the local
+cluster's scheduler allows one failure, and each worker is given one study at a time so that no
+bystander is counted against), then reported. Resumable: a study this model (the same weights)
+has already been run on is skipped, so a batch run again after an interruption does the rest.
 """
 
 from __future__ import annotations
@@ -16,11 +20,15 @@ from workstation.errors import WorkstationError
 from workstation.jobs import CancelToken, Job, Progress
 
 
+RETRIES_AFTER_A_DEAD_WORKER = 1
+
+
 @dataclass
 class BatchReport:
     recorded: dict[str, int] = field(default_factory=dict)  # study UID -> analysis id
     failed: dict[str, str] = field(default_factory=dict)  # study UID -> reason
     findings: int = 0
+    skipped: list[str] = field(default_factory=list)  # study UIDs this model had already been run on
 
 
 def analyze_task(paths: list[str], bundle_folder: str, device: str, threshold: float | None):
@@ -48,30 +56,55 @@ def _client(scheduler: str | None, workers: int):
             return Client(scheduler, timeout=10)
         except (OSError, TimeoutError) as exc:
             raise WorkstationError(f"The Dask scheduler at {scheduler} did not answer ({exc})") from exc
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=40)
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": RETRIES_AFTER_A_DEAD_WORKER}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=40)
     return Client(cluster)
 
 
 def analyses_on_cluster(tasks: dict[str, list[Path]], bundle, *, workers: int = 2, scheduler: str | None = None,
-                        device: str = "cpu", threshold: float | None = None, cancel: CancelToken | None = None
-                        ) -> Iterator[tuple[str, object]]:
-    """(task key, (SeriesMetadata, Analysis, affine, shape) or the exception) as each task finishes."""
-    from dask.distributed import as_completed
+                        device: str = "cpu", threshold: float | None = None, cancel: CancelToken | None = None,
+                        task=analyze_task) -> Iterator[tuple[str, object]]:
+    """(task key, (SeriesMetadata, Analysis, affine, shape) or the exception) as each task
+    finishes; `task` is what a worker runs per series (analyze_task; the tests give others)."""
+    from dask.distributed import KilledWorker, as_completed
 
     cancel = cancel or CancelToken()
     client = _client(scheduler, workers)
     try:
-        futures = {client.submit(analyze_task, [str(p) for p in paths], str(bundle.folder), device, threshold,
-                                 pure=False, key=f"analyze-{key}"): key for key, paths in tasks.items()}
-        for future in as_completed(futures):
+        # as many studies in flight as the cluster has threads, one more each time one finishes:
+        # a worker then holds only the study it runs, and when it dies no other study is counted
+        # against (the scheduler's own queue does not hold back a handful of studies)
+        waiting = iter(tasks.items())
+        futures: dict = {}
+        finished = as_completed()
+
+        def submit_next() -> None:
+            key, paths = next(waiting, (None, None))
+            if key is not None:
+                future = client.submit(task, [str(p) for p in paths], str(bundle.folder), device, threshold,
+                                       pure=False, key=f"analyze-{key}")
+                futures[future] = key
+                finished.add(future)
+
+        for _ in range(min(len(tasks), max(1, sum(client.nthreads().values())))):
+            submit_next()
+        for future in finished:
             if cancel.cancelled:
                 client.cancel(list(futures))
                 cancel.check()
             try:
-                yield futures[future], future.result()
+                outcome = future.result()
+            except KilledWorker:
+                outcome = WorkstationError(
+                    "the worker process running it died (killed, or out of memory), and again when it was tried "
+                    "once more on a fresh worker; the other studies went on")
             except Exception as exc:  # noqa: BLE001 - a worker's failure of any kind is that task's alone
-                yield futures[future], exc
+                outcome = exc
+            submit_next()
+            yield futures[future], outcome
     finally:
         cluster = getattr(client, "cluster", None)
         client.close()
@@ -86,8 +119,11 @@ def batch_analyze_job(store, user, series_folders: dict[str, Path], bundle, *, w
     from workstation.review.analyses import record_analysis
 
     user.require("run_ai")
-    report = BatchReport()
+    report = BatchReport(skipped=sorted(already_analysed(store, series_folders, bundle)))
+    series_folders = {uid: folder for uid, folder in series_folders.items() if uid not in report.skipped}
     yield Progress(0, len(series_folders), f"Analysing {len(series_folders)} studies")
+    if not series_folders:
+        return report
     tasks = {uid: [folder] for uid, folder in series_folders.items()}
     for done, (uid, outcome) in enumerate(analyses_on_cluster(tasks, bundle, workers=workers, scheduler=scheduler,
                                                               device=device, threshold=threshold, cancel=cancel), 1):
@@ -101,6 +137,13 @@ def batch_analyze_job(store, user, series_folders: dict[str, Path], bundle, *, w
             report.findings += len(analysis.findings)
         yield Progress(done, len(series_folders), f"{done} of {len(series_folders)} studies analysed")
     return report
+
+
+def already_analysed(store, study_uids: Iterable[str], bundle) -> set[str]:
+    """Those of `study_uids` that this bundle (the same weights) has already been run on."""
+    done = {row[0] for row in store.connection.execute(
+        "SELECT DISTINCT study_uid FROM analyses WHERE model_sha256 = ?", (bundle.weights_sha256,))}
+    return {uid for uid in study_uids if uid in done}
 
 
 def unread_studies(store, library) -> Iterable[dict]:

@@ -248,8 +248,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
     bundle = find_model(args.model or DEFAULT_MODEL)
     report = run_with_progress(batch_analyze_job(store, user, folders, bundle, workers=args.workers,
                                                  scheduler=args.scheduler, device=args.device))
-    print(f"Analysed {len(report.recorded)} of {len(folders)} studies with {bundle.name} {bundle.version}: "
-          f"{report.findings} candidate finding(s) recorded, waiting for a reader.")
+    print(f"Analysed {len(report.recorded)} of {len(folders) - len(report.skipped)} studies with {bundle.name} "
+          f"{bundle.version}: {report.findings} candidate finding(s) recorded, waiting for a reader.")
+    if report.skipped:
+        print(f"  {len(report.skipped)} already analysed with this model (the same weights): skipped, not redone")
     for uid, reason in report.failed.items():
         print(f"  failed: study {uid[:24]}...: {reason}")
     return 0 if not report.failed else 1
