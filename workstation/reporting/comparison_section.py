@@ -15,9 +15,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from reportlab.lib.units import mm
-from reportlab.platypus import CondPageBreak, Image, KeepTogether, Spacer, Table, TableStyle
-
 from workstation.imaging.volume import Volume
 from workstation.reporting.key_images import KeyImage, axial_images
 from workstation.reporting.lungrads import LungRadsSuggestion
@@ -27,6 +24,7 @@ from workstation.review.comparison import NodulePair, mean_diameter, volume_of
 from workstation.review.comparison_record import Comparison, recorded_comparison
 
 TABLE_WIDTHS = [11, 12, 30, 24, 24, 27, 17, 33]  # mm, 178 in all
+MM = 72 / 25.4  # points per millimetre (reportlab's unit), so that the content side needs no reportlab
 
 
 @dataclass(frozen=True)
@@ -73,11 +71,13 @@ def comparison_key_images(report: ComparisonReport, volume: Volume, prior_volume
 def comparison_story(story, report: ComparisonReport | None, images: Mapping[tuple[str, int], list[KeyImage]],
                      prior_images_missing: bool) -> list:
     """The section's flowables; `story` is the PDF's _Story (its paragraph and table helpers)."""
+    from reportlab.platypus import CondPageBreak, Spacer
+
     if report is None:
         return []
     c = report.comparison
     registration = c.registration
-    out = [CondPageBreak(50 * mm), story.p("Comparison", "h2")]
+    out = [CondPageBreak(50 * MM), story.p("Comparison", "h2")]
     prior_line = f"{display_date(c.prior.date)}, {c.days} days earlier (about {c.days / 30.44:.0f} months)"
     recorded = f"by {c.recorded_by}, {_when(c.recorded_at)}"
     rows = [["Prior study", f"{prior_line}; {c.prior.description or 'no description'}; accession "
@@ -91,7 +91,7 @@ def comparison_story(story, report: ComparisonReport | None, images: Mapping[tup
     out.append(story.table(rows, [35, 143], header=False))
     for warning in (*c.warnings, *report.edits_not_applied):
         out.append(story.p(warning, "warning"))
-    out.append(Spacer(1, 2 * mm))
+    out.append(Spacer(1, 2 * MM))
     out.append(story.table(_pair_rows(report), TABLE_WIDTHS))
     out.append(story.p("Long axis: the longest diameter across one slice; mean diameter: that of a sphere of the "
                        "nodule's volume. Growing or shrinking: a change in long axis of more than 1.5 mm, else "
@@ -99,12 +99,12 @@ def comparison_story(story, report: ComparisonReport | None, images: Mapping[tup
                        "in diameter, at least 0.5 mm); ∞: the growth is within that error, not told from stable. "
                        "* pairing or status set by the reader.", "small"))
     s = report.suggestion
-    out.append(Spacer(1, 2 * mm))
+    out.append(Spacer(1, 2 * MM))
     out.append(story.p(f"Lung-RADS with comparison: suggested category {s.category} — rule applied: {s.rule}. "
                        f"{COMPARISON_EDITION}.", bold=True))
     if prior_images_missing and report.matched:
         out.append(story.p("The prior's images are not available here: no key images of the prior.", "warning"))
-    out.append(Spacer(1, 3 * mm))
+    out.append(Spacer(1, 3 * MM))
     for pair in report.matched:
         pictures = images.get(("pair", pair.current.finding_id), [])
         if pictures:
@@ -154,7 +154,9 @@ def _doubling(pair: NodulePair) -> str:
     return f"{pair.doubling_days:.0f} days ({fast:.0f} to {'∞' if math.isinf(slow) else f'{slow:.0f}'})"
 
 
-def _flowable(image, width: float) -> Image:
+def _flowable(image, width: float):
+    from reportlab.platypus import Image
+
     data = io.BytesIO()
     image.save(data, format="JPEG", quality=90)
     data.seek(0)
@@ -162,15 +164,17 @@ def _flowable(image, width: float) -> Image:
 
 
 def _pair_images(story, pair: NodulePair, pictures: list[KeyImage], prior_date: str):
-    width = 43 * mm
+    from reportlab.platypus import KeepTogether, Spacer, Table, TableStyle
+
+    width = 43 * MM
     cells = [[_flowable(p.image, width) for p in pictures], [story.p(p.caption, "small") for p in pictures]]
-    grid = Table(cells, colWidths=[width + 1.5 * mm] * len(pictures), hAlign="LEFT")
+    grid = Table(cells, colWidths=[width + 1.5 * MM] * len(pictures), hAlign="LEFT")
     grid.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 1),
                               ("RIGHTPADDING", (0, 0), (-1, -1), 1)]))
     now, then = pair.current, pair.prior
     heading = (f"Finding {now.number} now and prior finding P{then.number} ({prior_date}): {pair.status}, "
                f"{then.diameter_mm:.1f} → {now.diameter_mm:.1f} mm")
-    return KeepTogether([story.p(heading, "body", bold=True), grid, Spacer(1, 2 * mm)])
+    return KeepTogether([story.p(heading, "body", bold=True), grid, Spacer(1, 2 * MM)])
 
 
 def display_date(value: str) -> str:
