@@ -7,6 +7,7 @@ prior, today's wording."""
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -177,6 +178,13 @@ def test_reader_edits_are_recorded_and_shown(pair, reads, tmp_path) -> None:
     assert f"{grown['current_id']} - new *" in section and f"- P{grown['prior_id']} resolved" in section
     assert f"finding {grown['current_id']} not the same nodule as any prior finding" in section
     assert "finding 99 called stable: not applied" in section
+    # the reader's correction is part of the record: taking it out behind the workstation's back is named
+    outside = sqlite3.connect(store.path)
+    outside.execute("UPDATE comparisons SET edits = '[]'")
+    outside.commit()
+    outside.close()
+    verdict = audit.verify(store.connection)
+    assert not verdict.ok and "comparisons row" in verdict.reason
 
 
 def test_a_signed_read_keeps_the_comparison_it_was_signed_with(pair, reads, tmp_path) -> None:
