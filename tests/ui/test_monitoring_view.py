@@ -47,7 +47,8 @@ def test_the_view_draws_what_each_figure_was_computed_on(qtbot) -> None:
     assert "Computed on 36 studies with AI runs 2026-09-01 to 2026-11-" in view.scope_label.text()
     assert "lung-nodule-demo 0.6.0, lung-nodule-demo 0.7.0" in view.scope_label.text()
     assert "Drift alerts" in view.alerts_label.text() and "fewer than chance explains" in view.alerts_label.text()
-    assert view.legend_entries == ["lung-nodule-demo 0.6.0 (12 studies)", "lung-nodule-demo 0.7.0 (24 studies)"]
+    assert view.legend_entries == ["lung-nodule-demo 0.6.0 (12 studies, 60 decisions)",
+                                   "lung-nodule-demo 0.7.0 (24 studies, 120 decisions)"]
     assert [tick for _x, tick in view.accept_plot.getAxis("bottom")._tickLevels[0]] == ["2026-09", "2026-10",
                                                                                         "2026-11"]
     for caption in view.captions.values():
@@ -66,7 +67,7 @@ def test_a_subgroup_splits_the_lines(qtbot) -> None:
     qtbot.addWidget(view)
     view.show_report(synthetic_report("sex"), "dr_lee")
     view.model.setCurrentText("lung-nodule-demo 0.7.0")
-    assert view.legend_entries == ["female (12 studies)", "male (12 studies)"]
+    assert view.legend_entries == ["female (12 studies, 60 decisions)", "male (12 studies, 60 decisions)"]
     assert "split by sex" in view.scope_label.text()
 
 
@@ -78,6 +79,7 @@ def test_calm_months_say_so(qtbot) -> None:
     qtbot.addWidget(view)
     view.show_report(MonitoringReport(None, summarise(uses), [], uses, "2026-12-01T09:00:00+00:00"), "x")
     assert view.alerts_label.text().startswith("No drift alert")
+    assert "demo 1.0: 12 decisions in 2026-10, 0 before (too few to test acceptance)" in view.alerts_label.text()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from workstation.review.monitoring import MonitoringReport, wilson_interval
+from workstation.review.monitoring import MIN_DECISIONS, MonitoringReport, acceptance_evidence, wilson_interval
 
 SUBGROUP_CHOICES = (("All studies", None), ("Sex", "sex"), ("Age band", "age"), ("Manufacturer", "manufacturer"),
                     ("Slice thickness", "slice thickness"), ("Kernel", "kernel"))
@@ -170,10 +170,7 @@ class MonitoringView(QDialog):
                                                                                for a in report.alerts))
         else:
             self.alerts_label.setStyleSheet(CALM_STYLE)
-            self.alerts_label.setText("No drift alert: the latest month's acceptance and input mix are within "
-                                      "what chance explains, and no input was outside a model's validated scope "
-                                      "(acceptance is tested once a month and the months before each have 20 "
-                                      "decisions).")
+            self.alerts_label.setText("No drift alert. " + _evidence_sentence(report.uses))
         self._draw()
 
     def selected_model(self) -> str | None:
@@ -202,10 +199,11 @@ class MonitoringView(QDialog):
             colour = PALETTE[index % len(PALETTE)]
             # lines side by side within a month, so equal values never hide one another
             dodge = (index - (len(lines) - 1) / 2) * min(0.08, 0.5 / max(len(lines), 1))
-            studies = sum(p["studies"] for p in points)
+            studies, decided = sum(p["studies"] for p in points), sum(p["decided"] for p in points)
             name = " / ".join(part for part in (line_model if several_models or not report.by else "",
                                                 group if report.by else "") if part) or line_model
-            label = f"{name} ({studies} {'study' if studies == 1 else 'studies'})"
+            label = (f"{name} ({studies} {'study' if studies == 1 else 'studies'}, "
+                     f"{decided or 'no'} decision{'' if decided == 1 else 's'})")
             self.legend_entries.append(label)
             swatches.append(f"<span style='color: rgb{colour}; font-size: 13pt;'>&#9679;</span>&nbsp;{_html(label)}")
             self._accept_line(points, column, colour, dodge)
@@ -297,7 +295,20 @@ def _plot(title: str, unit: str, suffix: str = "") -> pg.PlotWidget:
     plot.setMouseEnabled(x=False, y=False)
     plot.showGrid(x=False, y=True, alpha=0.2)
     plot.setMinimumHeight(200)
+    for side in ("left", "bottom"):
+        plot.getAxis(side).enableAutoSIPrefix(False)  # '800 (x0.001) minutes' said 0.8 minutes
     return plot
+
+
+def _evidence_sentence(uses: list) -> str:
+    """What the absence of an alert rests on: acceptance is only compared with enough decisions."""
+    parts = []
+    for model, (latest, now, before) in acceptance_evidence(uses).items():
+        tested = now >= MIN_DECISIONS and before >= MIN_DECISIONS
+        parts.append(f"{model}: {now} decisions in {latest}, {before} before"
+                     + (" (tested: within chance)" if tested else " (too few to test acceptance)"))
+    return (f"Acceptance is compared once the latest month and the months before each have {MIN_DECISIONS} "
+            f"decisions; input mix and validated scope are checked every month. " + "; ".join(parts) + ".")
 
 
 def _caption() -> QLabel:

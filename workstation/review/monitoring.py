@@ -301,3 +301,15 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     centre = (share + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def acceptance_evidence(uses: list[StudyUse]) -> dict[str, tuple[str, int, int]]:
+    """Per model: its latest month and the decisions in it and before it, i.e. whether the drift
+    test of acceptance (MIN_DECISIONS a side) could run at all, so 'no alert' is never mistaken for 'tested'."""
+    evidence = {}
+    for model in sorted({u.model for u in uses}):
+        mine = [u for u in uses if u.model == model]
+        latest = max(u.month for u in mine)
+        evidence[model] = (latest, sum(u.accepted + u.rejected for u in mine if u.month == latest),
+                           sum(u.accepted + u.rejected for u in mine if u.month < latest))
+    return evidence
