@@ -5,6 +5,7 @@ Shift+P toggles it; the selected finding's match is named."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import QApplication
 from tests.prior_pair import write_pair
 from ui.dialogs.prior_choice import NONE_TEXT
 from ui.main_window import MainWindow
+from ui.widgets.prior_view import POOR_STYLE
 from workstation.jobs import run_job
 from workstation.library import StudyLibrary
 from workstation.review.session import ReviewSession
@@ -136,7 +138,7 @@ def test_the_prior_is_linked_beside_the_current(opened: MainWindow, pair: dict, 
     qtbot.keyClick(axial, Qt.Key.Key_2)  # a preset reaches the prior too
     assert prior.prior_state.window == state.window
     _drag(qtbot, axial, Qt.MouseButton.RightButton, _middle(axial), _middle(axial) + QPoint(0, -60))
-    assert prior_view.half_height_mm == pytest.approx(axial.half_height_mm)
+    assert prior_view.half_height_mm / prior_view.height() == pytest.approx(axial.half_height_mm / axial.height())
     np.testing.assert_allclose(prior_view.centre @ prior_view.frame.right,
                                comparison.to_prior(axial.centre) @ prior_view.frame.right, atol=1e-6)
 
@@ -156,9 +158,23 @@ def test_the_prior_is_linked_beside_the_current(opened: MainWindow, pair: dict, 
         seen.add(text.split(":")[1].split()[0])
     assert seen == {m["status"] for m in truth["matches"]} | {"new"}
 
+    # a poor alignment is said: the header turns red and a message says it
+    poor = replace(comparison, registration=replace(comparison.registration, lung_overlap=0.55))
+    prior._on_compared(poor)
+    assert "alignment poor" in prior.view.alignment.text().lower() and "compare by eye" in prior.view.alignment.text()
+    assert prior.view.alignment.styleSheet() == POOR_STYLE
+    assert window.error_box is not None and "poorly aligned" in window.error_box.text()
 
-def test_choosing_none_compares_nothing(opened: MainWindow, qtbot) -> None:
+
+def test_esc_cancels_the_alignment_and_none_compares_nothing(opened: MainWindow, qtbot) -> None:
     window = opened
+    window.prior.choose_prior()
+    with qtbot.waitSignal(window.runner.cancelled, timeout=30000):
+        window.prior.dialog.accept()
+        qtbot.keyClick(window.views["axial"], Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not window.runner.busy)
+    assert window.prior.comparison is None and not window.prior.view.isVisible()
+    assert window.status_label.text() == "Cancelled" and not window.progress.isVisible()
     window.prior.choose_prior()
     window.prior.dialog.choose(1)
     window.prior.dialog.accept()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QWidget
 
 from ui.controllers.jobs import JobDispatch
@@ -43,6 +43,7 @@ class PriorCompareController(QObject):
         self._status, self._fail = status, fail
         self.prior_state = ViewerState()
         self.view = PriorView(self.prior_state)
+        self.grid = grid
         grid.addWidget(self.view, *PRIOR_CELL)
         self.view.hide()
         self.comparison: PriorComparison | None = None
@@ -58,6 +59,7 @@ class PriorCompareController(QObject):
         views["axial"].view_moved.connect(self._current_camera)
         self.view.slice_view.view_moved.connect(self._prior_camera)
         self.view.findings_toggled.connect(lambda _on: self._show_prior_findings())
+        self.view.resized.connect(self._current_camera)
         findings_panel.finding_selected.connect(lambda _centre: self.show_selected_match())
 
     @property
@@ -87,7 +89,8 @@ class PriorCompareController(QObject):
             self._status(" ".join(["No earlier study of this patient in the library (import the prior first).",
                                    *offer.warnings]))
             return
-        self.dialog = PriorChoiceDialog(offer, not self.state.identifiers_visible, self.parent())
+        self.dialog = PriorChoiceDialog(offer, volume.metadata.study_date, not self.state.identifiers_visible,
+                                        self.parent())
         self.dialog.accepted.connect(self._on_chosen)
         self.dialog.open()
 
@@ -124,6 +127,7 @@ class PriorCompareController(QObject):
         self._describe()
         self.show_selected_match()
         self.set_shown(True)
+        QTimer.singleShot(0, self._fit_current)  # once the grid has given the two views their new size
         registration = comparison.registration
         log.info("prior aligned: %s", registration.statement)
         if registration.quality == "poor":  # said, not hidden: a box as well as the red header
@@ -184,6 +188,9 @@ class PriorCompareController(QObject):
         if window is not None:
             window.setUpdatesEnabled(False)  # no half-laid-out grid painted in between
         try:
+            # current and prior share the width equally while the prior shows
+            self.grid.setColumnStretch(0, 1 if on else 0)
+            self.grid.setColumnStretch(PRIOR_CELL[1], 1 if on else 0)
             if on:
                 for name, view in self.views.items():
                     view.setVisible(name == "axial")
@@ -211,6 +218,19 @@ class PriorCompareController(QObject):
             self.set_shown(False)
         self.comparison = None
         self.view.show_match("")
+
+    def _fit_current(self) -> None:
+        """The current axial zoomed to show the whole volume in its new, taller and narrower, shape
+        (the prior follows at the same millimetres per pixel)."""
+        axial, volume = self.views["axial"], self.state.volume
+        if not self.shown or volume is None or axial.frame is None:
+            return
+        extent = np.abs(volume.affine[:3, :3] @ (np.array(volume.shape[::-1]) - 1))
+        up, right = extent @ np.abs(axial.frame.up), extent @ np.abs(axial.frame.right)
+        aspect = axial.height() / max(1, axial.width())
+        axial.half_height_mm = float(max(up / 2, right / 2 * aspect) * 1.05)
+        axial.refresh()
+        self._current_camera()
 
     # -- linking ------------------------------------------------------------------------------
     def _linked(self) -> bool:
@@ -261,8 +281,8 @@ class PriorCompareController(QObject):
         if follower.frame is None:
             return
         self._syncing = True
-        try:
-            follower.half_height_mm = leader.half_height_mm
+        try:  # the same millimetres per pixel (the prior view is a little shorter: its header)
+            follower.half_height_mm = leader.half_height_mm * follower.height() / max(1, leader.height())
             follower.centre = mapping(leader.centre)
             follower.refresh()
         finally:

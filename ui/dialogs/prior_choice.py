@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QListWidget, QListWidgetItem, QVBoxLayout
 
-from workstation.review.priors import PriorOffer
+from workstation.review.priors import PriorOffer, study_days
 
 NONE_TEXT = "None: no comparison"
 
@@ -19,14 +19,17 @@ def display_date(text: str) -> str:
 class PriorChoiceDialog(QDialog):
     """`chosen` after accepting: the library row of the prior, or None for no comparison."""
 
-    def __init__(self, offer: PriorOffer, hide_identifiers: bool = False, parent=None) -> None:
+    def __init__(self, offer: PriorOffer, current_date: str = "", hide_identifiers: bool = False,
+                 parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Compare with prior")
         self.offer, self.chosen = offer, None
         self.list = QListWidget()
         for number, prior in enumerate(offer.priors, 1):
             when = f"prior {number}" if hide_identifiers else display_date(prior["study_date"])
-            text = f"{when}   {prior['study_description'] or 'no description'}   {prior['slices']} slices"
+            days = study_days(prior["study_date"], current_date)
+            before = f"   {days} days before" if days is not None else ""
+            text = f"{when}{before}   {prior['study_description'] or 'no description'}   {prior['slices']} slices"
             if not prior["comparable"]:
                 text += "   (too few slices to compare)"
             elif prior is offer.offered:
@@ -59,7 +62,10 @@ class PriorChoiceDialog(QDialog):
         layout.addWidget(self.list, 1)
         layout.addWidget(warnings)
         layout.addWidget(buttons)
-        self.resize(620, 320)
+        rows = self.list.sizeHintForRow(0) * (self.list.count() + 1) + 2 * self.list.frameWidth()
+        self.list.setMinimumHeight(min(rows, 360))
+        width = self.list.sizeHintForColumn(0) + 2 * self.list.frameWidth() + 40  # no sideways scrolling
+        self.resize(min(max(560, width), 1100), 140 + min(rows, 360))
 
     def choose(self, row: int) -> None:
         self.list.setCurrentRow(row)

@@ -5,7 +5,7 @@ hidden), which of its findings are drawn, and the matched status of the selected
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from ui.render.slice_view import SliceView
 from ui.state import ViewerState
@@ -19,6 +19,7 @@ class PriorView(QWidget):
     """Holds no truth: the controller (ui/controllers/prior_compare.py) fills it and links it."""
 
     findings_toggled = Signal(bool)
+    resized = Signal()  # its header reflowed or the window changed: the zoom is matched again
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -37,6 +38,9 @@ class PriorView(QWidget):
         self.findings_check = QCheckBox("Prior findings")
         self.findings_check.setChecked(True)
         self.findings_check.toggled.connect(self.findings_toggled)
+        for label in (self.title, self.alignment, self.match):  # long text wraps, it never widens the view
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            label.setWordWrap(True)
         self.slice_view = SliceView(state, "axial")
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
@@ -59,3 +63,7 @@ class PriorView(QWidget):
     def show_match(self, text: str) -> None:
         self.match.setText(text)
         self.match.setVisible(bool(text))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+        self.resized.emit()
