@@ -82,3 +82,10 @@ def test_compare_record_edit_and_report(cases: dict, home: Path, tmp_path: Path,
                                    text=True).stdout.split())
     assert "Comparison" in text and f"finding {grown['current_id']} not the same nodule as any prior finding" in text
     assert "Prior: close-up, 60 mm field" in text  # the prior's images, loaded from the library
+
+    store = ReviewStore.in_home(home)
+    ReviewSession(store, login(store, "dr_lee", PASSWORD), follow_uid).sign("Growing nodule.", password=PASSWORD)
+    store.close()
+    capsys.readouterr()
+    assert main(["compare", follow_uid, prior_uid, "--record", "--unpair", "1", "--as", "dr_lee"]) == 2
+    assert "addendum; say why with --reason WHY" in capsys.readouterr().err

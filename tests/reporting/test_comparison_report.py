@@ -192,7 +192,7 @@ def test_a_signed_read_keeps_the_comparison_it_was_signed_with(pair, reads, tmp_
     record_comparison(session, _comparison(pair, store))
     _sign(session)
     before = _section(_pdf_text(_report(store, pair, tmp_path / "a.pdf").path))
-    with pytest.raises(WorkstationError, match="Say why"):
+    with pytest.raises(WorkstationError, match="addendum; say why"):
         record_comparison(session, _comparison(pair, store, overlap=0.5))
     trainee = ReviewSession(store, login(store, "tom", PASSWORD), session.study_uid)
     with pytest.raises(WorkstationError, match="trainee"):

@@ -97,6 +97,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise WorkstationError("A reader's correction of the matching is recorded: add --record --as USER")
     store = review_store()
     session = _reading_session(store, args) if args.record else None
+    if session is not None and session.signed and not (args.reason or "").strip():
+        raise WorkstationError("This read is signed and stays as signed: a comparison recorded now is an addendum; "
+                               "say why with --reason WHY")
     who = session.user.username if session else acting_user(store, args.actor, "view").username
     library = StudyLibrary(data_home())
     current = library.find_study(args.current)

@@ -190,7 +190,10 @@ def record_comparison(session, comparison: Comparison, *, reason: str = "") -> C
         raise ComparisonError("This comparison belongs to another study than the one being read")
     store = session.store
     if study_signed(store.connection, session.study_uid):
-        session.begin_addendum(reason)  # refuses a trainee, and a missing reason
+        if session.user.can("sign") and not reason.strip():
+            raise ComparisonError("This read is signed and stays as signed: a comparison recorded now is an "
+                                  "addendum; say why")
+        session.begin_addendum(reason)  # refuses a trainee
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
     pairs = comparison.pairs(current_nodules(store, session.study_uid))
     matches = [pair.as_dict() for pair in pairs]
