@@ -11,6 +11,13 @@ signed, for a signed read), so its table always agrees with its findings, and a 
 depend on the prior's read changing later. A comparison recorded after signing is an addendum:
 only a role that may sign records it, saying why, and the signed report keeps the comparison it
 was signed with (`recorded_comparison(..., as_signed=True)`).
+
+For the viewer: with the prior loaded and aligned (review/priors.py), `Comparison.build(current,
+prior_volume, registration, *prior_nodules_of(store, prior_uid))` is the comparison to show
+(`comparison.pairs(current_nodules(store, study_uid))`), `with_edits` applies the reader's
+corrections, and `record_comparison(session, comparison)` keeps it for the report (whose job then
+takes `prior_volume` for the key images of both time points). `compare_job` does all of it from two
+volumes, as `workstation compare` does.
 """
 
 from __future__ import annotations
