@@ -59,6 +59,7 @@ class ReceivingController(QObject):
         self.pending: deque[str] = deque()  # received study keys awaiting the AI
         self.analyse_job = analyse_received_job  # the core job (tests may give a quicker model)
         self.refused_count = 0
+        self.locked = False  # behind the lock a notice names no study description (free text)
         self.runner = JobRunner()  # its own: the reader's study loads and Run AI never wait for it
         self.jobs = JobDispatch(self.runner, lambda _text: None, self)
         self.runner.progress.connect(self._on_progress)
@@ -238,7 +239,8 @@ class ReceivingController(QObject):
         self._next_analysis()
 
     def _describe(self, study_key: str) -> str:
-        """What the study is, without naming the patient (the notice may be read from across the room)."""
+        """What the study is, without naming the patient (the notice may be read from across the room);
+        behind the screen lock only how many images (a description is free text)."""
         try:
             library = StudyLibrary(self.home)
             study = library.find_study(study_key)
@@ -246,7 +248,9 @@ class ReceivingController(QObject):
         except WorkstationError:
             return "a study"
         images = sum(row["slices"] for row in series)
-        return (f"{study['study_description'] or 'CT study'} ({len(series)} series, {images} images)")
+        if self.locked:
+            return f"a study ({len(series)} series, {images} images)"
+        return f"{study['study_description'] or 'CT study'} ({len(series)} series, {images} images)"
 
     def _on_refused(self, calling: str) -> None:
         self.refused_count += 1
@@ -277,8 +281,8 @@ class ReceivingController(QObject):
 
     def _on_analysed(self, study_key: str, run: RecordedRun) -> None:
         analysis = run.analysis
-        text = (f"AI ran on the received {self._describe(study_key)}: {len(run.finding_ids)} candidate finding(s) "
-                f"to review ({analysis.model_name} {analysis.model_version})")
+        text = (f"AI ran on a received study, {self._describe(study_key)}: {len(run.finding_ids)} candidate "
+                f"finding(s) to review ({analysis.model_name} {analysis.model_version})")
         self._event("ai", text)
         self.notice.notify(text)
         self._status(text)
@@ -295,6 +299,7 @@ class ReceivingController(QObject):
 
     def on_lock(self, locked: bool) -> None:
         """The lock hides the window and the notice; receiving goes on."""
+        self.locked = locked
         if locked:
             self.notice.hide()
             if self.panel is not None:
