@@ -4,8 +4,6 @@ a phantom pair's truth.json."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,8 +12,10 @@ from workstation.dicom.load import load_volume
 from workstation.errors import CancelledError, WorkstationError
 from workstation.jobs import CancelToken, run_job
 from workstation.library import StudyLibrary
+from workstation.review import audit
 from workstation.review.priors import (
-    PriorComparison, compare_with_prior_job, describe_pair, offer_priors, pair_of, prior_findings, study_days,
+    PriorComparison, compare_with_prior_job, describe_pair, offer_priors, pair_of, prior_findings, record_prior_viewed,
+    study_days,
 )
 from workstation.review.session import ReviewSession
 from workstation.review.store import ReviewStore
@@ -85,6 +85,15 @@ def test_the_job_reports_progress_and_the_prior_read(library_pair: dict) -> None
     assert len(comparison.findings) == len(library_pair["truth"]["prior_nodules"])
     assert comparison.days == round(library_pair["truth"]["days"]) and comparison.histogram is not None
     assert comparison.prior_volume.metadata.study_uid == library_pair["prior"]["study_uid"]
+    store = ReviewStore.in_home(library_pair["home"])
+    try:  # looking at the prior is audited, in the chain
+        record_prior_viewed(store, "dr_lee", library_pair["follow"]["study_uid"], comparison)
+        row = store.connection.execute("SELECT user, study_uid, details FROM audit ORDER BY seq DESC").fetchone()
+        assert row[:2] == ("dr_lee", library_pair["follow"]["study_uid"])
+        assert library_pair["prior"]["study_uid"] in row[2]
+        assert audit.verify(store.connection).ok
+    finally:
+        store.close()
 
 
 def test_matching_names_the_selected_findings_status(library_pair: dict) -> None:

@@ -100,6 +100,10 @@ def test_the_prior_is_linked_beside_the_current(opened: MainWindow, pair: dict, 
     assert prior.shown and prior.view.isVisible() and not window.views["coronal"].isVisible()
     assert "alignment good" in prior.view.alignment.text().lower()
     assert len(prior.prior_state.markers) == len(truth["prior_nodules"])  # the prior's accepted findings drawn
+    viewed = window.store.connection.execute(
+        "SELECT user, details FROM audit WHERE action = 'study_viewed' AND study_uid = ?", (truth["study_uid"],)
+    ).fetchall()
+    assert viewed and viewed[-1][0] == "dr_lee" and comparison.prior_study["study_uid"] in viewed[-1][1]
 
     # the crosshair on a current nodule lands on the same nodule in the prior (its truth)
     match = truth["matches"][0]

@@ -23,7 +23,9 @@ from ui.state import ViewerState
 from ui.widgets.findings_panel import FindingsPanel
 from ui.widgets.prior_view import PriorView
 from workstation.errors import WorkstationError
-from workstation.review.priors import PriorComparison, compare_with_prior_job, describe_pair, offer_priors, pair_of
+from workstation.review.priors import (
+    PriorComparison, compare_with_prior_job, describe_pair, offer_priors, pair_of, record_prior_viewed,
+)
 
 log = logging.getLogger("workstation.ui")
 PRIOR_CELL = (0, 2)  # beside the current axial (0, 0); the other views step aside while it shows
@@ -116,6 +118,12 @@ class PriorCompareController(QObject):
         if self.state.volume is None or self.state.volume.metadata.study_uid == comparison.prior_study["study_uid"]:
             return
         self.comparison = comparison
+        if self.review.user is not None:  # the prior's images are patient data looked at: audited
+            try:
+                record_prior_viewed(self.review.store, self.review.user.username,
+                                    self.state.volume.metadata.study_uid, comparison)
+            except WorkstationError as exc:
+                self._fail(str(exc))
         self._syncing = True  # the prior's own centring must not move the current crosshair
         try:
             self.prior_state.set_volume(comparison.prior_volume, None, [],
@@ -141,8 +149,9 @@ class PriorCompareController(QObject):
             return
         study = comparison.prior_study
         days = f"{comparison.days} days earlier" if comparison.days is not None else "date unknown"
-        title = (f"PRIOR ({days})" if not self.state.identifiers_visible else
-                 f"PRIOR {display_date(study['study_date'])} ({days}): {study['study_description'] or 'no description'}")
+        description = study["study_description"] or "no description"
+        title = (f"PRIOR {display_date(study['study_date'])} ({days}): {description}"
+                 if self.state.identifiers_visible else f"PRIOR ({days})")
         shown = f"{len(comparison.findings)} {comparison.findings_source}" if comparison.findings else \
             comparison.findings_source
         self.view.show_prior(title, comparison.registration.statement, comparison.registration.quality, shown)

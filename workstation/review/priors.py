@@ -125,6 +125,16 @@ def describe_pair(pair: NodulePair) -> str:
     return text + ")"
 
 
+def record_prior_viewed(store, who: str, current_study_uid: str, comparison: PriorComparison) -> None:
+    """Audit that `who` looked at the prior's images beside the current study (as `compare` does)."""
+    from workstation.review import audit
+
+    with store.transaction() as connection:
+        audit.append(connection, who, "study_viewed", study_uid=current_study_uid,
+                     details={"compared_with": comparison.prior_study["study_uid"],
+                              "lung_overlap": comparison.registration.lung_overlap})
+
+
 def _series_folder(library, store, study: dict) -> Path:
     """The prior's series the AI ran on (its findings belong to it), else its largest."""
     series = library.series(study["key"])
