@@ -153,6 +153,14 @@ def test_the_prior_is_linked_beside_the_current(opened: MainWindow, pair: dict, 
     assert prior.shown and prior.view.isVisible()
     np.testing.assert_allclose(prior.prior_state.crosshair, comparison.to_prior(state.crosshair), atol=1e-6)
 
+    # F (one view / 2x2) leaves the comparison for the single view; Shift+P brings it back
+    qtbot.keyClick(axial, Qt.Key.Key_F)
+    assert not prior.view.isVisible() and axial.isVisible() and not window.views["coronal"].isVisible()
+    qtbot.keyClick(axial, Qt.Key.Key_F)
+    assert window.views["coronal"].isVisible() and not prior.view.isVisible()
+    qtbot.keyClick(axial, Qt.Key.Key_P, Qt.KeyboardModifier.ShiftModifier)
+    assert prior.view.isVisible() and not window.views["coronal"].isVisible()
+
     # the selected finding's match in the prior, as the truth has it
     seen = set()
     for _ in truth["current_nodules"]:

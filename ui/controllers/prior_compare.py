@@ -52,6 +52,7 @@ class PriorCompareController(QObject):
         self.shown = False
         self.dialog: PriorChoiceDialog | None = None
         self._syncing = False  # one side is being set from the other: its echo is not sent back
+        self._watching_layout = False
         state.volume_changed.connect(self._forget)
         state.crosshair_changed.connect(self._current_moved)
         state.window_changed.connect(self._current_window)
@@ -216,10 +217,24 @@ class PriorCompareController(QObject):
         changed = on != self.shown
         self.shown = on
         if on:
+            self._watch_layout_key()
             self._current_moved()
             self._current_camera()
         if changed:
             self.shown_changed.emit(on)
+
+    def _watch_layout_key(self) -> None:
+        """F (one view / 2x2) while the prior shows leaves the comparison for that layout (the
+        action registry is built after the controllers, so it is looked up here)."""
+        action = getattr(self.parent(), "actions_by_key", {}).get("toggle_layout")
+        if action is not None and not self._watching_layout:
+            self._watching_layout = True
+            action.triggered.connect(self._after_layout_key)
+
+    def _after_layout_key(self) -> None:
+        if self.shown:
+            self.set_shown(False)
+            self._status("Prior hidden (Shift+P shows it)")
 
     def _forget(self) -> None:
         """Another study opened (or None chosen): its comparison goes."""
