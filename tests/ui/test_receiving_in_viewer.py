@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 
 from tests.network.conftest import free_port
 from workstation.imaging.phantom import write_demo_case
@@ -73,6 +74,9 @@ def test_a_pushed_study_lands_in_the_browser_with_a_notice(desk, scanner_case: l
     assert study["patient_name"] not in window.receiving.notice.text()  # no identifier across the room
     imported = window.store.connection.execute("SELECT user, details FROM audit WHERE action = 'imported'").fetchall()
     assert imported and imported[-1][0] == "admin" and "dicom:SCANNER1" in imported[-1][1]
+    window.browser.tree.setCurrentItem(window.browser.tree.topLevelItem(0))
+    window.browser.reload()  # as the next arrival reloads it: the reader's selection stays
+    assert window.browser.tree.currentItem().data(0, Qt.ItemDataRole.UserRole) == study["key"]
     window.receiving.on_lock(True)  # behind the lock: not even the description (free text)
     assert window.receiving._describe(study["key"]) == f"a study (1 series, {len(scanner_case)} images)"
     window.receiving.on_lock(False)
@@ -153,6 +157,4 @@ def test_the_ae_title_and_port_are_an_admins_audited_setting(desk, qtbot, home: 
 
 
 def qtbot_button():
-    from PySide6.QtCore import Qt
-
     return Qt.MouseButton.LeftButton

@@ -32,6 +32,8 @@ class StudyBrowser(QWidget):
         self.hide_identifiers = False
 
     def reload(self) -> None:
+        current = self.tree.currentItem()  # kept across a reload (a study arriving from a scanner)
+        chosen = current.data(0, Qt.ItemDataRole.UserRole) if current is not None else None
         self.tree.clear()
         try:
             library = StudyLibrary(self.home)
@@ -49,6 +51,8 @@ class StudyBrowser(QWidget):
             if thumbnail.is_file():
                 item.setIcon(0, QIcon(QPixmap(str(thumbnail))))
             self.tree.addTopLevelItem(item)
+            if study["key"] == chosen:
+                self.tree.setCurrentItem(item)
         for column in range(len(COLUMNS)):
             self.tree.resizeColumnToContents(column)
 
