@@ -94,6 +94,21 @@ def test_the_prior_is_linked_beside_the_current(opened: MainWindow, pair: dict, 
     for nodule in truth["current_nodules"]:  # the current read: the nodules where the truth has them
         window.review.session.add(tuple(nodule["centre_mm"]), nodule["diameter_mm"], "solid")
     window.review.refresh_findings()
+
+    # Esc cancels the alignment; None compares nothing
+    window.prior.choose_prior()
+    with qtbot.waitSignal(window.runner.cancelled, timeout=30000):
+        window.prior.dialog.accept()
+        qtbot.keyClick(window.views["axial"], Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not window.runner.busy)
+    assert window.prior.comparison is None and not window.prior.view.isVisible()
+    assert window.status_label.text() == "Cancelled" and not window.progress.isVisible()
+    window.prior.choose_prior()
+    window.prior.dialog.choose(1)
+    window.prior.dialog.accept()
+    assert window.prior.comparison is None and not window.prior.shown and not window.runner.busy
+    assert window.status_label.text() == "No prior compared"
+
     _compare(window, qtbot)
     prior, comparison, state = window.prior, window.prior.comparison, window.state
     prior_view, axial = prior.prior_slice_view, window.views["axial"]
@@ -177,22 +192,11 @@ def test_the_prior_is_linked_beside_the_current(opened: MainWindow, pair: dict, 
     assert prior.view.alignment.styleSheet() == POOR_STYLE
     assert window.error_box is not None and "poorly aligned" in window.error_box.text()
 
-
-def test_esc_cancels_the_alignment_and_none_compares_nothing(opened: MainWindow, qtbot) -> None:
-    window = opened
-    window.prior.choose_prior()
-    with qtbot.waitSignal(window.runner.cancelled, timeout=30000):
-        window.prior.dialog.accept()
-        qtbot.keyClick(window.views["axial"], Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: not window.runner.busy)
-    assert window.prior.comparison is None and not window.prior.view.isVisible()
-    assert window.status_label.text() == "Cancelled" and not window.progress.isVisible()
-    window.prior.choose_prior()
-    window.prior.dialog.choose(1)
-    window.prior.dialog.accept()
-    assert window.prior.comparison is None and not window.prior.shown
-    assert window.status_label.text() == "No prior compared"
-    assert not window.runner.busy
+    # another study opened: the comparison and the prior's voxels go, the 2x2 is back
+    with qtbot.waitSignal(window.opening.loaded, timeout=30000):
+        window.opening.open_study(comparison.prior_study["key"])
+    assert prior.comparison is None and prior.prior_state.volume is None and not prior.view.isVisible()
+    assert window.views["coronal"].isVisible()
 
 
 def test_a_study_without_priors_says_so(window: MainWindow, small_phantom_dir: Path, qtbot) -> None:

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QGridLayout, QWidget
 from ui.controllers.jobs import JobDispatch
 from ui.dialogs.prior_choice import PriorChoiceDialog, display_date
 from ui.render.slice_view import SliceView
+from ui.render.vtk_shim import image_data
 from ui.state import ViewerState
 from ui.widgets.findings_panel import FindingsPanel
 from ui.widgets.prior_view import PriorView
@@ -237,11 +238,16 @@ class PriorCompareController(QObject):
             self._status("Prior hidden (Shift+P shows it)")
 
     def _forget(self) -> None:
-        """Another study opened (or None chosen): its comparison goes."""
+        """Another study opened (or None chosen): its comparison goes, and the prior's voxels with it
+        (the view's VTK input shared their memory)."""
         if self.shown:
             self.set_shown(False)
         self.comparison = None
         self.view.show_match("")
+        if self.prior_state.volume is not None:
+            self.prior_state.volume, self.prior_state.markers, self.prior_state.histogram = None, [], None
+            tiny = np.zeros((2, 2, 2), dtype=np.int16)
+            self.prior_slice_view.base_mapper.SetInputData(image_data(tiny, np.eye(4)))
 
     def _fit_current(self) -> None:
         """The current axial zoomed to show the whole volume in its new, taller and narrower, shape
