@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -96,11 +97,56 @@ def test_an_unknown_caller_is_refused_and_listed(desk, scanner_case: list[Path],
     assert window.browser.tree.topLevelItemCount() == 0
 
 
+QUICK_RUNS: list = []  # the thread each stand-in run ran on
+
+
+def _quick_model_job(home: Path, user, study_key: str, model, cancel):
+    """A recorded run in a second (two findings, a flat heatmap) in place of the network: the queue,
+    the runner and the notices are under test here, the model in the slow test below."""
+    import numpy as np
+
+    from workstation.inference.findings import Finding
+    from workstation.inference.runner import Analysis
+    from workstation.jobs import Progress
+    from workstation.review.analyses import record_analysis
+    from workstation.review.store import ReviewStore
+
+    library = StudyLibrary(home)
+    study = library.find_study(study_key)
+    series = library.series(study["key"])[0]
+    yield Progress(0, 1, "a quick stand-in model")
+    QUICK_RUNS.append(threading.current_thread())
+    time.sleep(0.5)
+    findings = [Finding(n + 1, (10.0 * n, 0.0, 0.0), (64.0, 64.0, 5.0), 6.0, 100.0, 20.0, 0.8, "solid", "quick", "1")
+                for n in range(2)]
+    heatmap = np.zeros((series["slices"], series["rows"], series["columns"]), np.float32)
+    analysis = Analysis("quick", "1", "cd" * 32, "CPU", 0.3, 1.0, heatmap, findings, [], "Stand-in.")
+    store = ReviewStore.in_home(home)
+    try:
+        return record_analysis(store, user, study["study_uid"], series["series_uid"], analysis)
+    finally:
+        store.close()
+
+
 def test_received_ct_studies_get_the_ai_off_the_gui_thread(desk, scanner_case: list[Path], qtbot, home: Path):
+    window, port = desk
+    window.receiving.analyse_job = _quick_model_job
+    QUICK_RUNS.clear()
+    _receive_and_analyse(window, port, scanner_case, qtbot, "quick")
+    [thread] = QUICK_RUNS
+    assert thread is not threading.main_thread() and thread.name.startswith("job: AI on a received study")
+
+
+@pytest.mark.slow
+def test_received_ct_studies_get_the_real_model(desk, scanner_case: list[Path], qtbot, home: Path):
     from tests.validation.test_site_evaluation import _coarse_demo_model
 
     window, port = desk
     window.settings.setValue("receiving/model", _coarse_demo_model(home))
+    _receive_and_analyse(window, port, scanner_case, qtbot, "coarse-demo")
+
+
+def _receive_and_analyse(window, port: int, scanner_case: list[Path], qtbot, model_name: str) -> None:
     window.receiving.show_receiving()
     window.receiving.panel.analyse.setChecked(True)  # the setting, as the reader ticks it
     assert window.settings.value("receiving/analyse") == "true"
@@ -121,8 +167,8 @@ def test_received_ct_studies_get_the_ai_off_the_gui_thread(desk, scanner_case: l
     # seconds (loading the series and importing torch, which hold the GIL in C code for a while)
     assert gaps and max(gaps) < 2.0, f"the GUI thread stalled {max(gaps):.2f} s"
     [(model, who)] = window.store.connection.execute("SELECT model_name, created_by FROM analyses").fetchall()
-    assert model == "coarse-demo" and who == "admin"
-    assert "candidate finding(s) to review (coarse-demo" in window.receiving.notice.text()
+    assert model == model_name and who == "admin"
+    assert f"candidate finding(s) to review ({model_name} " in window.receiving.notice.text()
     assert window.runner.busy is False  # the reader's own job runner stayed free
 
 
