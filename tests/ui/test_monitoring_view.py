@@ -123,3 +123,15 @@ def test_the_window_computes_off_the_gui_thread_and_exports_audited(read_study, 
     assert view.report is not None and "for student" in view.scope_label.text()
     assert not view.csv_button.isEnabled() and "trainee may not export" in view.csv_button.toolTip()
 
+
+
+def test_an_empty_store_says_why_the_figures_are_empty(qtbot) -> None:
+    from ui.widgets.monitoring_view import MonitoringView
+
+    view = MonitoringView()
+    qtbot.addWidget(view)
+    view.show_report(MonitoringReport(None, [], [], [], "2026-12-01T09:00:00+00:00"), "admin")
+    assert "Nothing to test yet: no AI run is recorded" in view.alerts_label.text()
+    assert not view.csv_button.isEnabled() and view.captions["accept"].text().startswith("Computed on no studies")
+    view.show_report(synthetic_report(), "admin")  # data again: the blank axes give way
+    assert view.accept_plot.getAxis("left")._tickLevels is None and view.csv_button.isEnabled()

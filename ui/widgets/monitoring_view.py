@@ -187,6 +187,7 @@ class MonitoringView(QDialog):
         column = {month: index for index, month in enumerate(months)}
         for plot in (self.accept_plot, self.findings_plot, self.reading_plot, self.reasons_plot):
             plot.clear()
+            plot.getAxis("left").setTicks(None)  # an empty figure's blank axis gives way to the data's
         for plot in (self.accept_plot, self.findings_plot, self.reading_plot):
             plot.getAxis("bottom").setTicks([[(i, m) for m, i in column.items()]])
             plot.setXRange(-0.5, max(len(months) - 0.5, 0.5), padding=0.02)
@@ -222,6 +223,9 @@ class MonitoringView(QDialog):
                                                    for r in rows]),
                              (self.reading_plot, [r["reading_minutes_per_scan"] for r in rows])):
             plot.setYRange(0, max(values + [0.1]) * 1.15, padding=0)  # from zero: no small wobble looks large
+        if not rows:
+            for plot in (self.accept_plot, self.findings_plot, self.reading_plot):
+                _say(plot, "no AI run recorded yet")
         self._reasons(rows)
         scope = report.scope(model)
         short = scope.short()
@@ -257,11 +261,7 @@ class MonitoringView(QDialog):
         ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         axis.setTicks([[(i, reason) for i, (reason, _n) in enumerate(ordered)]])
         if not ordered:
-            self.reasons_plot.setXRange(-0.5, 0.5)
-            text = pg.TextItem("no AI finding rejected yet", color=(180, 180, 176), anchor=(0.5, 0.5))
-            self.reasons_plot.addItem(text)
-            text.setPos(0, 0.5)
-            self.reasons_plot.setYRange(0, 1)
+            _say(self.reasons_plot, "no AI finding rejected yet")
             return
         self.reasons_plot.addItem(pg.BarGraphItem(x=list(range(len(ordered))), height=[n for _r, n in ordered],
                                                   width=0.6, brush=(200, 120, 90), pen=(230, 150, 120)))
@@ -302,6 +302,9 @@ def _plot(title: str, unit: str, suffix: str = "") -> pg.PlotWidget:
 
 def _evidence_sentence(uses: list) -> str:
     """What the absence of an alert rests on: acceptance is only compared with enough decisions."""
+    if not uses:
+        return ("Nothing to test yet: no AI run is recorded (Run AI on a study in the viewer, or "
+                "'workstation analyze', 'batch', 'receive --analyze').")
     parts = []
     for model, (latest, now, before) in acceptance_evidence(uses).items():
         tested = now >= MIN_DECISIONS and before >= MIN_DECISIONS
@@ -309,6 +312,17 @@ def _evidence_sentence(uses: list) -> str:
                      + (" (tested: within chance)" if tested else " (too few to test acceptance)"))
     return (f"Acceptance is compared once the latest month and the months before each have {MIN_DECISIONS} "
             f"decisions; input mix and validated scope are checked every month. " + "; ".join(parts) + ".")
+
+
+def _say(plot: pg.PlotWidget, text: str) -> None:
+    """An empty figure says why it is empty, in its middle."""
+    plot.setXRange(-0.5, 0.5, padding=0)
+    plot.setYRange(0, 1, padding=0)
+    plot.getAxis("bottom").setTicks([[]])
+    plot.getAxis("left").setTicks([[]])
+    item = pg.TextItem(text, color=(180, 180, 176), anchor=(0.5, 0.5))
+    plot.addItem(item)
+    item.setPos(0, 0.5)
 
 
 def _caption() -> QLabel:
