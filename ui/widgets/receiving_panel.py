@@ -30,6 +30,10 @@ class ReceivingPanel(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Receive from scanners")
         self.setModal(False)
+        # the dark theme draws a disabled field like an enabled one: a reader could not tell the AE
+        # title and port are an admin's to change
+        self.setStyleSheet("QLineEdit:disabled, QSpinBox:disabled, QPushButton:disabled, QCheckBox:disabled "
+                           "{ color: #74746f; } QLineEdit:disabled, QSpinBox:disabled { border-color: #2c2e34; }")
         self.state_label = QLabel("Not listening")
         self.state_label.setObjectName("receiving-state")
         self.state_label.setWordWrap(True)
