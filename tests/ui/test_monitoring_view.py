@@ -111,7 +111,7 @@ def test_the_window_computes_off_the_gui_thread_and_exports_audited(read_study, 
     out = tmp_path / "exports" / "monitor.json"
     out.parent.mkdir()
     window.monitoring.export("json", out)
-    qtbot.waitUntil(out.exists, timeout=10000)
+    qtbot.waitUntil(lambda: "Exported to" in view.scope_label.text(), timeout=10000)  # delivered, not just written
     assert json.loads(out.read_text())["computed_on"]["studies"] == 1
     assert not list(out.parent.glob(".*partial"))
     exported = [value for (value,) in window.store.connection.execute(
