@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QPoint, QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QWidget
 
 from ui.controllers.jobs import JobDispatch
@@ -299,21 +299,30 @@ class PriorCompareController(QObject):
                 self._syncing = False
 
     def _current_camera(self) -> None:
-        """Zoom and pan of the current axial -> the prior's (its centre mapped to the same anatomy)."""
+        """Zoom and pan of the current axial -> the prior's (see _follow)."""
         if self._linked() and self.prior_state.volume is not None:
-            self._follow(self.views["axial"], self.prior_slice_view, self.comparison.to_prior)
+            self._follow(self.views["axial"], self.prior_slice_view)
 
     def _prior_camera(self) -> None:
         if self._linked() and self.state.volume is not None:
-            self._follow(self.prior_slice_view, self.views["axial"], self.comparison.to_current)
+            self._follow(self.prior_slice_view, self.views["axial"])
 
-    def _follow(self, leader: SliceView, follower: SliceView, mapping) -> None:
-        if follower.frame is None:
+    def _follow(self, leader: SliceView, follower: SliceView) -> None:
+        """The follower at the leader's millimetres per pixel, its crosshair (the same anatomy, mapped)
+        drawn at the same place in the view and at the same height on the screen as the leader's,
+        though the prior view starts lower, under its header. Away from the crosshair the two differ
+        by the rotation between the scans (the prior is shown as it was acquired)."""
+        if follower.frame is None or leader.frame is None:
             return
         self._syncing = True
-        try:  # the same millimetres per pixel (the prior view is a little shorter: its header)
-            follower.half_height_mm = leader.half_height_mm * follower.height() / max(1, leader.height())
-            follower.centre = mapping(leader.centre)
+        try:
+            mm_per_pixel = 2 * leader.half_height_mm / max(1, leader.height())
+            follower.half_height_mm = mm_per_pixel * follower.height() / 2
+            lower_by = (follower.mapToGlobal(QPoint(0, follower.height() // 2)).y()
+                        - leader.mapToGlobal(QPoint(0, leader.height() // 2)).y())
+            offset = leader.state.crosshair - leader.centre
+            right, up = offset @ leader.frame.right, offset @ leader.frame.up + lower_by * mm_per_pixel
+            follower.centre = follower.state.crosshair - follower.frame.right * right - follower.frame.up * up
             follower.refresh()
         finally:
             self._syncing = False
