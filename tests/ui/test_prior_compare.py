@@ -216,3 +216,11 @@ def test_a_study_without_priors_says_so(window: MainWindow, small_phantom_dir: P
     qtbot.waitUntil(lambda: not window.runner.busy)
     window.prior.toggle_prior()  # no comparison yet: Shift+P offers the priors, and there are none
     assert window.prior.dialog is None and window.status_label.text().startswith("No earlier study of this patient")
+
+
+def test_no_two_actions_share_a_key() -> None:
+    from ui.actions import ACTIONS
+
+    keys = [spec.shortcut for spec in ACTIONS if spec.shortcut]
+    assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
+    assert {"Shift+P", "Ctrl+Shift+P"} <= set(keys)

@@ -97,7 +97,10 @@ def register_job(current: Volume, prior: Volume, cancel: CancelToken | None = No
 
     cancel = cancel or CancelToken()
     yield Progress(0, 4, "Preparing the images")
-    fixed, moving = _image(current), _image(prior)
+    fixed = _image(current)
+    cancel.check()  # each preparation takes seconds on a 512-matrix scan: Esc should not wait for all
+    moving = _image(prior)
+    cancel.check()
     identity = sitk.Euler3DTransform()
     before = _lung_overlap(fixed, moving, identity)
     initial = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
