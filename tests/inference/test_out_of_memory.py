@@ -1,6 +1,7 @@
 """Running out of memory on the CPU (a modest laptop) gives a sentence, not an internal error.
 A real allocation failure: a child process caps its own address space just above what it holds
-once the study and the model are loaded."""
+once the study and the model's code are loaded (an import under a 1 MiB cap fails in ways the
+interpreter itself does not name, e.g. SystemError: error return without exception set)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ torch.ones(256, 256) @ torch.ones(256, 256)  # the thread pool starts before the
 volume = generate_phantom(PhantomSpec(seed=3, matrix=256, pixel_spacing_mm=1.4, slice_thickness_mm=2.0,
                                       z_extent_mm=240.0, nodule_count=2)).volume
 bundle = find_model()
+import importlib, monai.inferers  # what the run imports lazily, so the cap hits allocations, not imports
+importlib.import_module(bundle.architecture.rsplit(".", 1)[0])
 held = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize"))
 resource.setrlimit(resource.RLIMIT_AS, (held + int(sys.argv[1]) * 2**20, resource.RLIM_INFINITY))
 try:
