@@ -97,7 +97,9 @@ def comparison_story(story, report: ComparisonReport | None, images: Mapping[tup
                        "nodule's volume. Growing or shrinking: a change in long axis of more than 1.5 mm, else "
                        "stable. Volume doubling time range: from each volume's measurement error (half a voxel "
                        "in diameter, at least 0.5 mm); ∞: the growth is within that error, not told from stable. "
-                       "* pairing or status set by the reader.", "small"))
+                       "Volumes: the model's for AI findings (from its heatmap, not a segmentation; on phantoms "
+                       "they misstate growth by a median 28 %), a sphere of the long axis for findings a reader "
+                       "added or measured again. * pairing or status set by the reader.", "small"))
     s = report.suggestion
     out.append(Spacer(1, 2 * MM))
     out.append(story.p(f"Lung-RADS with comparison: suggested category {s.category} — rule applied: {s.rule}. "
