@@ -53,3 +53,37 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         path = item.nodeid.split("::", 1)[0]
         item.add_marker(pytest.mark.xdist_group("display" if path.startswith("tests/ui/") else path))
+
+
+_MODEL_RUNS: dict[str, object] = {}
+
+
+@pytest.fixture
+def model_runs_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real model's run on one volume is made once per test session and replayed after that,
+    for tests whose subject is what happens around a run (recording, reports, logins, audit), not
+    the run itself: the model is deterministic on the CPU (tests/inference/test_runner.py checks
+    that with a second run), and each run of a phantom costs 20-40 s on two cores. The replay
+    still passes through run_inference_job (its progress, cancel check and error translation);
+    tests of the runner itself do not use this."""
+    import copy
+    import hashlib
+
+    from workstation.inference import runner
+    from workstation.jobs import Progress
+
+    analyse = runner._analyse
+
+    def once(volume, bundle, device, threshold, cancel, threads):
+        digest = hashlib.sha256(volume.voxels.tobytes())
+        for part in (volume.affine.tobytes(), repr(volume.voxels.shape), repr(volume.metadata),
+                     bundle.weights_sha256, repr(bundle.folder), str(device), repr(threshold)):
+            digest.update(str(part).encode() if not isinstance(part, bytes) else part)
+        key = digest.hexdigest()
+        if key not in _MODEL_RUNS:
+            _MODEL_RUNS[key] = yield from analyse(volume, bundle, device, threshold, cancel, threads)
+        cancel.check()
+        yield Progress(100, 100, "Replayed the session's run of this model on this volume")
+        return copy.deepcopy(_MODEL_RUNS[key])
+
+    monkeypatch.setattr(runner, "_analyse", once)

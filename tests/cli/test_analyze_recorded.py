@@ -13,6 +13,8 @@ from workstation.cli import main
 from workstation.review.audit import verify
 from workstation.review.store import ReviewStore
 
+pytestmark = pytest.mark.usefixtures("model_runs_once")  # what happens around a run, not the run
+
 PASSWORD = "correct horse battery"
 
 

@@ -18,6 +18,8 @@ from workstation.review.session import ReviewSession
 from workstation.review.store import ReviewStore
 from workstation.review.users import add_user, login
 
+pytestmark = pytest.mark.usefixtures("model_runs_once")  # what happens around a run, not the run
+
 PASSWORD = "correct horse battery"
 
 

@@ -23,6 +23,8 @@ from workstation.review.users import add_user, login
 from workstation.teaching.pack import PackError, export_pack_job, import_pack_job, read_pack, teaching_case
 from workstation.teaching.quiz import match_marks, quiz_scores_csv, submit_quiz
 
+pytestmark = pytest.mark.usefixtures("model_runs_once")  # what happens around a run, not the run
+
 PASSWORD = "teaching pass 1"
 
 

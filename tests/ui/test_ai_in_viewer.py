@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ui.controllers.study_opening import viewer_load_job
 from ui.main_window import MainWindow
@@ -15,6 +16,8 @@ from workstation.cli import main as cli
 from workstation.jobs import CancelToken, run_job
 from workstation.library import StudyLibrary
 from workstation.review.users import add_user, login
+
+pytestmark = pytest.mark.usefixtures("model_runs_once")  # what happens around a run, not the run
 
 
 def test_run_ai_lists_findings_and_centres_views(loaded: MainWindow, qtbot) -> None:

@@ -14,6 +14,8 @@ from workstation.cli import main as cli
 from workstation.review import audit
 from workstation.review.users import PermissionDenied, add_user
 
+pytestmark = pytest.mark.usefixtures("model_runs_once")  # what happens around a run, not the run
+
 
 @pytest.fixture
 def users(loaded: MainWindow):
