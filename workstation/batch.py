@@ -58,7 +58,13 @@ def _client(scheduler: str | None, workers: int):
             raise WorkstationError(f"The Dask scheduler at {scheduler} did not answer ({exc})") from exc
     import dask
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": RETRIES_AFTER_A_DEAD_WORKER}):
+    # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 in their workers (to hand memory back to the
+    # system sooner); glibc then maps and faults in every large array afresh, and one analysis took
+    # 1.5 s instead of 0.9 s (bench_batch, 2026-12-01). A worker here runs one study after another
+    # with arrays of the same sizes, so glibc's own reuse is kept; one thread per library as before.
+    environ = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
+    with dask.config.set({"distributed.scheduler.allowed-failures": RETRIES_AFTER_A_DEAD_WORKER,
+                          "distributed.nanny.pre-spawn-environ": environ}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=40)
     return Client(cluster)
