@@ -268,3 +268,11 @@ def test_a_pickle_is_refused_before_any_network(tmp_path: Path) -> None:
     source = _bundle(tmp_path / "bundle", weights={"model": {"layer": _Payload()}})
     with pytest.raises(pickle.UnpicklingError):
         torch.load(source / "models" / "model.pt", weights_only=True)
+
+
+def test_a_config_nested_hundreds_deep_is_refused_in_a_sentence(tmp_path: Path) -> None:
+    source = _bundle(tmp_path / "bundle")
+    text = json.dumps(INFERENCE).replace('"size_divisible": [8, 8, 4]', '"size_divisible": ' + "[" * 900 + "]" * 900)
+    (source / "configs" / "inference.json").write_text(text)
+    with pytest.raises(ModelBundleError, match="nested too deeply"):
+        import_monai_bundle(source, tmp_path / "models", imported_by="admin")

@@ -111,6 +111,9 @@ def read_detector(inference: dict) -> tuple[str, dict[str, Any]]:
         raise ModelBundleError(f"The RetinaNet's feature extractor {extractor_name!r} is not on the allow-list "
                                "(resnet_fpn_feature_extractor)")
     extractor = reader.arguments(extractor, "extractor", "feature_extractor", objects=("backbone",))
+    _only({k: v for k, v in extractor.items() if k != "backbone"},
+          {"spatial_dims", "pretrained_backbone", "returned_layers", "trainable_backbone_layers"},
+          "resnet_fpn_feature_extractor")  # which layers train changes nothing at inference: read, not used
     backbone_name, backbone = reader.object(extractor.pop("backbone", None), "feature_extractor.backbone")
     if backbone_name not in _BACKBONES:
         raise ModelBundleError(f"Backbone {backbone_name!r} is not on the allow-list "

@@ -177,12 +177,15 @@ def import_monai_bundle(source: Path, models_home: Path, imported_by: str) -> Mo
 
     with tempfile.TemporaryDirectory(prefix="monai-bundle-") as scratch:
         root = _unpacked(Path(source), Path(scratch) / "bundle")
-        metadata = _json(root / "configs" / "metadata.json", "configs/metadata.json")
-        inference = _json(root / "configs" / "inference.json", "configs/inference.json")
-        class_name, arguments = _network(inference)
-        detects = class_name == DETECTOR_ARCHITECTURE
-        spacing, window, patch = _preprocessing(inference, arguments["sliding_window"]["roi_size"] if detects
-                                                else None)
+        try:
+            metadata = _json(root / "configs" / "metadata.json", "configs/metadata.json")
+            inference = _json(root / "configs" / "inference.json", "configs/inference.json")
+            class_name, arguments = _network(inference)
+            detects = class_name == DETECTOR_ARCHITECTURE
+            spacing, window, patch = _preprocessing(inference, arguments["sliding_window"]["roi_size"] if detects
+                                                    else None)
+        except RecursionError as exc:  # JSON nested thousands deep: not a config anyone wrote
+            raise ModelBundleError("The bundle's config is nested too deeply to be a model's settings") from exc
         state = _state_dict(root / "models" / "model.pt")
         network = build_network(class_name, arguments)
         try:
