@@ -9,8 +9,8 @@ import math
 import os
 import platform
 
-from tests.benchmarks import (bench_batch, bench_hostile, bench_inference, bench_load, bench_network, bench_report,
-                              bench_startup, bench_viewer)
+from tests.benchmarks import (bench_batch, bench_compare, bench_hostile, bench_inference, bench_load, bench_network,
+                              bench_report, bench_startup, bench_viewer)
 
 
 def _verdict(value: float, target: float) -> tuple[str, str]:
@@ -32,6 +32,7 @@ def main() -> None:
     rows += bench_inference.main()
     rows += bench_batch.main()
     rows += bench_report.main()
+    rows += bench_compare.main()  # the demo model's own volume change only when run alone (--ai-pairs)
     if os.environ.get("DISPLAY"):
         rows += bench_viewer.main()
     else:
