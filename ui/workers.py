@@ -36,16 +36,24 @@ class JobRunner(QObject):
         super().__init__()
         self._cancel: CancelToken | None = None
         self._thread: threading.Thread | None = None
+        self._undelivered = False  # a job's signals are still queued for the GUI thread
+        self.finished.connect(self._delivered)  # queued: runs in the GUI thread after `succeeded`
 
     @property
     def busy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """Until the GUI thread has handled the job's last signal, not only until its thread ends:
+        a job started in between would otherwise receive the earlier job's result."""
+        return self._undelivered or (self._thread is not None and self._thread.is_alive())
+
+    def _delivered(self) -> None:
+        self._undelivered = False
 
     def start(self, make_job: Callable[[CancelToken], Job[Any]], description: str) -> bool:
         if self.busy:
             return False
         self._cancel = CancelToken()
         cancel = self._cancel
+        self._undelivered = True
         self._thread = threading.Thread(target=self._run, args=(make_job, cancel, description),
                                         name=f"job: {description}", daemon=True)
         self._thread.start()

@@ -254,3 +254,23 @@ def test_viewing_shows_only_the_active_view_and_applies_presets(parts, qtbot) ->
     assert all(view.isVisible() for view in views.values())
     viewing.apply_preset("bone")
     assert parts["state"].window == PRESETS["bone"]
+
+
+def test_a_job_started_before_the_last_one_is_delivered_waits_its_turn(parts, qtbot) -> None:
+    """The earlier job's thread has ended but its result is still queued for the GUI thread: a new
+    job is refused until that result reached its own handler, never handed to the new one."""
+    def job_returning(value):
+        def make(cancel):
+            yield Progress(1, 1, "done")
+            return value
+        return make
+
+    jobs, received = parts["jobs"], []
+    assert jobs.start(job_returning("first"), "first", lambda result: received.append(("first", result)))
+    parts["runner"].wait(10)  # the thread is gone; nothing delivered yet (no events processed)
+    assert not jobs.start(job_returning("second"), "second", lambda result: received.append(("second", result)))
+    qtbot.waitUntil(lambda: not parts["runner"].busy)
+    assert received == [("first", "first")]
+    assert jobs.start(job_returning("second"), "second", lambda result: received.append(("second", result)))
+    qtbot.waitUntil(lambda: not parts["runner"].busy)
+    assert received == [("first", "first"), ("second", "second")]
