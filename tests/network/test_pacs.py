@@ -222,3 +222,37 @@ def test_dicomweb_faults_are_named(pacs: OrthancServer, capsys) -> None:
     capsys.readouterr()
     assert main(["pacs", "find", "web-wrong", "--via", "web"]) == 2
     assert "refused the search (HTTP 404)" in capsys.readouterr().err
+
+
+def test_priors_on_the_pacs_are_listed_with_how_to_retrieve_them(orthanc: OrthancServer, home: Path, tmp_path: Path,
+                                                                   capsys) -> None:
+    """#24 item 1: the follow-up is in the library, its prior only on the PACS (with another
+    patient's study beside it): `priors --pacs` offers the prior, then retrieving it puts it in
+    the library, where `priors` finds it."""
+    from tests.prior_pair import write_pair
+
+    pair = write_pair(tmp_path / "pair")
+    orthanc.clear()
+    prior_files = sorted(pair["prior"].iterdir())
+    orthanc.upload(prior_files)
+    other = tmp_path / "other"
+    write_demo_case(other, seed=12, matrix=128, slice_thickness_mm=10.0)
+    orthanc.upload(sorted((other / "dicom").iterdir()))
+    assert main(["pacs", "nodes", "local", "--aet", WORKSTATION_AE, "--port", str(orthanc.move_port)]) == 0
+    assert main(["pacs", "nodes", "add", "pacs", "--aet", orthanc.ae_title, "--host", "127.0.0.1",
+                 "--port", str(orthanc.dicom_port), "--dicomweb", orthanc.dicomweb_url]) == 0
+    assert main(["import", str(pair["follow"])]) == 0
+    capsys.readouterr()
+    follow = StudyLibrary(home).studies()[0]["key"]
+    for via in ("dimse", "web"):
+        assert main(["priors", follow, "--pacs", "pacs", "--via", via]) == 0
+        out = capsys.readouterr().out
+        assert "No earlier study of this patient in the library." in out
+        lines = [line for line in out.splitlines() if line.startswith("pacs:")]
+        assert len(lines) == 1 and _uid(prior_files) in lines[0], (via, out)
+        assert f"retrieve: workstation pacs retrieve pacs --study {_uid(prior_files)}" in lines[0]
+    assert main(["pacs", "retrieve", "pacs", "--study", _uid(prior_files)]) == 0
+    capsys.readouterr()
+    assert main(["priors", follow, "--pacs", "pacs"]) == 0
+    out = capsys.readouterr().out
+    assert "(offered)" in out and "(in the library)" in out

@@ -20,6 +20,9 @@ AS_HELP = "who is doing this (needed once accounts exist; asked for a password)"
 def register(commands: argparse._SubParsersAction) -> None:
     priors = commands.add_parser("priors", help="the same patient's earlier studies in the library")
     priors.add_argument("study")
+    priors.add_argument("--pacs", metavar="NODE", help="also the patient's earlier CT studies on this DICOM node "
+                        "(C-FIND, or QIDO-RS with --via web), marked when the library lacks them")
+    priors.add_argument("--via", choices=("dimse", "web"), default="dimse")
     priors.add_argument("--as", dest="actor", help=AS_HELP)
     priors.set_defaults(run=cmd_priors)
     compare = commands.add_parser("compare", help="match nodules with a prior study: growth, doubling time")
@@ -55,9 +58,33 @@ def cmd_priors(args: argparse.Namespace) -> int:
         mark = "  (offered)" if number == 1 else ""
         print(f"{number:3d}  {prior['study_date'] or '-':<9} {prior['study_description'] or '-'}  "
               f"{prior['study_uid']}{mark}")
+    if args.pacs:
+        warnings += _print_pacs_priors(args, library, study, store, who)
     for warning in warnings:
         print(f"warning: {warning}")
     return 0
+
+
+def _print_pacs_priors(args: argparse.Namespace, library, study: dict, store, who: str) -> list[str]:
+    """The node's earlier CT studies of the patient (the search audited as `pacs find` is); those
+    the library lacks come with the command that retrieves them. Returns the node's warnings."""
+    from workstation.network.nodes import load_nodes
+    from workstation.network.priors import pacs_priors
+
+    book = load_nodes(data_home())
+    node = book.node(args.pacs)
+    held = {s["study_uid"] for s in library.studies()}
+    found, warnings = pacs_priors(node, book.local_ae, study, held, args.via)
+    record_read(store, who, "library_listed", source=f"pacs:{node.name}", study_uid=study["study_uid"],
+                priors=len(found))
+    if not found:
+        print(f"No earlier CT study of this patient on {node.name}.")
+    for match in found:
+        where = ("in the library" if match["in_library"] else
+                 f"retrieve: workstation pacs retrieve {node.name} --study {match['StudyInstanceUID']}")
+        print(f"{node.name}: {match['StudyDate'] or '-':<9} {match['StudyDescription'] or '-'}  "
+              f"{match['StudyInstanceUID']}  ({where})")
+    return warnings
 
 
 def _edits(args: argparse.Namespace) -> list:
