@@ -1,6 +1,8 @@
 """The linked prior without a screen (#24 item 3): the prior offered, the load-and-align job with
-progress and cancel, the prior's findings, and the current <-> prior point mapping checked against
-a phantom pair's truth.json."""
+progress and cancel, the prior's findings (the core's one rule, prior_nodules_of), the current <->
+prior point mapping checked against a phantom pair's truth.json, and the viewer's comparison being
+the report's: recorded when the viewer expects it, reused (no second alignment), matched as the
+report matches."""
 
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ from workstation.errors import CancelledError, WorkstationError
 from workstation.jobs import CancelToken, run_job
 from workstation.library import StudyLibrary
 from workstation.review import audit
+from workstation.review.comparison_record import prior_nodules_of, record_comparison, recorded_comparison
 from workstation.review.priors import (
-    PriorComparison, compare_with_prior_job, describe_pair, offer_priors, pair_of, prior_findings, record_prior_viewed,
-    study_days,
+    PriorComparison, compare_with_prior_job, describe_pair, offer_priors, pair_of, record_prior_viewed,
+    recording_offer, report_findings_with, study_days,
 )
 from workstation.review.session import ReviewSession
 from workstation.review.store import ReviewStore
@@ -81,9 +84,10 @@ def test_the_job_reports_progress_and_the_prior_read(library_pair: dict) -> None
     fractions = [s.fraction for s in steps]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert any("alignment" in s.message.lower() for s in steps) and "lung overlap" in steps[-1].message
-    assert comparison.findings_source == "accepted findings"
+    assert comparison.comparison.prior_source == "accepted" and "accepted findings" in comparison.findings_source
     assert len(comparison.findings) == len(library_pair["truth"]["prior_nodules"])
     assert comparison.days == round(library_pair["truth"]["days"]) and comparison.histogram is not None
+    assert not comparison.recorded and not comparison.reused
     assert comparison.prior_volume.metadata.study_uid == library_pair["prior"]["study_uid"]
     store = ReviewStore.in_home(library_pair["home"])
     try:  # looking at the prior is audited, in the chain
@@ -102,11 +106,11 @@ def test_matching_names_the_selected_findings_status(library_pair: dict) -> None
     truth, comparison = library_pair["truth"], library_pair["comparison"]
     current = [SimpleNamespace(number=n["id"], center_mm=tuple(n["centre_mm"]), diameter_mm=n["diameter_mm"],
                                volume_mm3=n["volume_mm3"], type="solid") for n in truth["current_nodules"]]
-    pairs = comparison.match(current, max(library_pair["volume"].spacing_mm))
+    pairs = comparison.match(current)
     for match in truth["matches"]:
         pair = pair_of(pairs, match["current_id"])
         assert pair is not None and pair.status == match["status"]
-        assert describe_pair(pair).startswith(f"#{match['current_id']}: {match['status']} (prior #")
+        assert describe_pair(pair).startswith(f"#{match['current_id']}: {match['status']} (prior P")
     new = pair_of(pairs, truth["new"][0]["current_id"])
     assert new.status == "new" and "new" in describe_pair(new)
     assert pair_of(pairs, 999) is None
@@ -127,7 +131,8 @@ def test_cancel_stops_the_job_and_another_patient_is_refused(library_pair: dict)
 
 
 def test_an_unread_prior_offers_its_ai_findings(library_pair: dict) -> None:
-    """(Runs last: it records a model run on the follow-up, which no other test here reads.)"""
+    """The core's rule (prior_nodules_of): AI findings only while nobody decided on the prior.
+    (Runs before the recording tests: it records a model run on the follow-up, read there later.)"""
     from workstation.inference.findings import Finding
     from workstation.inference.runner import Analysis
     from workstation.review.analyses import record_analysis
@@ -135,7 +140,7 @@ def test_an_unread_prior_offers_its_ai_findings(library_pair: dict) -> None:
     volume, uid = library_pair["volume"], library_pair["follow"]["study_uid"]
     store = ReviewStore.in_home(library_pair["home"])
     try:
-        assert prior_findings(store, uid) == ([], "no findings recorded")
+        assert prior_nodules_of(store, uid) == ([], "none")
         reader = login(store, "dr_lee", PASSWORD)
         findings = [Finding(n + 1, tuple(c["centre_mm"]), tuple(c["centre_voxel"]), c["diameter_mm"], 200.0, 20.0,
                             0.9 - 0.1 * n, "solid", "demo", "0.1")
@@ -143,13 +148,66 @@ def test_an_unread_prior_offers_its_ai_findings(library_pair: dict) -> None:
         analysis = Analysis("demo", "0.1", "ab" * 32, "CPU", 0.5, 1.0, np.zeros(volume.shape, np.float32), findings,
                             [], "Test run.")
         record_analysis(store, reader, uid, volume.metadata.series_uid, analysis)
-        shown, source = prior_findings(store, uid)
-        assert source.startswith("AI findings") and len(shown) == 2
+        shown, source = prior_nodules_of(store, uid)
+        assert source == "ai" and len(shown) == 2
+        ReviewSession(store, reader, uid).reject(shown[0].id, "vessel")
+        # someone decided on it: its accepted findings only (none), never its AI proposals
+        assert prior_nodules_of(store, uid) == ([], "accepted")
+        findings, source = prior_nodules_of(store, library_pair["prior"]["study_uid"])
+        assert source == "accepted" and all(f.decision == "accepted" for f in findings)
+    finally:
+        store.close()
+
+
+def test_the_viewers_comparison_is_recorded_reused_and_reported(library_pair: dict) -> None:
+    """A radiologist's aligned prior is recorded for the unsigned read; aligning it again reuses the
+    recorded one (no second registration); the viewer's match line is the report's row; after
+    signing, another record is an addendum with a reason."""
+    from workstation.reporting.content import content_from_store
+
+    home, uid, truth = library_pair["home"], library_pair["follow"]["study_uid"], library_pair["truth"]
+    store = ReviewStore.in_home(home)
+    try:
+        reader = login(store, "dr_lee", PASSWORD)
         session = ReviewSession(store, reader, uid)
-        session.reject(shown[0].id, "vessel")
-        shown_after, _ = prior_findings(store, uid)
-        assert [f.id for f in shown_after] == [shown[1].id]  # a rejected proposal is not shown on the prior
-        findings, source = prior_findings(store, library_pair["prior"]["study_uid"])
-        assert source == "accepted findings" and all(f.decision == "accepted" for f in findings)
+        for nodule in truth["current_nodules"]:  # the current read: the nodules where the truth has them
+            session.add(tuple(nodule["centre_mm"]), nodule["diameter_mm"], "solid")
+        shown = library_pair["comparison"]
+        trainee = add_user(store, login(store, "admin", PASSWORD), "trainee_tom", PASSWORD, "trainee")
+        assert recording_offer(None, shown) == "none"
+        assert recording_offer(ReviewSession(store, trainee, uid), shown) == "offer"  # asked, never unasked
+        assert recording_offer(session, shown) == "record"
+        recorded = shown.recorded_as(record_comparison(session, shown.comparison))
+        assert recorded.recorded and recording_offer(session, recorded) == "recorded"
+        assert recorded_comparison(store, uid).id == recorded.comparison.id
+
+        steps: list = []
+        again = run_job(compare_with_prior_job(home, library_pair["volume"], library_pair["prior"]), steps.append)
+        assert again.reused and again.comparison.id == recorded.comparison.id
+        assert not any("alignment" in s.message.lower() and "reused" not in s.message for s in steps)
+        np.testing.assert_array_equal(again.registration.prior_to_current, recorded.registration.prior_to_current)
+        assert recording_offer(session, again) == "recorded"
+
+        # the viewer's line for each finding is the report's row for it
+        content = content_from_store(store, uid, library_pair["volume"])
+        assert content.comparison is not None and content.comparison.comparison.id == again.comparison.id
+        report_rows = {p.current.number: p for p in content.comparison.pairs if p.current is not None}
+        states = session.findings()
+        viewer_pairs = again.match(report_findings_with(states))
+        assert {p.current.number: (p.status, p.prior and p.prior.number, p.volume_change)
+                for p in viewer_pairs if p.current is not None} == \
+            {n: (p.status, p.prior and p.prior.number, p.volume_change) for n, p in report_rows.items()}
+        statuses = {report_rows[n].status for n in report_rows}
+        assert statuses == {m["status"] for m in truth["matches"]} | {"new"}
+
+        # signed: recording again is an addendum, only with a reason
+        session.sign("Compared with the prior.", password=PASSWORD, allow_undecided=True,
+                     undecided_reason="test stand-in run")
+        assert recording_offer(session, shown) == "addendum"
+        with pytest.raises(WorkstationError, match="say why"):
+            record_comparison(session, shown.comparison)
+        addendum = record_comparison(session, shown.comparison, reason="prior re-read")
+        assert addendum.after_signing and recorded_comparison(store, uid, as_signed=True).id == recorded.comparison.id
+        assert audit.verify(store.connection).ok
     finally:
         store.close()

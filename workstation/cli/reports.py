@@ -47,14 +47,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from workstation.reporting.study import report_prior_series, study_report_job
+    from workstation.reporting.study import report_prior_volume_job, study_report_job
 
     store = review_store()
     who = exporter(store, args.actor)
     library, series = analysed_series(store, args.study)
     volume = load_library_series(library, series)
-    prior = report_prior_series(store, library, volume.metadata.study_uid)  # for key images of both time points
-    prior_volume = load_library_series(library, prior) if prior else None
+    # the prior compared with, for key images of both time points
+    prior_volume = run_with_progress(report_prior_volume_job(store, library, volume.metadata.study_uid))
     result = run_with_progress(study_report_job(store, volume, args.out, generated_by=who,
                                                  institution=read_settings(data_home()).get("institution", ""),
                                                  prior_volume=prior_volume))

@@ -81,6 +81,18 @@ def report_prior_series(store: ReviewStore, library, study_uid: str) -> dict | N
         max(series, key=lambda row: row["slices"], default=None)
 
 
+def report_prior_volume_job(store: ReviewStore, library, study_uid: str,
+                            cancel: CancelToken | None = None) -> Job[Volume | None]:
+    """The images of the prior the study's report compares with (`report_prior_series`) loaded, for
+    `study_report_job(prior_volume=...)`; None when no comparison is recorded or the prior is gone."""
+    from workstation.dicom.load import load_largest_series_job
+
+    row = report_prior_series(store, library, study_uid)
+    if row is None:
+        return None
+    return (yield from load_largest_series_job([library.series_folder(row)], cancel))
+
+
 def export_decisions(store: ReviewStore, study_uid: str, path: Path, fmt: str, *, exported_by: str) -> Path:
     """Findings, decisions, readers and model identity as JSON or CSV; audited."""
     record = decisions_export(store, study_uid, exported_by)

@@ -188,8 +188,9 @@ def compare_job(store, current: Volume, prior: Volume, edits: Sequence[ReaderEdi
 
 
 def record_comparison(session, comparison: Comparison, *, reason: str = "") -> Comparison:
-    """Record `comparison` for the session's study, with its audit row in the same transaction.
-    After signing it is an addendum: a role that may sign, and `reason` says why."""
+    """Record `comparison` for the session's study, with its audit row in the same transaction, and
+    return it as recorded (read back). After signing it is an addendum: a role that may sign, and
+    `reason` says why."""
     from workstation.review.session import study_signed
 
     session.user.require("review")
@@ -230,8 +231,9 @@ def record_comparison(session, comparison: Comparison, *, reason: str = "") -> C
                                 "statuses": [m["status"] for m in matches],
                                 "edits": [e.describe() for e in comparison.edits]},
                      details={"addendum": True, "reason": session.addendum_reason} if addendum else None)
-    return replace(comparison, id=row_id, recorded_by=session.user.username, recorded_at=now,
-                   after_signing=bool(addendum), addendum_reason=(session.addendum_reason or "") if addendum else "")
+    # read back as kept (the matrix rounded as stored): the viewer then shows what the report prints
+    return _from_row(store.connection.execute(f"SELECT {_COLUMNS} FROM comparisons WHERE id = ?",
+                                              (row_id,)).fetchone())
 
 
 def recorded_comparison(store, study_uid: str, *, as_signed: bool = False) -> Comparison | None:

@@ -1,6 +1,14 @@
 """The prior beside the current scan (issue #24 item 3), without a screen: which earlier study is
-offered, the job that loads and aligns the chosen one, the prior's findings that can be shown on it,
-and the mapping of a point in patient millimetres from one scan to the same anatomy in the other.
+offered, the job that loads and aligns the chosen one, and the mapping of a point in patient
+millimetres from one scan to the same anatomy in the other.
+
+What is matched and reported is the core's one `Comparison` (review/comparison_record.py): the job
+builds it as `workstation compare` does (the prior's findings by `prior_nodules_of`), or, when one
+is already recorded for this study and this prior, loads the prior and reuses the recorded one (its
+registration, its snapshot of the prior's findings, the reader's corrections): no second alignment.
+The viewer's match line is `Comparison.pairs` of the findings the report would print, so what the
+reader sees for a finding is the report's row for it. `recording_offer` says whether the viewer
+records the comparison shown for the read (see ui/controllers/prior_compare.py).
 
 The viewer links its current and prior views through `PriorComparison.to_prior` / `to_current`
 (the registration's matrix and its inverse), so the crosshair in one lands where the registration
@@ -10,22 +18,23 @@ says the same anatomy is in the other.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Generator
-from dataclasses import dataclass, field
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from workstation.dicom.load import load_largest_series_job
 from workstation.errors import WorkstationError
-from workstation.imaging.registration import Registration, register_job
+from workstation.imaging.registration import Registration
 from workstation.imaging.statistics import hu_histogram
 from workstation.imaging.volume import Volume
 from workstation.jobs import CancelToken, Job, Progress
-from workstation.review.comparison import NodulePair, match_nodules, priors_of
+from workstation.review.comparison import NodulePair, priors_of
+from workstation.review.comparison_record import Comparison, PriorNodule, compare_job, recorded_comparison
 
 MIN_SLICES = 16  # a study whose largest series is thinner (a scout, a few slices) is not offered for comparison
-STAGES = 100  # the job's progress: loading the prior 0-40, aligning it 40-100
+STAGES = 100  # the job's progress: loading the prior 0-40, aligning it 40-100 (a reused alignment: loading only)
 
 
 @dataclass(frozen=True)
@@ -62,31 +71,41 @@ def study_days(prior_date: str, current_date: str) -> int | None:
     return (second - first).days
 
 
-def prior_findings(store, study_uid: str) -> tuple[list, str]:
-    """What the prior's read holds, for its overlay and for matching: its accepted findings, or its AI
-    findings (rejected ones left out) when nobody accepted any; and a phrase saying which."""
-    from workstation.review.session import ReviewSession
-
-    states = [s for s in ReviewSession.findings_of(store, study_uid) if s.decision != "rejected"]
-    accepted = [s for s in states if s.decision == "accepted"]
-    if accepted:
-        return accepted, "accepted findings"
-    if states:
-        return states, "AI findings (the prior was not read)"
-    return [], "no findings recorded"
-
-
 @dataclass(frozen=True)
 class PriorComparison:
-    """A prior loaded and aligned to the current scan: all a linked prior view needs."""
+    """A prior loaded and aligned to the current scan: all a linked prior view needs, around the
+    core's Comparison (recorded or not) that is matched and reported."""
 
     prior_study: dict  # the library row (key, study_uid, study_date, study_description, ...)
     prior_volume: Volume
-    registration: Registration
-    findings: list = field(default_factory=list)  # the prior's FindingStates (see prior_findings)
-    findings_source: str = ""
-    days: int | None = None
+    comparison: Comparison
     histogram: tuple | None = None  # the prior's HU histogram, computed on the worker
+    reused: bool = False  # the recorded comparison's alignment, not a new one
+
+    @property
+    def registration(self) -> Registration:
+        return self.comparison.registration
+
+    @property
+    def findings(self) -> tuple[PriorNodule, ...]:
+        """The prior's findings matched against (drawn on the prior): the comparison's snapshot."""
+        return self.comparison.prior_nodules
+
+    @property
+    def findings_source(self) -> str:
+        return self.comparison.prior_source_text
+
+    @property
+    def days(self) -> int:
+        return self.comparison.days
+
+    @property
+    def recorded(self) -> bool:
+        return self.comparison.id is not None
+
+    def recorded_as(self, comparison: Comparison) -> "PriorComparison":
+        """The same prior with `comparison` (e.g. as record_comparison returned it)."""
+        return replace(self, comparison=comparison)
 
     def to_prior(self, point_mm) -> np.ndarray:
         """A point of the current scan (LPS mm) -> the same anatomy in the prior (LPS mm)."""
@@ -96,11 +115,18 @@ class PriorComparison:
         """A point of the prior (LPS mm) -> the same anatomy in the current scan."""
         return self.registration.to_current(point_mm)
 
-    def match(self, current_findings: list, current_voxel_mm: float = 1.0) -> list[NodulePair]:
-        """The current read's findings matched to the prior's (new, stable, growing, ...)."""
-        return match_nodules(list(current_findings), list(self.findings), self.registration.prior_to_current,
-                             float(self.days or 0), current_voxel_mm=current_voxel_mm,
-                             prior_voxel_mm=max(self.prior_volume.spacing_mm))
+    def match(self, current_findings: Sequence) -> list[NodulePair]:
+        """The current findings matched to the prior's (new, stable, growing, ...): the comparison's pairs."""
+        return self.comparison.pairs(list(current_findings))
+
+
+def report_findings_with(states: Sequence, selected=None) -> list:
+    """What the report matches (the accepted findings), plus `selected` when it is still undecided:
+    the pairs the report would print once the reader accepts it."""
+    chosen = [s for s in states if getattr(s, "decision", "accepted") == "accepted"]
+    if selected is not None and selected not in chosen and getattr(selected, "decision", "") == "undecided":
+        chosen.append(selected)
+    return chosen
 
 
 def pair_of(pairs: list[NodulePair], finding_number: int) -> NodulePair | None:
@@ -109,13 +135,14 @@ def pair_of(pairs: list[NodulePair], finding_number: int) -> NodulePair | None:
 
 
 def describe_pair(pair: NodulePair) -> str:
-    """One line for the reader: status, sizes then -> now, volume ratio and doubling time."""
+    """One line for the reader: status, sizes then -> now, volume ratio and doubling time, named as the
+    report's table names them (P3: the prior's finding 3)."""
     if pair.status == "new":
         return f"#{pair.current.number}: new (no prior nodule within reach)"
     if pair.status == "resolved":
-        return f"prior #{pair.prior.number}: resolved"
-    text = (f"#{pair.current.number}: {pair.status} (prior #{pair.prior.number}, "
-            f"{pair.prior.diameter_mm:.1f} -> {pair.current.diameter_mm:.1f} mm")
+        return f"P{pair.prior.number}: resolved"
+    text = (f"#{pair.current.number}: {pair.status}{' (set by the reader)' if pair.by_reader else ''} "
+            f"(prior P{pair.prior.number}, {pair.prior.diameter_mm:.1f} -> {pair.current.diameter_mm:.1f} mm")
     if pair.volume_change is not None:
         text += f", volume x{pair.volume_change:.2f}"
     if pair.doubling_days is not None:
@@ -125,8 +152,30 @@ def describe_pair(pair: NodulePair) -> str:
     return text + ")"
 
 
+def recording_offer(session, shown: PriorComparison) -> str:
+    """What the viewer does about the read's comparison once a prior is aligned:
+    'recorded'  it is the comparison recorded for the read (in force for the report);
+    'record'    record it now, unasked: the reader (one who may sign) chose this prior for a read not
+                yet signed and none is recorded, so the report compares with what they looked at;
+    'offer'     record only when asked ("Use this prior in the report"): another prior is already
+                recorded (replacing it is the reader's call), or the reader is a trainee;
+    'addendum'  the read is signed: only when asked, as an addendum with a reason;
+    'none'      nobody is reading (no session), or this role may not record."""
+    if session is None or not session.user.can("review"):
+        return "none"
+    in_force = recorded_comparison(session.store, session.study_uid)
+    if shown.recorded and in_force is not None and in_force.id == shown.comparison.id:
+        return "recorded"
+    if session.signed:
+        return "addendum" if session.user.can("sign") else "none"
+    if in_force is None and session.user.can("sign"):
+        return "record"
+    return "offer"
+
+
 def record_prior_viewed(store, who: str, current_study_uid: str, comparison: PriorComparison) -> None:
-    """Audit that `who` looked at the prior's images beside the current study (as `compare` does)."""
+    """Audit that `who` looked at the prior's images beside the current study (as `compare` does
+    when it records nothing; a recorded comparison has its own audit row)."""
     from workstation.review import audit
 
     with store.transaction() as connection:
@@ -135,14 +184,17 @@ def record_prior_viewed(store, who: str, current_study_uid: str, comparison: Pri
                               "lung_overlap": comparison.registration.lung_overlap})
 
 
-def _series_folder(library, store, study: dict) -> Path:
-    """The prior's series the AI ran on (its findings belong to it), else its largest."""
+def _series_folder(library, store, study: dict, series_uid: str = "") -> Path:
+    """The prior's series `series_uid` (a recorded comparison's), else the one the AI ran on (its
+    findings belong to it), else its largest."""
     series = library.series(study["key"])
     if not series:
         raise WorkstationError("The prior has no series left in the library; import it again")
-    analysed = store.connection.execute("SELECT series_uid FROM analyses WHERE study_uid = ? ORDER BY id DESC",
-                                        (study["study_uid"],)).fetchone()
-    chosen = next((s for s in series if analysed and s["series_uid"] == analysed[0]), None)
+    if not series_uid:
+        analysed = store.connection.execute("SELECT series_uid FROM analyses WHERE study_uid = ? ORDER BY id DESC",
+                                            (study["study_uid"],)).fetchone()
+        series_uid = analysed[0] if analysed else ""
+    chosen = next((s for s in series if series_uid and s["series_uid"] == series_uid), None)
     return library.series_folder(chosen or max(series, key=lambda row: row["slices"]))
 
 
@@ -162,8 +214,10 @@ def _staged(job: Job, start: int, span: int, cancel: CancelToken) -> Generator[P
 
 def compare_with_prior_job(home: Path, current: Volume, prior_study: dict,
                            cancel: CancelToken | None = None) -> Job[PriorComparison]:
-    """Load the prior study from the library and align it to `current` (rigid then affine, its
-    quality measured); with the prior's findings. Refuses another patient's study."""
+    """Load the prior study from the library and align it to `current` (`compare_job`: rigid then
+    affine, its quality measured, the prior's findings by `prior_nodules_of`); or, when a comparison
+    with this prior is recorded for the study, load the prior it registered and reuse that
+    comparison. Refuses another patient's study."""
     from workstation.library import StudyLibrary
     from workstation.review.store import ReviewStore
 
@@ -178,16 +232,21 @@ def compare_with_prior_job(home: Path, current: Volume, prior_study: dict,
     library = StudyLibrary(home)
     store = ReviewStore.in_home(home)  # its own connection: this runs on a worker thread
     try:
-        folder = _series_folder(library, store, prior_study)
-        findings, source = prior_findings(store, prior_study["study_uid"])
+        recorded = recorded_comparison(store, meta.study_uid)
+        if recorded is not None and recorded.prior.study_uid != prior_study["study_uid"]:
+            recorded = None  # another prior: nothing to reuse
+        folder = _series_folder(library, store, prior_study, recorded.prior.series_uid if recorded else "")
+        prior = yield from _staged(load_largest_series_job([folder], cancel), 0, 95 if recorded else 40, cancel)
+        if prior.metadata.patient_id != meta.patient_id:
+            raise WorkstationError("The prior's images carry another Patient ID than this study: not compared")
+        if recorded is not None:
+            comparison = recorded
+        else:
+            comparison = yield from _staged(compare_job(store, current, prior, (), cancel), 40, 55, cancel)
     finally:
         store.close()
-    prior = yield from _staged(load_largest_series_job([folder], cancel), 0, 40, cancel)
-    if prior.metadata.patient_id != meta.patient_id:
-        raise WorkstationError("The prior's images carry another Patient ID than this study: not compared")
-    registration = yield from _staged(register_job(current, prior, cancel), 40, 55, cancel)
     yield Progress(97, STAGES, "Summarising the prior")
     histogram = hu_histogram(prior.voxels)
-    yield Progress(STAGES, STAGES, f"Prior aligned: {registration.statement}")
-    return PriorComparison(prior_study, prior, registration, findings, source,
-                           study_days(prior_study.get("study_date", ""), meta.study_date), histogram)
+    how = "the recorded alignment reused" if recorded is not None else "aligned"
+    yield Progress(STAGES, STAGES, f"Prior {how}: {comparison.registration.statement}")
+    return PriorComparison(prior_study, prior, comparison, histogram, reused=recorded is not None)
