@@ -143,10 +143,10 @@ class MainWindow(QMainWindow):
         self.teaching = TeachingController(self.home, self.store, self.state, self.quiz, self.jobs, self.opening,
                                            self.review, self.ai, self.browser, self.findings_panel,
                                            self.findings_dock, self.overlay_label, status, fail, self)
-        self.reports = ReportsController(self.home, self.settings, self.store, self.state, self.review, self.jobs,
-                                         status, fail, self)
         self.prior = PriorCompareController(self.home, self.state, self.jobs, self.review, self.viewing,
                                             self.findings_panel, self.views, self.grid, status, fail, self)
+        self.reports = ReportsController(self.home, self.settings, self.store, self.state, self.review, self.jobs,
+                                         status, fail, self.prior, self)
         lock_after_s = float(self.settings.value("lock_minutes", 10)) * 60
         self.screen_lock = ScreenLockController(self.store, self.review, lock_after_s, status, self)
         self.monitoring = MonitoringController(self.home, self.settings, self.review, status, fail, self)

@@ -1,7 +1,9 @@
 """The linked prior in the real window (#24 item 3): Compare with prior... offers the most recent
 comparable prior, the alignment runs as a job to its end, the prior shows beside the current axial
 view, and crosshair (both ways), scrolling, window/level and zoom follow through the registration;
-Shift+P toggles it; the selected finding's match is named."""
+Shift+P toggles it; the selected finding's match is named. The comparison a radiologist aligned is
+recorded for the read and is the one its report prints (matched rows, the prior's key images); aligned
+again, the recorded alignment is reused; after signing, another is only an addendum with a reason."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QInputDialog
+
+import subprocess
 
 from tests.prior_pair import write_pair
 from ui.dialogs.prior_choice import NONE_TEXT
@@ -20,6 +24,9 @@ from ui.main_window import MainWindow
 from ui.widgets.prior_view import POOR_STYLE
 from workstation.jobs import run_job
 from workstation.library import StudyLibrary
+from workstation.reporting.content import content_from_store
+from workstation.review.comparison_record import recorded_comparison
+from workstation.review.priors import describe_pair, pair_of
 from workstation.review.session import ReviewSession
 from workstation.review.users import add_user, login
 
@@ -123,10 +130,13 @@ def test_the_prior_is_linked_beside_the_current(opened: MainWindow, pair: dict, 
     assert prior.shown and prior.view.isVisible() and not window.views["coronal"].isVisible()
     assert "alignment good" in prior.view.alignment.text().lower()
     assert len(prior.prior_state.markers) == len(truth["prior_nodules"])  # the prior's accepted findings drawn
-    viewed = window.store.connection.execute(
-        "SELECT user, details FROM audit WHERE action = 'study_viewed' AND study_uid = ?", (truth["study_uid"],)
-    ).fetchall()
-    assert viewed and viewed[-1][0] == "dr_lee" and comparison.prior_study["study_uid"] in viewed[-1][1]
+    # the radiologist chose this prior for an unsigned read: recorded for it (audited), said in the header
+    recorded = window.store.connection.execute(
+        "SELECT user, object_id FROM audit WHERE action = 'comparison_recorded' AND study_uid = ?",
+        (truth["study_uid"],)).fetchall()
+    assert recorded == [("dr_lee", str(comparison.comparison.id))] and comparison.recorded
+    assert prior.view.report_line.text().startswith("In the report: this comparison, recorded by dr_lee")
+    assert not prior.view.report_button.isVisible()
 
     # the crosshair on a current nodule lands on the same nodule in the prior (its truth)
     match = truth["matches"][0]
@@ -196,17 +206,81 @@ def test_the_prior_is_linked_beside_the_current(opened: MainWindow, pair: dict, 
     assert seen == {m["status"] for m in truth["matches"]} | {"new"}
 
     # a poor alignment is said: the header turns red and a message says it
-    poor = replace(comparison, registration=replace(comparison.registration, lung_overlap=0.55))
+    poor = comparison.recorded_as(replace(comparison.comparison, id=None, registration=replace(
+        comparison.registration, lung_overlap=0.55)))
     prior._on_compared(poor)
     assert "alignment poor" in prior.view.alignment.text().lower() and "compare by eye" in prior.view.alignment.text()
     assert prior.view.alignment.styleSheet() == POOR_STYLE
     assert window.error_box is not None and "poorly aligned" in window.error_box.text()
+    assert prior.view.report_button.isVisible() and prior.view.report_button.text() == "Use this prior in the report"
+    assert "comparison with this prior recorded earlier" in prior.view.report_line.text()  # never replaced unasked
+    assert recorded_comparison(window.store, truth["study_uid"]).id == comparison.comparison.id
 
     # another study opened: the comparison and the prior's voxels go, the 2x2 is back
     with qtbot.waitSignal(window.opening.loaded, timeout=30000):
         window.opening.open_study(comparison.prior_study["key"])
     assert prior.comparison is None and prior.prior_state.volume is None and not prior.view.isVisible()
     assert window.views["coronal"].isVisible()
+
+
+def test_the_recorded_comparison_is_the_one_the_report_prints(opened: MainWindow, pair: dict, qtbot, tmp_path,
+                                                               monkeypatch) -> None:
+    window, truth, prior = opened, pair["truth"], opened.prior
+    uid = truth["study_uid"]
+    for nodule in truth["current_nodules"]:
+        window.review.session.add(tuple(nodule["centre_mm"]), nodule["diameter_mm"], "solid")
+    window.review.refresh_findings()
+    _compare(window, qtbot)
+    shown = prior.comparison
+    assert shown.recorded and not shown.reused
+
+    # each finding's line in the viewer is its row in the report's comparison
+    report = content_from_store(window.store, uid, window.state.volume).comparison
+    assert report.comparison.id == shown.comparison.id
+    for _ in truth["current_nodules"]:
+        window.findings_panel.select_next(1)
+        number = next(s.number for s in window.review.session.findings()
+                      if s.id == window.findings_panel.current_id())
+        assert prior.view.match.text() == f"Selected finding {describe_pair(pair_of(list(report.pairs), number))}"
+
+    # signed (password asked as an electronic signature), then the report: the prior's key images in it
+    window.review.sign_study(impression="Compared with the prior.", export_after=False, password=PASSWORD)
+    assert window.review.session.signed
+    with qtbot.waitSignal(window.runner.finished, timeout=60000):
+        window.reports.export_report()
+    qtbot.waitUntil(lambda: window.reports.report_preview is not None, timeout=10000)
+    exported = window.reports.report_preview.preview
+    assert exported.content.comparison.comparison.id == shown.comparison.id
+    text = subprocess.run(["pdftotext", "-layout", str(exported.path), "-"], check=True, capture_output=True,
+                          text=True).stdout
+    assert "Comparison" in text and "Lung-RADS with comparison" in text
+    assert "images are not available" not in text
+    assert sum(f"now and prior finding P{m['prior_id']}" in text for m in truth["matches"]) == len(truth["matches"])
+    (tmp_path / "viewer-report.pdf").write_bytes(exported.path.read_bytes())
+    window.reports.report_preview.reject()
+
+    # aligned again: the recorded comparison and its alignment are reused, nothing new recorded
+    with qtbot.waitSignal(window.runner.finished, timeout=60000):
+        prior.compare_with(shown.prior_study)
+    qtbot.waitUntil(lambda: prior.comparison is not shown, timeout=5000)
+    assert prior.comparison.reused and prior.comparison.comparison.id == shown.comparison.id
+    assert window.store.connection.execute("SELECT COUNT(*) FROM comparisons WHERE study_uid = ?",
+                                           (uid,)).fetchone()[0] == 1
+
+    # after signing another comparison is only an addendum, its reason asked; the signed report keeps its own
+    other = prior.comparison.recorded_as(replace(prior.comparison.comparison, id=None))
+    prior._on_compared(other)
+    assert prior.view.report_button.isVisible() and "(addendum)" in prior.view.report_button.text()
+    assert recorded_comparison(window.store, uid).id == shown.comparison.id  # not recorded unasked
+    monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: ("", True))
+    prior.view.report_button.click()
+    assert window.status_label.text() == "Not recorded: an addendum needs a reason"
+    monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: ("prior re-aligned", True))
+    prior.view.report_button.click()
+    newest = recorded_comparison(window.store, uid)
+    assert newest.after_signing and newest.addendum_reason == "prior re-aligned" and newest.recorded_by == "dr_lee"
+    assert recorded_comparison(window.store, uid, as_signed=True).id == shown.comparison.id
+    assert "(addendum)" in prior.view.report_line.text() and not prior.view.report_button.isVisible()
 
 
 def test_a_study_without_priors_says_so(window: MainWindow, small_phantom_dir: Path, qtbot) -> None:

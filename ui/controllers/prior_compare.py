@@ -4,6 +4,14 @@ and cancel, and shown beside the current axial view, linked through the registra
 crosshair in one lands on the same anatomy in the other (both ways), scrolling, window/level, zoom
 and pan follow. Shift+P toggles the prior. The mapping itself is the core's
 (workstation.review.priors.PriorComparison.to_prior / to_current).
+
+The comparison shown is the core's one Comparison: the one recorded for the read when there is one
+(its alignment reused, no second registration), and it is what the report prints. A radiologist or
+admin who aligns a prior for a read not yet signed, with no comparison recorded, has it recorded
+for the read at once (they chose the prior to compare with: the report should say so and its
+Lung-RADS suggestion use it, without a second step that is easy to forget). Replacing a recorded
+comparison with another prior, and adding one to a signed read (an addendum, its reason asked), is
+"Use this prior in the report", never automatic (see workstation.review.priors.recording_offer).
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, QPoint, QTimer, Signal
-from PySide6.QtWidgets import QGridLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QInputDialog, QWidget
 
 from ui.controllers.jobs import JobDispatch
 from ui.dialogs.prior_choice import PriorChoiceDialog, display_date
@@ -24,8 +32,10 @@ from ui.state import ViewerState
 from ui.widgets.findings_panel import FindingsPanel
 from ui.widgets.prior_view import PriorView
 from workstation.errors import WorkstationError
+from workstation.review.comparison_record import record_comparison, recorded_comparison
 from workstation.review.priors import (
     PriorComparison, compare_with_prior_job, describe_pair, offer_priors, pair_of, record_prior_viewed,
+    recording_offer, report_findings_with,
 )
 
 log = logging.getLogger("workstation.ui")
@@ -63,6 +73,8 @@ class PriorCompareController(QObject):
         views["axial"].view_moved.connect(self._current_camera)
         self.view.slice_view.view_moved.connect(self._prior_camera)
         self.view.findings_toggled.connect(lambda _on: self._show_prior_findings())
+        self.view.use_in_report.connect(lambda: self.use_in_report())
+        review.user_changed.connect(self._describe)
         self.view.resized.connect(self._current_camera)
         findings_panel.finding_selected.connect(lambda _centre: self.show_selected_match())
 
@@ -117,13 +129,15 @@ class PriorCompareController(QObject):
                                f"Aligning {when} to this scan", self._on_compared)
 
     def _on_compared(self, comparison: PriorComparison) -> None:
-        if self.state.volume is None or self.state.volume.metadata.study_uid == comparison.prior_study["study_uid"]:
-            return
+        volume = self.state.volume
+        if volume is None or comparison.comparison.study_uid != volume.metadata.study_uid:
+            return  # another study was opened meanwhile
         self.comparison = comparison
-        if self.review.user is not None:  # the prior's images are patient data looked at: audited
+        recorded_now = self._record_if_expected()
+        if not self.comparison.recorded and self.review.user is not None:  # patient data looked at: audited
             try:
-                record_prior_viewed(self.review.store, self.review.user.username,
-                                    self.state.volume.metadata.study_uid, comparison)
+                record_prior_viewed(self.review.store, self.review.user.username, volume.metadata.study_uid,
+                                    self.comparison)
             except WorkstationError as exc:
                 self._fail(str(exc))
         self._syncing = True  # the prior's own centring must not move the current crosshair
@@ -139,24 +153,99 @@ class PriorCompareController(QObject):
         self.set_shown(True)
         QTimer.singleShot(0, self._fit_current)  # once the grid has given the two views their new size
         registration = comparison.registration
-        log.info("prior aligned: %s", registration.statement)
+        log.info("prior aligned: %s%s", registration.statement, " (recorded alignment reused)" if comparison.reused
+                 else "")
         if registration.quality == "poor":  # said, not hidden: a box as well as the red header
             self._fail(f"The prior is poorly aligned ({registration.statement}).")
         else:
-            self._status(f"Prior shown beside the current scan (Shift+P toggles it); {registration.statement}")
+            used = ("; recorded for the report" if recorded_now else
+                    "; the report's comparison" if self.comparison.recorded else "")
+            self._status(f"Prior shown beside the current scan (Shift+P toggles it); {registration.statement}{used}")
+
+    def _record_if_expected(self) -> bool:
+        """Record the comparison shown for the read when the reader expects it without asking (see
+        recording_offer); whether it was recorded now."""
+        if recording_offer(self.review.session, self.comparison) != "record":
+            return False
+        return self._record("")
+
+    def _record(self, reason: str) -> bool:
+        try:
+            recorded = record_comparison(self.review.session, self.comparison.comparison, reason=reason)
+        except WorkstationError as exc:
+            self._fail(str(exc))
+            return False
+        self.comparison = self.comparison.recorded_as(recorded)
+        if recorded.after_signing:
+            self.review.refresh_findings()  # the read's status: an addendum in progress
+        return True
+
+    def use_in_report(self, reason: str | None = None) -> None:
+        """Use this prior in the report: the comparison shown recorded for the read (replacing the one
+        in force; after signing an addendum, its reason asked)."""
+        if self.comparison is None:
+            self._status("Compare with a prior first (Ctrl+Shift+P)")
+            return
+        session = self.review.session
+        offer = recording_offer(session, self.comparison)
+        if offer == "none":
+            self._fail("Log in as the reader of this study to use the prior in its report" if session is None
+                       else f"A {session.user.role} may not change this read's comparison")
+            return
+        if offer == "recorded":
+            self._status("The report already compares with this prior")
+            return
+        if offer == "addendum" and reason is None:
+            reason, ok = QInputDialog.getText(
+                self.parent(), "Addendum", "The read is signed and stays as signed; this comparison is added as an "
+                                           "addendum.\nWhy is the signed read amended?")
+            if not ok:
+                return
+        if offer == "addendum" and not (reason or "").strip():
+            self._status("Not recorded: an addendum needs a reason")
+            return
+        if self._record(reason or ""):
+            self._describe()
+            self.show_selected_match()
+            kind = " as an addendum to the signed read" if self.comparison.comparison.after_signing else ""
+            self._status(f"The report will compare with this prior (recorded{kind})")
 
     def _describe(self) -> None:
         comparison = self.comparison
         if comparison is None:
             return
         study = comparison.prior_study
-        days = f"{comparison.days} days earlier" if comparison.days is not None else "date unknown"
+        days = f"{comparison.days} days earlier"
         description = study["study_description"] or "no description"
         title = (f"PRIOR {display_date(study['study_date'])} ({days}): {description}"
                  if self.state.identifiers_visible else f"PRIOR ({days})")
-        shown = f"{len(comparison.findings)} {comparison.findings_source}" if comparison.findings else \
+        shown = f"{len(comparison.findings)} of {comparison.findings_source}" if comparison.findings else \
             comparison.findings_source
         self.view.show_prior(title, comparison.registration.statement, comparison.registration.quality, shown)
+        self.view.show_report_state(*self._report_state())
+
+    def _report_state(self) -> tuple[str, str]:
+        """(whether the report prints this comparison, the button's text or "")."""
+        session = self.review.session
+        offer = recording_offer(session, self.comparison)
+        recorded = self.comparison.comparison
+        if offer == "recorded":
+            kind = " (addendum)" if recorded.after_signing else ""
+            return f"In the report: this comparison, recorded by {recorded.recorded_by}{kind}.", ""
+        if offer == "none":
+            return "Not in the report (log in as the reader to use it).", ""
+        in_force = recorded_comparison(session.store, session.study_uid)
+        if in_force is None:
+            other = ""
+        elif in_force.prior.study_uid == self.comparison.prior_study["study_uid"]:
+            other = " The report keeps the comparison with this prior recorded earlier."
+        elif self.state.identifiers_visible:
+            other = f" The report compares with the prior of {display_date(in_force.prior.date)}."
+        else:
+            other = " The report compares with another prior."
+        if offer == "addendum":
+            return f"Not in the signed report.{other}", "Use this prior in the report (addendum)..."
+        return f"Not in the report.{other}", "Use this prior in the report"
 
     def _show_prior_findings(self) -> None:
         comparison = self.comparison
@@ -167,7 +256,8 @@ class PriorCompareController(QObject):
                                       for f in comparison.findings])
 
     def show_selected_match(self) -> None:
-        """The selected current finding's match in the prior (status, sizes, doubling time)."""
+        """The selected current finding's match in the prior (status, sizes, doubling time): its row in
+        the report's table (for an undecided finding, the row it gets once accepted)."""
         comparison = self.comparison
         finding_id = self.findings_panel.current_id()
         if comparison is None or finding_id is None:
@@ -175,14 +265,14 @@ class PriorCompareController(QObject):
             return
         session = self.review.session
         states = session.findings() if session is not None else list(getattr(self.review, "_plain", []))
-        current = [s for s in states if getattr(s, "decision", "undecided") != "rejected"]
         selected = next((s for s in states if getattr(s, "id", None) == finding_id), None)
-        if selected is None or selected not in current:
+        if selected is None or getattr(selected, "decision", "undecided") == "rejected":
             self.view.show_match("")
             return
-        pairs = comparison.match(current, max(self.state.volume.spacing_mm))
-        pair = pair_of(pairs, selected.number)
-        self.view.show_match(f"Selected finding {describe_pair(pair)}" if pair is not None else "")
+        matched = report_findings_with(states, selected) if session is not None else states
+        pair = pair_of(comparison.match(matched), selected.number)
+        pending = "; in the report once accepted" if getattr(selected, "decision", "") == "undecided" else ""
+        self.view.show_match(f"Selected finding {describe_pair(pair)}{pending}" if pair is not None else "")
 
     # -- showing ------------------------------------------------------------------------------
     def toggle_prior(self) -> None:

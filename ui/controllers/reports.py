@@ -1,5 +1,7 @@
 """The PDF report: built off the GUI thread, previewed, saved (and audited) from the preview;
-the institution printed on it; offered once a read is signed."""
+the institution printed on it; offered once a read is signed. When a comparison with a prior is
+recorded for the read, the prior's images go with it (key images of both time points): the prior
+the viewer shows when it is that one, else loaded from the library in the same job."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from ui.state import ViewerState
 from workstation.config import read_settings
 from workstation.errors import WorkstationError
 from workstation.imaging.volume import masked_identifiers
-from workstation.reporting.study import ExportedReport, study_report_job
+from workstation.reporting.study import ExportedReport, report_prior_series, report_prior_volume_job, study_report_job
 from workstation.review.settings_change import change_setting
 from workstation.review.store import ReviewStore
 
@@ -26,9 +28,10 @@ class ReportsController(QObject):
 
     def __init__(self, home: Path, settings: QSettings, store: ReviewStore, state: ViewerState,
                  review: ReviewController, jobs: JobDispatch, status: Callable[[str], None],
-                 fail: Callable[[str], None], parent: QWidget | None = None) -> None:
+                 fail: Callable[[str], None], prior=None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.home, self.settings, self.store, self.state = Path(home), settings, store, state
+        self.prior = prior  # the PriorCompareController (the prior shown), or None
         self.review, self.jobs = review, jobs
         self._status, self._fail = status, fail
         self.report_preview: ReportPreviewDialog | None = None
@@ -49,9 +52,32 @@ class ReportsController(QObject):
         store, who = self.store, user.username
         institution = read_settings(self.home).get("institution", "")
         self.report_preview = None
-        self.jobs.start(lambda cancel: study_report_job(store, volume, preview, generated_by=who,
-                                                        institution=institution, record=False, cancel=cancel),
-                        "Building the report", self._show_preview)
+        shown = self._shown_prior_volume()
+        home = self.home
+
+        def job(cancel):
+            from workstation.library import StudyLibrary
+
+            prior_volume = shown
+            if prior_volume is None:  # a recorded comparison whose prior is not on screen: from the library
+                prior_volume = yield from report_prior_volume_job(store, StudyLibrary(home),
+                                                                  volume.metadata.study_uid, cancel)
+            return (yield from study_report_job(store, volume, preview, generated_by=who, institution=institution,
+                                                record=False, cancel=cancel, prior_volume=prior_volume))
+
+        self.jobs.start(job, "Building the report", self._show_preview)
+
+    def _shown_prior_volume(self):
+        """The prior's volume the viewer holds, when it is the series of the comparison the report prints."""
+        shown = getattr(self.prior, "comparison", None)
+        if shown is None:
+            return None
+        from workstation.library import StudyLibrary
+
+        row = report_prior_series(self.store, StudyLibrary(self.home), self.state.volume.metadata.study_uid)
+        if row is None or row["series_uid"] != shown.prior_volume.metadata.series_uid:
+            return None
+        return shown.prior_volume
 
     def _show_preview(self, result: ExportedReport) -> None:
         folder = Path(self.settings.value("report_folder", str(Path.home())))
