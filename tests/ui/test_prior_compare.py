@@ -281,6 +281,8 @@ def test_the_recorded_comparison_is_the_one_the_report_prints(opened: MainWindow
     assert newest.after_signing and newest.addendum_reason == "prior re-aligned" and newest.recorded_by == "dr_lee"
     assert recorded_comparison(window.store, uid, as_signed=True).id == shown.comparison.id
     assert "(addendum)" in prior.view.report_line.text() and not prior.view.report_button.isVisible()
+    window.review.set_user(None)  # logged out (or locked): still said to be in the report, nothing offered
+    assert prior.view.report_line.text().startswith("In the report") and not prior.view.report_button.isVisible()
 
 
 def test_a_study_without_priors_says_so(window: MainWindow, small_phantom_dir: Path, qtbot) -> None:

@@ -229,12 +229,12 @@ class PriorCompareController(QObject):
         session = self.review.session
         offer = recording_offer(session, self.comparison)
         recorded = self.comparison.comparison
-        if offer == "recorded":
+        in_force = recorded_comparison(self.review.store, recorded.study_uid)
+        if offer == "recorded" or (recorded.id is not None and in_force is not None and in_force.id == recorded.id):
             kind = " (addendum)" if recorded.after_signing else ""
             return f"In the report: this comparison, recorded by {recorded.recorded_by}{kind}.", ""
         if offer == "none":
             return "Not in the report (log in as the reader to use it).", ""
-        in_force = recorded_comparison(session.store, session.study_uid)
         if in_force is None:
             other = ""
         elif in_force.prior.study_uid == self.comparison.prior_study["study_uid"]:

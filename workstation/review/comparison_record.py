@@ -12,12 +12,12 @@ depend on the prior's read changing later. A comparison recorded after signing i
 only a role that may sign records it, saying why, and the signed report keeps the comparison it
 was signed with (`recorded_comparison(..., as_signed=True)`).
 
-For the viewer: with the prior loaded and aligned (review/priors.py), `Comparison.build(current,
-prior_volume, registration, *prior_nodules_of(store, prior_uid))` is the comparison to show
-(`comparison.pairs(current_nodules(store, study_uid))`), `with_edits` applies the reader's
-corrections, and `record_comparison(session, comparison)` keeps it for the report (whose job then
-takes `prior_volume` for the key images of both time points). `compare_job` does all of it from two
-volumes, as `workstation compare` does.
+`compare_job` builds a Comparison from two volumes (`Comparison.build` from the registration and
+`prior_nodules_of`), as `workstation compare` does and the viewer's compare_with_prior_job
+(review/priors.py) does; `with_edits` applies the reader's corrections, and `record_comparison(
+session, comparison)` keeps it for the report (whose job then takes `prior_volume` for the key
+images of both time points) and returns it as kept, so what the viewer goes on showing is what the
+report prints.
 """
 
 from __future__ import annotations
