@@ -16,24 +16,8 @@ from typing import Any
 
 from workstation.errors import ModelBundleError
 from workstation.files import sha256_file
+from workstation.inference.architectures import ALLOWED_ARCHITECTURES, DETECTOR_ARCHITECTURE
 
-# Networks a bundle may name, with the arguments they may be given.
-ALLOWED_ARCHITECTURES: dict[str, set[str]] = {
-    "monai.networks.nets.BasicUNet": {"spatial_dims", "in_channels", "out_channels", "features", "act", "norm",
-                                      "bias", "dropout", "upsample"},
-    "monai.networks.nets.UNet": {"spatial_dims", "in_channels", "out_channels", "channels", "strides",
-                                 "kernel_size", "up_kernel_size", "num_res_units", "act", "norm", "dropout"},
-    "monai.networks.nets.SegResNet": {"spatial_dims", "init_filters", "in_channels", "out_channels", "dropout_prob",
-                                      "blocks_down", "blocks_up", "upsample_mode"},
-    "monai.networks.nets.Classifier": {"in_shape", "classes", "channels", "strides", "kernel_size", "num_res_units",
-                                       "act", "norm", "dropout", "bias"},
-    # MONAI's RetinaNet detector (boxes, not a heatmap), built by workstation.inference.detection
-    # from a description of allow-listed parts, each checked there
-    "monai.apps.detection.networks.retinanet_detector.RetinaNetDetector": {
-        "backbone", "returned_layers", "network", "anchor_generator", "box_selector", "sliding_window",
-        "box_coder_weights", "orientation"},
-}
-DETECTOR_ARCHITECTURE = "monai.apps.detection.networks.retinanet_detector.RetinaNetDetector"
 REQUIRED_FIELDS = ("name", "version", "task", "modality", "intended_use", "limitations", "input", "architecture",
                    "weights", "output_activation", "default_threshold", "operating_points", "training_data",
                    "licence", "valid_inputs")

@@ -38,7 +38,7 @@ import numpy as np
 
 from workstation.errors import CancelledError, ModelBundleError
 from workstation.imaging.volume import Volume
-from workstation.inference.bundle import ALLOWED_ARCHITECTURES, DETECTOR_ARCHITECTURE
+from workstation.inference.architectures import ALLOWED_ARCHITECTURES, DETECTOR_ARCHITECTURE, literal_value
 from workstation.inference.findings import Finding, nodule_type, numbered
 from workstation.inference.preprocess import LungCrop, model_grid_image
 from workstation.jobs import CancelToken, Job, Progress
@@ -308,10 +308,7 @@ def _reference_name(text: str, where: str) -> str:
     return name
 
 
-def _literal(value: Any, where: str) -> Any:
-    from workstation.inference.monai_import import literal_value
-
-    return literal_value(value, where)
+_literal = literal_value
 
 
 def _only(values: dict[str, Any], allowed: set[str], where: str) -> dict[str, Any]:

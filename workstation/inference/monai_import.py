@@ -28,26 +28,11 @@ from typing import Any
 from workstation.config import LIMITS
 from workstation.errors import ModelBundleError
 from workstation.files import sha256_file
-from workstation.inference.bundle import ALLOWED_ARCHITECTURES, DETECTOR_ARCHITECTURE, ModelBundle
+from workstation.inference.architectures import ALLOWED_ARCHITECTURES, DETECTOR_ARCHITECTURE, literal_value
+from workstation.inference.bundle import ModelBundle
 
 MAX_CONFIG_BYTES = 4 * 1024**2
 MAX_WEIGHTS_BYTES = 2 * 1024**3
-
-
-def literal_value(value: Any, where: str) -> Any:
-    """`value` if it holds only literals; refuses anything MONAI's config parser would evaluate."""
-    if isinstance(value, str):
-        if value.startswith(("$", "@", "%")):
-            raise ModelBundleError(f"The bundle's {where} is an expression ({value[:40]!r}); only literal values "
-                                   "are read, nothing is evaluated")
-        return value
-    if isinstance(value, list):
-        return [literal_value(item, where) for item in value]
-    if isinstance(value, dict):
-        return {key: literal_value(item, f"{where}.{key}") for key, item in value.items()}
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    raise ModelBundleError(f"The bundle's {where} holds a value of an unknown kind")
 
 
 _literal = literal_value
