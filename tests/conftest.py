@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import locale
 import os
 import shutil
 from pathlib import Path
@@ -87,3 +88,17 @@ def model_runs_once(monkeypatch: pytest.MonkeyPatch) -> None:
         return copy.deepcopy(_MODEL_RUNS[key])
 
     monkeypatch.setattr(runner, "_analyse", once)
+
+
+_START_CTYPE = locale.setlocale(locale.LC_CTYPE)
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_character_locale():
+    """SimpleITK's DICOM reader (GDCM, in tests/jpeg_lossless.py) sets the C locale, which turns
+    Python's decoding of every later tool's output (pdftotext, dcmtk) to ASCII: 5 report tests
+    failed after it in a full run. Each test starts with the session's own character locale. (The
+    app never reads DICOM through SimpleITK: it registers arrays.)"""
+    yield
+    if locale.setlocale(locale.LC_CTYPE) != _START_CTYPE:
+        locale.setlocale(locale.LC_CTYPE, _START_CTYPE)
