@@ -17,7 +17,8 @@ comparison with another prior, and adding one to a signed read (an addendum, its
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,7 @@ class PriorCompareController(QObject):
         self.comparison: PriorComparison | None = None
         self.shown = False
         self.dialog: PriorChoiceDialog | None = None
-        self._syncing = False  # one side is being set from the other: its echo is not sent back
+        self._syncing = False  # see _one_side_set
         self._watching_layout = False
         state.volume_changed.connect(self._forget)
         state.crosshair_changed.connect(self._current_moved)
@@ -140,13 +141,10 @@ class PriorCompareController(QObject):
                                     self.comparison)
             except WorkstationError as exc:
                 self._fail(str(exc))
-        self._syncing = True  # the prior's own centring must not move the current crosshair
-        try:
+        with self._one_side_set():  # the prior's own centring must not move the current crosshair
             self.prior_state.set_volume(comparison.prior_volume, None, [],
                                         {"histogram": comparison.histogram, "heat_maxima": ()})
             self.prior_state.set_window(*self.state.window)
-        finally:
-            self._syncing = False
         self._show_prior_findings()
         self._describe()
         self.show_selected_match()
@@ -353,40 +351,37 @@ class PriorCompareController(QObject):
         self._current_camera()
 
     # -- linking ------------------------------------------------------------------------------
+    @contextmanager
+    def _one_side_set(self) -> Iterator[None]:
+        """While one side is set from the other, the other's echo is not sent back."""
+        self._syncing = True
+        try:
+            yield
+        finally:
+            self._syncing = False
+
     def _linked(self) -> bool:
         return self.shown and self.comparison is not None and not self._syncing
 
     def _current_moved(self) -> None:
         if self._linked() and self.state.volume is not None:
-            self._syncing = True
-            try:
+            with self._one_side_set():
                 self.prior_state.set_crosshair(self.comparison.to_prior(self.state.crosshair))
-            finally:
-                self._syncing = False
 
     def _prior_moved(self) -> None:
         if self._linked():
-            self._syncing = True
-            try:
+            with self._one_side_set():
                 self.state.set_crosshair(self.comparison.to_current(self.prior_state.crosshair))
-            finally:
-                self._syncing = False
 
     def _current_window(self) -> None:
         if self.comparison is not None and not self._syncing:
-            self._syncing = True
-            try:
+            with self._one_side_set():
                 self.prior_state.set_window(*self.state.window)
-            finally:
-                self._syncing = False
 
     def _prior_window(self) -> None:
         if self.comparison is not None and not self._syncing:
-            self._syncing = True
-            try:
+            with self._one_side_set():
                 self.state.set_window(*self.prior_state.window)
-            finally:
-                self._syncing = False
 
     def _current_camera(self) -> None:
         """Zoom and pan of the current axial -> the prior's (see _follow)."""
@@ -404,8 +399,7 @@ class PriorCompareController(QObject):
         by the rotation between the scans (the prior is shown as it was acquired)."""
         if follower.frame is None or leader.frame is None:
             return
-        self._syncing = True
-        try:
+        with self._one_side_set():
             mm_per_pixel = 2 * leader.half_height_mm / max(1, leader.height())
             follower.half_height_mm = mm_per_pixel * follower.height() / 2
             lower_by = (follower.mapToGlobal(QPoint(0, follower.height() // 2)).y()
@@ -414,8 +408,6 @@ class PriorCompareController(QObject):
             right, up = offset @ leader.frame.right, offset @ leader.frame.up + lower_by * mm_per_pixel
             follower.centre = follower.state.crosshair - follower.frame.right * right - follower.frame.up * up
             follower.refresh()
-        finally:
-            self._syncing = False
 
     def _sync_annotations(self) -> None:
         """Patient text, presentation mode and crosshair lines: the prior view obeys the same switches."""
