@@ -26,6 +26,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open_folder", "Open folder...", "Ctrl+O", "File", "opening.open_folder_dialog", True, "Open"),
     ActionSpec("import_folder", "Import into library...", "Ctrl+I", "File", "opening.import_folder_dialog"),
     ActionSpec("receive", "Receive from scanners...", "", "File", "receiving.show_receiving"),
+    ActionSpec("dicom_nodes", "DICOM nodes...", "", "File", "nodes.show_nodes"),
     ActionSpec("open_demo", "Open demo case", "Ctrl+D", "File", "opening.open_demo", True, "Demo"),
     ActionSpec("cancel_job", "Back to the crosshair / cancel the running job", "Esc", "File", "cancel_job"),
     ActionSpec("lock", "Lock the screen now", "Ctrl+L", "File", "screen_lock.lock_now"),

@@ -16,6 +16,7 @@ from ui.actions import build_actions, shortcuts_dialog
 from ui.controllers.ai_run import AiRunController
 from ui.controllers.jobs import JobDispatch
 from ui.controllers.monitoring import MonitoringController
+from ui.controllers.node_editor import NodeEditorController
 from ui.controllers.prior_compare import PriorCompareController
 from ui.controllers.quiz import Quiz
 from ui.controllers.receiving import ReceivingController
@@ -153,6 +154,7 @@ class MainWindow(QMainWindow):
         self.receiving = ReceivingController(self.home, self.settings, self.review, self.browser, status, fail,
                                              self)
         self.statusBar().addPermanentWidget(self.receiving.indicator)
+        self.nodes = NodeEditorController(self.home, self.review, status, self)
 
     def _wire(self) -> None:
         for view in self.views.values():
@@ -185,6 +187,8 @@ class MainWindow(QMainWindow):
         self.screen_lock.lock_changed.connect(self._show_locked)
         self.screen_lock.lock_changed.connect(self.monitoring.on_lock)
         self.screen_lock.lock_changed.connect(self.receiving.on_lock)
+        self.receiving.nodes_requested.connect(self.nodes.show_nodes)
+        self.nodes.nodes_changed.connect(self.receiving.refresh_settings)
 
     def _sync_overlay_controls(self) -> None:
         for widget, value in ((self.overlay_check, self.state.overlay_visible),

@@ -10,7 +10,8 @@ from workstation.paths import shipped
 STYLE_SHEET = shipped("resources") / "style.qss"
 # Input fields need a visible frame on the dark background (a password field looked like a
 # label), and combo popups their own opaque background (the generic QWidget rule left them
-# half painted: ghost copies of the list after it closed).
+# half painted: ghost copies of the list after it closed). Fusion draws an unticked box darker
+# than the window, so unticked settings looked like plain text; a ticked one keeps Fusion's tick.
 INPUT_STYLE = """
 QLineEdit, QPlainTextEdit, QTextEdit, QSpinBox, QDoubleSpinBox, QComboBox {
     background: #202127; border: 1px solid #4a4e58; border-radius: 3px; padding: 2px 4px; }
@@ -20,6 +21,9 @@ QComboBox QAbstractItemView { background: #202127; border: 1px solid #4a4e58;
     selection-background-color: #34415a; outline: 0; }
 QLabel#mode-indicator { padding: 1px 6px; }
 QToolButton:checked { background: #2d6a8a; color: white; }
+QCheckBox::indicator:unchecked { width: 12px; height: 12px; border: 1px solid #6a6e78; background: #202127;
+    border-radius: 2px; }
+QCheckBox::indicator:unchecked:disabled { border-color: #3a3d45; }
 """
 
 

@@ -3,7 +3,8 @@ workstation's AE title and port (the node book's, an admin's setting), from the 
 (or any sender, a setting). Each batch is imported by the receiver when its sender releases; here
 the study browser refreshes, a notice says the study is complete, and (a setting) the AI runs on
 each received CT study on this controller's own job runner, one study after another, while the
-reader goes on reading. Refused associations are listed and logged.
+reader goes on reading. Refused associations are listed and logged. A setting starts listening
+by itself after each login (a notice says why not if it cannot, e.g. the port is taken).
 
 Everything received, and every AI run on it, is recorded under the user who started listening,
 as `workstation receive --as USER` records it; receiving goes on behind the screen lock."""
@@ -48,6 +49,7 @@ class ReceivingController(QObject):
     # emitted on the receiver's threads; delivered on the GUI thread (queued)
     batch_arrived = Signal(object)  # Received
     association_refused = Signal(str)  # the calling AE title
+    nodes_requested = Signal()  # the panel's 'DICOM nodes...' (the window wires it to the node editor)
 
     def __init__(self, home: Path, settings: QSettings, review: ReviewController, browser: StudyBrowser,
                  status: Callable[[str], None], fail: Callable[[str], None], parent: QWidget) -> None:
@@ -72,6 +74,7 @@ class ReceivingController(QObject):
         self.panel: ReceivingPanel | None = None
         self.batch_arrived.connect(self._on_batch)
         self.association_refused.connect(self._on_refused)
+        review.user_changed.connect(self._on_user_changed)
 
     # -- settings ---------------------------------------------------------------------------------
     @property
@@ -85,6 +88,15 @@ class ReceivingController(QObject):
 
     def set_any_sender(self, on: bool) -> None:
         self.settings.setValue("receiving/any_sender", "true" if on else "false")
+
+    @property
+    def listen_at_login(self) -> bool:
+        return _flag(self.settings, "receiving/listen_at_login")
+
+    def set_listen_at_login(self, on: bool) -> None:
+        self.settings.setValue("receiving/listen_at_login", "true" if on else "false")
+        self._event("info", "Listening will start at each login" if on else
+                    "Listening starts only with Start listening")
 
     def save_local(self, ae_title: str, port: int) -> None:
         """This workstation's AE title and port: an admin's change, audited as 'pacs nodes local' is."""
@@ -113,11 +125,17 @@ class ReceivingController(QObject):
             self.panel.local_saved.connect(self.save_local)
             self.panel.analyse_toggled.connect(self.set_analyse)
             self.panel.any_sender_toggled.connect(self.set_any_sender)
+            self.panel.listen_at_login_toggled.connect(self.set_listen_at_login)
+            self.panel.nodes_requested.connect(self.nodes_requested)
         self._show_settings()
         self._show_state()
         self.panel.show()
         self.panel.raise_()
         self.panel.activateWindow()
+
+    def refresh_settings(self) -> None:
+        """The node book changed (File > DICOM nodes...): the senders listed here follow."""
+        self._show_settings()
 
     def _show_settings(self) -> None:
         if self.panel is None:
@@ -131,7 +149,7 @@ class ReceivingController(QObject):
         user = self.review.user
         self.panel.show_settings(book.local_ae, book.receive_port, senders,
                                  _flag(self.settings, "receiving/any_sender"), self.analyse,
-                                 user is not None and user.can("administer"))
+                                 user is not None and user.can("administer"), self.listen_at_login)
 
     def _show_state(self) -> None:
         receiver = self.receiver
@@ -158,7 +176,9 @@ class ReceivingController(QObject):
         self.indicator.show()
 
     # -- listening --------------------------------------------------------------------------------
-    def start_listening(self) -> bool:
+    def start_listening(self, at_login: bool = False) -> bool:
+        """Listen as the node book says; False, with the reason told, if that cannot be. At login
+        the reason goes to a notice (no box to dismiss before the first study)."""
         user = self.review.user
         if self.receiver is not None:
             return True
@@ -170,24 +190,33 @@ class ReceivingController(QObject):
             allowed = None if _flag(self.settings, "receiving/any_sender") else {
                 node.ae_title for node in book.nodes.values()}
             if allowed is not None and not allowed:
-                raise NetworkError("No sender is allowed yet: an admin adds the scanner as a node ('workstation "
-                                   "pacs nodes add NAME --aet AET --host HOST --port PORT'), or accept any sender")
+                raise NetworkError("No sender is allowed yet: an admin adds the scanner as a node (File > DICOM "
+                                   "nodes..., or 'workstation pacs nodes add NAME --aet AET --host HOST --port "
+                                   "PORT'), or accept any sender")
             receiver = StorageReceiver(self.home, book.local_ae, book.receive_port, allowed_calling=allowed,
                                        on_imported=self._imported_on_receiver_thread,
                                        on_refused=self.association_refused.emit)
             receiver.start()
         except WorkstationError as exc:
-            self._fail(str(exc))
             self._show_state()
+            if at_login:
+                text = f"Not listening for scanners (set to start at login): {exc}"
+                self.notice.notify(text, seconds=30.0)
+                self._event("failed", text)
+                self._status(text)
+                self._update_indicator("could not start at login")
+            else:
+                self._fail(str(exc))
             if self.panel is not None:
                 self.panel.show_problem(str(exc))
             return False
         self.receiver, self.acting = receiver, user
         self._show_state()
         who = ", ".join(sorted(allowed)) if allowed else "any sender"
+        since = " (started at login)" if at_login else ""
         self._event("info", f"Listening as {receiver.ae_title} on port {receiver.port}, from {who}; "
-                            f"recorded under {user.username}")
-        self._status(f"Receiving as {receiver.ae_title} on port {receiver.port}")
+                            f"recorded under {user.username}{since}")
+        self._status(f"Receiving as {receiver.ae_title} on port {receiver.port}{since}")
         return True
 
     def stop_listening(self) -> None:
@@ -293,6 +322,18 @@ class ReceivingController(QObject):
         self._status(text)
 
     # -- life cycle -------------------------------------------------------------------------------
+    def _on_user_changed(self) -> None:
+        """Logged in: listen if the setting says so, once the window is up (the app shows it
+        right after login). Logged out: stop, as closing does; nobody is left to record under."""
+        if self.review.user is None:
+            self.stop_listening()
+        elif self.listen_at_login and self.receiver is None:
+            QTimer.singleShot(0, self._listen_at_login)
+
+    def _listen_at_login(self) -> None:
+        if self.review.user is not None and self.receiver is None:
+            self.start_listening(at_login=True)
+
     def _event(self, kind: str, text: str) -> None:
         if self.panel is not None:
             self.panel.add_event(kind, text)

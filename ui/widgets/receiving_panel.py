@@ -25,6 +25,8 @@ class ReceivingPanel(QDialog):
     local_saved = Signal(str, int)  # our AE title and port (an admin's change, audited)
     analyse_toggled = Signal(bool)
     any_sender_toggled = Signal(bool)
+    listen_at_login_toggled = Signal(bool)
+    nodes_requested = Signal()  # File > DICOM nodes..., from here where the senders are listed
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -46,9 +48,12 @@ class ReceivingPanel(QDialog):
         self.save_button = QPushButton("Save")
         self.senders_label = QLabel()
         self.senders_label.setWordWrap(True)
+        self.nodes_button = QPushButton("DICOM nodes...")
+        self.nodes_button.setToolTip("The scanners and PACS this workstation knows (an admin adds and changes them)")
         self.any_sender = QCheckBox("Accept any sender (not only the configured nodes)")
         self._can_change_local = False
         self.analyse = QCheckBox("Run the AI on each received CT study (recorded as Run AI)")
+        self.listen_at_login = QCheckBox("Start listening when a user logs in on this workstation")
         self.events = QListWidget()
         self.events.setWordWrap(True)
         self.events.setAlternatingRowColors(True)
@@ -60,9 +65,13 @@ class ReceivingPanel(QDialog):
         local.addWidget(self.save_button)
         form = QFormLayout()
         form.addRow("This workstation", local)
-        form.addRow("Senders", self.senders_label)
+        senders = QHBoxLayout()
+        senders.addWidget(self.senders_label, 1)
+        senders.addWidget(self.nodes_button)
+        form.addRow("Senders", senders)
         form.addRow("", self.any_sender)
         form.addRow("", self.analyse)
+        form.addRow("", self.listen_at_login)
         top = QHBoxLayout()
         top.addWidget(self.state_label, 1)
         top.addWidget(self.listen_button)
@@ -78,10 +87,13 @@ class ReceivingPanel(QDialog):
                                                                        self.port_box.value()))
         self.analyse.toggled.connect(self.analyse_toggled)
         self.any_sender.toggled.connect(self.any_sender_toggled)
+        self.listen_at_login.toggled.connect(self.listen_at_login_toggled)
+        self.nodes_button.clicked.connect(self.nodes_requested)
 
     def show_settings(self, ae_title: str, port: int, senders: list[str], any_sender: bool, analyse: bool,
-                      can_change_local: bool) -> None:
-        for widget, value in ((self.any_sender, any_sender), (self.analyse, analyse)):
+                      can_change_local: bool, listen_at_login: bool = False) -> None:
+        for widget, value in ((self.any_sender, any_sender), (self.analyse, analyse),
+                              (self.listen_at_login, listen_at_login)):
             widget.blockSignals(True)
             widget.setChecked(value)
             widget.blockSignals(False)
@@ -92,9 +104,9 @@ class ReceivingPanel(QDialog):
             widget.setEnabled(can_change_local)
             widget.setToolTip("" if can_change_local else "An admin sets this workstation's AE title and port")
         self.senders_label.setText(", ".join(senders) if senders else
-                                   "none configured yet: an admin adds the scanner as a node "
-                                   "('workstation pacs nodes add NAME --aet AET --host HOST --port PORT'), "
-                                   "or accept any sender")
+                                   "none configured yet: an admin adds the scanner as a node (DICOM "
+                                   "nodes..., or 'workstation pacs nodes add NAME --aet AET --host HOST "
+                                   "--port PORT'), or accept any sender")
 
     def show_listening(self, listening: bool, text: str) -> None:
         self.listen_button.blockSignals(True)
