@@ -74,6 +74,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     case.add_argument("--follow-up-of", type=int, metavar="SEED",
                       help="make a follow-up of the case of this seed (same patient; --seed draws the changes)")
     case.add_argument("--months", type=float, default=12.0, help="follow-up interval (default 12)")
+    case.add_argument("--diaphragm", type=float, default=0.0, metavar="MM",
+                      help="follow-up only: also move the lung bases up by MM (non-linear breathing change)")
     case.set_defaults(run=cmd_demo_case)
 
 
@@ -130,8 +132,11 @@ def cmd_demo_case(args: argparse.Namespace) -> int:
 
         if not 0 < args.months <= 120:
             raise WorkstationError("--months must be between 0 and 120")
+        if not 0 <= args.diaphragm <= 40:
+            raise WorkstationError("--diaphragm must be between 0 and 40 mm")
         series, truth_path = write_follow_up_case(args.out, args.follow_up_of, args.months, args.seed,
-                                                  matrix=args.matrix, slice_thickness_mm=args.slice_thickness)
+                                                  matrix=args.matrix, slice_thickness_mm=args.slice_thickness,
+                                                  diaphragm_mm=args.diaphragm)
         truth = json.loads(truth_path.read_text(encoding="utf-8"))
         print(f"Wrote a follow-up of case {args.follow_up_of}, {args.months:g} months later, to {series}: "
               f"{len(truth['matches'])} matched nodule(s) ({sum(m['status'] == 'growing' for m in truth['matches'])} "

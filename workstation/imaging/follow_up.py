@@ -1,6 +1,7 @@
 """A follow-up CT of a phantom patient with known truth (issue #24): the same anatomy and nodules
 months later, in another pose (shifted, turned about the body axis), at another breathing level
-(lungs scaled along the body axis), with new noise; some nodules grown by known volume factors,
+(lungs scaled along the body axis; optionally also a non-linear diaphragm movement, larger at the
+base of the right lung, that no affine map undoes), with new noise; some nodules grown by known volume factors,
 some stable, one resolved and one new. The truth says which nodule is which, their designed
 volumes and the volume doubling times, and the transform from the prior's patient coordinates to
 the follow-up's, so registration and matching can be scored.
@@ -67,14 +68,51 @@ def plan_follow_up(prior_nodules: list[dict], months: float, seed: int) -> Follo
 
 
 @dataclass(frozen=True)
+class DiaphragmWarp:
+    """A non-linear breathing change in the prior's patient mm: points move up the body axis by
+    `base_mm` x (depth below the lung apex, 0..1)^3, fully on the patient's right side and a third
+    of it on the left (the right hemidiaphragm sits higher and moves more)."""
+
+    base_mm: float
+    apex_z_mm: float
+    base_z_mm: float
+    midline_x_mm: float
+
+    def displacement(self, points_mm: np.ndarray) -> np.ndarray:
+        """(N, 3) points -> (N, 3) displacements."""
+        points = np.asarray(points_mm, dtype=float).reshape(-1, 3)
+        depth = np.clip((self.apex_z_mm - points[:, 2]) / (self.apex_z_mm - self.base_z_mm), 0.0, 1.0)
+        right = 1.0 / (1.0 + np.exp((points[:, 0] - self.midline_x_mm) / 20.0))  # LPS: the right is -x
+        moved = np.zeros_like(points)
+        moved[:, 2] = self.base_mm * depth ** 3 * (1 / 3 + 2 / 3 * right)
+        return moved
+
+    def forward(self, points_mm: np.ndarray) -> np.ndarray:
+        points = np.asarray(points_mm, dtype=float).reshape(-1, 3)
+        return points + self.displacement(points)
+
+    def inverse(self, points_mm: np.ndarray) -> np.ndarray:
+        """The prior points that `forward` moves onto `points_mm` (fixed point: the warp is gentle)."""
+        target = np.asarray(points_mm, dtype=float).reshape(-1, 3)
+        source = target.copy()
+        for _ in range(50):
+            step = target - self.displacement(source) - source
+            source += step
+            if np.abs(step).max() < 1e-6:
+                break
+        return source
+
+
+@dataclass(frozen=True)
 class FollowUpCase:
     prior: Phantom
     follow: Phantom  # posed: on the scanner's grid, the anatomy moved
     truth: dict
 
 
-def generate_follow_up(prior_spec: PhantomSpec, months: float, seed: int) -> FollowUpCase:
-    """The follow-up phantom and its truth against the prior phantom of `prior_spec`."""
+def generate_follow_up(prior_spec: PhantomSpec, months: float, seed: int, diaphragm_mm: float = 0.0) -> FollowUpCase:
+    """The follow-up phantom and its truth against the prior phantom of `prior_spec`; with
+    `diaphragm_mm`, a non-linear breathing change on top of the pose (`DiaphragmWarp`)."""
     prior = generate_phantom(prior_spec)
     plan = plan_follow_up(prior.nodules, months, seed)
 
@@ -90,8 +128,43 @@ def generate_follow_up(prior_spec: PhantomSpec, months: float, seed: int) -> Fol
     follow = generate_phantom(prior_spec, edit_nodules=edit, noise_seed=seed + 7919)
     centre = prior.volume.voxel_to_patient(np.array(prior.volume.shape[::-1], dtype=float) / 2 - 0.5)
     transform = plan.prior_to_current(centre)
-    follow = _posed(follow, transform)
-    return FollowUpCase(prior, follow, _truth(prior, follow, plan, transform))
+    warp = _diaphragm_warp(prior, diaphragm_mm) if diaphragm_mm else None
+    follow = _posed(_warped(follow, warp) if warp else follow, transform)
+    truth = _truth(prior, follow, plan, transform)
+    if warp:  # the matrix alone no longer maps the prior: say so, and keep the warp's parameters
+        truth["diaphragm_warp"] = {k: round(float(v), 3) for k, v in vars(warp).items()}
+    return FollowUpCase(prior, follow, truth)
+
+
+def _diaphragm_warp(prior: Phantom, base_mm: float) -> DiaphragmWarp:
+    """The warp spanning the prior's lungs: the slices holding air enclosed by the body."""
+    voxels = prior.volume.voxels
+    air = voxels < -400
+    labels, _ = ndimage.label(air)
+    touching = np.unique(np.concatenate([labels[:, 0].ravel(), labels[:, -1].ravel(),
+                                         labels[:, :, 0].ravel(), labels[:, :, -1].ravel()]))
+    lung_slices = np.nonzero((air & ~np.isin(labels, touching)).any(axis=(1, 2)))[0]
+    z = [prior.volume.voxel_to_patient((0.0, 0.0, float(k)))[2] for k in (lung_slices.min(), lung_slices.max())]
+    centre = prior.volume.voxel_to_patient(np.array(voxels.shape[::-1], dtype=float) / 2 - 0.5)
+    return DiaphragmWarp(base_mm, max(z), min(z), float(centre[0]))
+
+
+def _warped(phantom: Phantom, warp: DiaphragmWarp) -> Phantom:
+    """The phantom's anatomy moved by the warp, slice by slice (memory stays one slice of points)."""
+    volume = phantom.volume
+    rows, cols = np.mgrid[0:volume.shape[1], 0:volume.shape[2]]
+    moved = np.empty_like(volume.voxels)
+    to_voxel = np.linalg.inv(volume.affine)
+    for k in range(volume.shape[0]):
+        voxel = np.stack([cols.ravel(), rows.ravel(), np.full(rows.size, k), np.ones(rows.size)]).astype(float)
+        source = warp.inverse((volume.affine @ voxel)[:3].T)
+        i, j, kk = (to_voxel @ np.vstack([source.T, np.ones(len(source))]))[:3]
+        moved[k] = ndimage.map_coordinates(volume.voxels, [kk, j, i], order=1, mode="nearest").reshape(rows.shape)
+    nodules = []
+    for item in phantom.nodules:
+        centre = warp.forward(np.array(item["centre_mm"]))[0]
+        nodules.append({**item, "centre_mm": [round(float(v), 3) for v in centre]})
+    return replace(phantom, volume=Volume(moved, volume.affine, metadata=volume.metadata), nodules=nodules)
 
 
 def _posed(phantom: Phantom, prior_to_current: np.ndarray) -> Phantom:
@@ -140,7 +213,7 @@ def _truth(prior: Phantom, follow: Phantom, plan: FollowUpPlan, transform: np.nd
 
 
 def write_follow_up_case(out_dir: Path, prior_seed: int, months: float, seed: int, matrix: int = 512,
-                         slice_thickness_mm: float | None = None) -> tuple[Path, Path]:
+                         slice_thickness_mm: float | None = None, diaphragm_mm: float = 0.0) -> tuple[Path, Path]:
     """The follow-up as a DICOM series (same patient as the prior demo case, a new study dated
     `months` later) plus `truth.json`; returns both paths."""
     from pydicom.uid import generate_uid
@@ -148,11 +221,12 @@ def write_follow_up_case(out_dir: Path, prior_seed: int, months: float, seed: in
     from workstation.dicom.write import GE_LIKE, SIEMENS_LIKE, write_ct_series
 
     spec = PhantomSpec.from_seed(prior_seed, matrix=matrix, slice_thickness_mm=slice_thickness_mm)
-    case = generate_follow_up(spec, months, seed)
+    case = generate_follow_up(spec, months, seed, diaphragm_mm)
     follow, truth, prior_tags = case.follow, case.truth, case.prior.tags
     prior_date = dt.datetime.strptime(str(prior_tags["StudyDate"]), "%Y%m%d")
     study_date = (prior_date + dt.timedelta(days=round(months * DAYS_PER_MONTH))).strftime("%Y%m%d")
     uid_seed = f"follow-up-{prior_seed}-{seed}-{months}-{matrix}-{spec.slice_thickness_mm}"
+    uid_seed += f"-diaphragm-{diaphragm_mm}" if diaphragm_mm else ""  # other pixels: other UIDs
     tags = {**prior_tags, "StudyDate": study_date, "AccessionNumber": f"FU{seed:06d}{prior_seed:04d}"[:16],
             "StudyDescription": "CT CHEST FOLLOW-UP (synthetic phantom)",
             "StudyInstanceUID": str(generate_uid(entropy_srcs=[uid_seed, "study"])),
