@@ -65,6 +65,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("compare_prior", "Compare with prior...", "Ctrl+Shift+P", "View", "prior.choose_prior"),
     ActionSpec("toggle_prior", "Prior beside the current scan on/off", "Shift+P", "View", "prior.toggle_prior"),
     ActionSpec("use_prior_in_report", "Use the prior shown in the report...", "", "Review", "prior.use_in_report"),
+    ActionSpec("nodule_matches", "Nodule matches with the prior (correct them)...", "Ctrl+Shift+M", "Review",
+               "prior.show_matches"),
     ActionSpec("render_lung", "3D preset: lung", "Shift+1", "View", "viewing.apply_3d_preset:lung"),
     ActionSpec("render_bone", "3D preset: bone", "Shift+2", "View", "viewing.apply_3d_preset:bone"),
     ActionSpec("render_soft", "3D preset: soft tissue", "Shift+3", "View", "viewing.apply_3d_preset:soft tissue"),

@@ -23,7 +23,7 @@ from workstation.errors import LibraryError, NoSeriesError
 from workstation.files import write_atomically
 from workstation.jobs import CancelToken, Job, Progress
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: studies.issuer_of_patient_id
 
 
 def _hash(text: str, length: int = 20) -> str:
@@ -74,7 +74,14 @@ class StudyLibrary:
                     "key": str, "series_key": str, "sop_instance_uid": str, "path": str, "sha256": str,
                     "size": int}, pk="key", foreign_keys=[("series_key", "series", "key")], if_not_exists=True)
                 self.db["instances"].create_index(["series_key"], if_not_exists=True)
-                self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                self.db.execute("PRAGMA user_version=1")
+        if version < 2:
+            # a Patient ID is unique only within its issuer (the priors' same-patient rule); studies
+            # imported before keep NULL (not said) until imported again
+            with self.db.conn:
+                if "issuer_of_patient_id" not in self.db["studies"].columns_dict:
+                    self.db["studies"].add_column("issuer_of_patient_id", str)
+                self.db.execute("PRAGMA user_version=2")
 
     # -- import -------------------------------------------------------------------------------
     def import_job(self, paths: Iterable[Path], cancel: CancelToken | None = None) -> Job[ImportReport]:
@@ -93,8 +100,8 @@ class StudyLibrary:
             self._upsert("studies", {
                 "key": study.key, "study_uid": meta["study_uid"], "uids_derived": int(study.uids_derived),
                 **{name: str(meta.get(name) or "") for name in (
-                    "patient_name", "patient_id", "patient_birth_date", "patient_sex", "patient_age", "study_date",
-                    "study_time", "study_description", "accession_number")},
+                    "patient_name", "patient_id", "issuer_of_patient_id", "patient_birth_date", "patient_sex",
+                    "patient_age", "study_date", "study_time", "study_description", "accession_number")},
                 "folder": str(study_folder.relative_to(self.home)), "imported_at": time.time()})
             report.studies.append(study.key)
             for series in study.series:

@@ -124,7 +124,7 @@ def test_cancel_stops_the_job_and_another_patient_is_refused(library_pair: dict)
     with pytest.raises(CancelledError):
         run_job(job)
     other = {**library_pair["prior"], "patient_id": "SOMEONE-ELSE"}
-    with pytest.raises(WorkstationError, match="another Patient ID"):
+    with pytest.raises(WorkstationError, match="different Patient IDs"):
         run_job(compare_with_prior_job(library_pair["home"], library_pair["volume"], other))
     with pytest.raises(WorkstationError, match="open study itself"):
         run_job(compare_with_prior_job(library_pair["home"], library_pair["volume"], library_pair["follow"]))

@@ -12,6 +12,8 @@ for the read at once (they chose the prior to compare with: the report should sa
 Lung-RADS suggestion use it, without a second step that is easy to forget). Replacing a recorded
 comparison with another prior, and adding one to a signed read (an addendum, its reason asked), is
 "Use this prior in the report", never automatic (see workstation.review.priors.recording_offer).
+The reader corrects the matching in Nodule matches... (ui/controllers/nodule_matches.py), recorded
+through the same record_comparison.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from PySide6.QtCore import QObject, QPoint, QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QInputDialog, QWidget
 
 from ui.controllers.jobs import JobDispatch
+from ui.controllers.nodule_matches import NoduleMatchesController
 from ui.dialogs.prior_choice import PriorChoiceDialog, display_date
 from ui.render.slice_view import SliceView
 from ui.render.vtk_shim import image_data
@@ -33,6 +36,7 @@ from ui.state import ViewerState
 from ui.widgets.findings_panel import FindingsPanel
 from ui.widgets.prior_view import PriorView
 from workstation.errors import WorkstationError
+from workstation.review.comparison import ReaderEdit
 from workstation.review.comparison_record import record_comparison, recorded_comparison
 from workstation.review.priors import (
     PriorComparison, compare_with_prior_job, describe_pair, offer_priors, pair_of, record_prior_viewed,
@@ -78,6 +82,10 @@ class PriorCompareController(QObject):
         review.user_changed.connect(self._describe)
         self.view.resized.connect(self._current_camera)
         findings_panel.finding_selected.connect(lambda _centre: self.show_selected_match())
+        self.matches = NoduleMatchesController(self, review, findings_panel, status, parent)
+        self.view.matches_requested.connect(self.show_matches)
+        state.annotations_changed.connect(self.matches.refresh)  # a decision changed the read's findings
+        review.user_changed.connect(self.matches.refresh)
 
     @property
     def prior_slice_view(self) -> SliceView:
@@ -148,6 +156,7 @@ class PriorCompareController(QObject):
         self._show_prior_findings()
         self._describe()
         self.show_selected_match()
+        self.matches.refresh()
         self.set_shown(True)
         QTimer.singleShot(0, self._fit_current)  # once the grid has given the two views their new size
         registration = comparison.registration
@@ -167,9 +176,11 @@ class PriorCompareController(QObject):
             return False
         return self._record("")
 
-    def _record(self, reason: str) -> bool:
+    def _record(self, reason: str, edits: tuple[ReaderEdit, ...] = ()) -> bool:
+        comparison = self.comparison.comparison
         try:
-            recorded = record_comparison(self.review.session, self.comparison.comparison, reason=reason)
+            recorded = record_comparison(self.review.session, comparison.with_edits(edits) if edits else comparison,
+                                         reason=reason)
         except WorkstationError as exc:
             self._fail(str(exc))
             return False
@@ -205,8 +216,29 @@ class PriorCompareController(QObject):
         if self._record(reason or ""):
             self._describe()
             self.show_selected_match()
+            self.matches.refresh()
             kind = " as an addendum to the signed read" if self.comparison.comparison.after_signing else ""
             self._status(f"The report will compare with this prior (recorded{kind})")
+
+    def show_matches(self) -> None:
+        """Nodule matches... (Ctrl+Shift+M): the pairs with the prior, and the reader's corrections."""
+        self.matches.show_matches()
+
+    def record_corrections(self, edits: tuple[ReaderEdit, ...], reason: str = "") -> bool:
+        """The comparison shown with the reader's `edits` recorded for the read (record_comparison:
+        audited; after signing an addendum, `reason` saying why); whether it was. The caller decided,
+        with recording_offer, that this reader may record it."""
+        if self.comparison is None or not self._record(reason, tuple(edits)):
+            return False
+        self._describe()
+        self.show_selected_match()
+        return True
+
+    def centre_prior_on(self, point_mm) -> None:
+        """The prior view on a point of the prior (a resolved finding); the current follows, linked."""
+        if self.comparison is not None and self.shown:
+            self.prior_state.set_crosshair(np.asarray(point_mm, dtype=float))
+            self.prior_slice_view.centre_on(self.prior_state.crosshair)
 
     def _describe(self) -> None:
         comparison = self.comparison
@@ -331,6 +363,7 @@ class PriorCompareController(QObject):
         if self.shown:
             self.set_shown(False)
         self.comparison = None
+        self.matches.forget()
         self.view.show_match("")
         if self.prior_state.volume is not None:
             self.prior_state.volume, self.prior_state.markers, self.prior_state.histogram = None, [], None

@@ -45,8 +45,8 @@ class PriorChoiceDialog(QDialog):
         offered = offer.priors.index(offer.offered) if offer.offered is not None else len(offer.priors)
         self.list.setCurrentRow(offered)
         self.list.itemDoubleClicked.connect(lambda _item: self.accept())
-        heading = QLabel("The same patient's earlier studies in the library (same Patient ID), newest first. "
-                         "The chosen prior is aligned to this scan and shown beside it.")
+        heading = QLabel("The same patient's earlier studies in the library (same Patient ID and issuer), newest "
+                         "first. The chosen prior is aligned to this scan and shown beside it.")
         heading.setWordWrap(True)
         warnings = QLabel("\n".join(f"Warning: {w}" for w in offer.warnings))
         warnings.setObjectName("prior-warnings")

@@ -1,8 +1,8 @@
 """The prior's axial view beside the current one: a SliceView on the prior's own ViewerState under
 a header that says which prior it is, how well it is aligned (a poor alignment in red, never
 hidden), which of its findings are drawn, whether this comparison is the one the read's report
-prints (with "Use this prior in the report" when it is not), and the matched status of the
-selected finding."""
+prints (with "Use this prior in the report" when it is not), the matched status of the
+selected finding, and "Nodule matches..." (the pairs and the reader's corrections)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class PriorView(QWidget):
 
     findings_toggled = Signal(bool)
     use_in_report = Signal()  # "Use this prior in the report" clicked
+    matches_requested = Signal()  # "Nodule matches..." clicked
     resized = Signal()  # its header reflowed or the window changed: the zoom is matched again
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
@@ -45,6 +46,10 @@ class PriorView(QWidget):
         self.report_button = QPushButton("Use this prior in the report")
         self.report_button.setObjectName("prior-use-in-report")
         self.report_button.clicked.connect(self.use_in_report)
+        self.matches_button = QPushButton("Nodule matches...")
+        self.matches_button.setObjectName("prior-matches")
+        self.matches_button.setToolTip("Each finding's match in the prior, and the reader's corrections (Ctrl+Shift+M)")
+        self.matches_button.clicked.connect(self.matches_requested)
         self.findings_check = QCheckBox("Prior findings")
         self.findings_check.setChecked(True)
         self.findings_check.toggled.connect(self.findings_toggled)
@@ -55,6 +60,7 @@ class PriorView(QWidget):
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.title, 1)
+        top.addWidget(self.matches_button)
         top.addWidget(self.findings_check)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -118,6 +118,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from workstation.review.comparison_record import (compare_job, current_nodules, record_comparison,
                                                       recorded_comparison)
     from workstation.review.comparison import priors_of
+    from workstation.review.same_patient import PatientIdentity, check_same_patient
 
     edits = _edits(args)
     if (edits or args.reason) and not args.record:
@@ -133,8 +134,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     earlier, warnings = priors_of(library, current)
     if args.prior:
         prior = library.find_study(args.prior)
-        if prior["patient_id"] != current["patient_id"]:
-            raise WorkstationError("The two studies have different Patient IDs: not comparing different patients")
+        patient = check_same_patient(PatientIdentity.from_study(current), PatientIdentity.from_study(prior),
+                                     f"The prior of {prior['study_date'] or 'unknown date'}")
+        if not patient.same:
+            raise WorkstationError(patient.refusal)
+        warnings += [w for w in patient.warnings if w not in warnings]  # said once, as priors_of says it
     elif earlier:
         prior = earlier[0]
     else:

@@ -47,7 +47,8 @@ def parse_errors() -> tuple[type[BaseException], ...]:
 
 # Study/series-level attributes kept as metadata (keyword -> metadata name).
 _META_KEYWORDS = {
-    "PatientName": "patient_name", "PatientID": "patient_id", "PatientBirthDate": "patient_birth_date",
+    "PatientName": "patient_name", "PatientID": "patient_id",
+    "IssuerOfPatientID": "issuer_of_patient_id", "PatientBirthDate": "patient_birth_date",
     "PatientAge": "patient_age", "PatientSex": "patient_sex", "StudyInstanceUID": "study_uid",
     "SeriesInstanceUID": "series_uid", "StudyDate": "study_date", "StudyTime": "study_time",
     "StudyDescription": "study_description", "SeriesDescription": "series_description",

@@ -20,6 +20,7 @@ class SeriesMetadata:
 
     patient_name: str = ""
     patient_id: str = ""
+    issuer_of_patient_id: str = ""  # (0010,0021): a Patient ID is unique only within its issuer
     patient_birth_date: str = ""
     patient_age: str = ""
     patient_sex: str = ""
@@ -176,5 +177,5 @@ def masked_identifiers(volume: Volume) -> Volume:
     from dataclasses import replace
 
     return replace(volume, metadata=replace(volume.metadata, patient_name=MASKED, patient_id=MASKED,
-                                            patient_birth_date="", accession_number=MASKED, study_date="",
-                                            study_time="", institution=""))
+                                            issuer_of_patient_id="", patient_birth_date="", accession_number=MASKED,
+                                            study_date="", study_time="", institution=""))

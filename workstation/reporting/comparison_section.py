@@ -174,7 +174,8 @@ def _pair_images(story, pair: NodulePair, pictures: list[KeyImage], prior_date: 
     grid.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 1),
                               ("RIGHTPADDING", (0, 0), (-1, -1), 1)]))
     now, then = pair.current, pair.prior
-    heading = (f"Finding {now.number} now and prior finding P{then.number} ({prior_date}): {pair.status}, "
+    by_reader = " (set by the reader)" if pair.by_reader else ""
+    heading = (f"Finding {now.number} now and prior finding P{then.number} ({prior_date}): {pair.status}{by_reader}, "
                f"{then.diameter_mm:.1f} → {now.diameter_mm:.1f} mm")
     return KeepTogether([story.p(heading, "body", bold=True), grid, Spacer(1, 2 * MM)])
 

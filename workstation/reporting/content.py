@@ -189,10 +189,16 @@ def _addenda(connection: sqlite3.Connection, study_uid: str, numbers: dict[int, 
 
 
 def _comparison_addenda(store: ReviewStore, study_uid: str) -> tuple[Addendum, ...]:
-        return tuple(Addendum(c.recorded_by, c.recorded_at, c.addendum_reason,
+    return tuple(Addendum(c.recorded_by, c.recorded_at, c.addendum_reason,
                           f"recorded a comparison with the prior of {display_date(c.prior.date)} (alignment "
-                          f"{c.registration.quality}); not part of the signed read, whose Comparison section "
-                          "is as signed") for c in comparisons_after_signing(store, study_uid))
+                          f"{c.registration.quality}{_corrections(c)}); not part of the signed read, whose "
+                          "Comparison section is as signed") for c in comparisons_after_signing(store, study_uid))
+
+
+def _corrections(comparison) -> str:
+    """A re-matching after signing is said in the addendum, not only that a comparison was recorded."""
+    edits = "; ".join(e.describe() for e in comparison.edits)
+    return f"; the reader's corrections: {edits}" if edits else ""
 
 
 def content_from_analysis(analysis: Any, volume: Volume, *, institution: str = "", generated_by: str = "",

@@ -129,17 +129,27 @@ def _pair(current: Measured, prior: Measured, distance: float, days: float, curr
 
 def priors_of(library, study: dict) -> tuple[list[dict], list[str]]:
     """The same patient's earlier studies in the library, newest first, and warnings when their
-    names or birth dates disagree with the current study's (same Patient ID, maybe not the same person)."""
+    names, birth dates or issuers of the Patient ID disagree with the current study's (same
+    Patient ID, maybe not the same person). The same ID from another issuer is another patient's:
+    not offered, and said (see review/same_patient.py)."""
+    from workstation.review.same_patient import PatientIdentity, check_same_patient
+
     if not study.get("patient_id"):
         return [], ["This study has no Patient ID: its priors cannot be found safely"]
-    earlier = [s for s in library.studies() if s["patient_id"] == study["patient_id"]
-               and s["study_uid"] != study["study_uid"] and (s["study_date"] or "") < (study["study_date"] or "")]
-    warnings = []
-    for other in earlier:
-        for field, label in (("patient_name", "name"), ("patient_birth_date", "birth date")):
-            if (other.get(field) or "") != (study.get(field) or ""):
-                warnings.append(f"The prior of {other['study_date'] or 'unknown date'} has the same Patient ID but "
-                                f"another {label}: check it is the same patient")
+    current = PatientIdentity.from_study(study)
+    earlier, warnings = [], []
+    for other in library.studies():
+        if (other["patient_id"] != study["patient_id"] or other["study_uid"] == study["study_uid"]
+                or (other["study_date"] or "") >= (study["study_date"] or "")):
+            continue
+        which = f"The prior of {other['study_date'] or 'unknown date'}"
+        check = check_same_patient(current, PatientIdentity.from_study(other), which)
+        if check.same:
+            earlier.append(other)
+            warnings += check.warnings
+        else:
+            warnings.append(f"{which} has the same Patient ID from another issuer "
+                            f"({other.get('issuer_of_patient_id')}): another patient's, not offered")
     return sorted(earlier, key=lambda s: s["study_date"] or "", reverse=True), warnings
 
 

@@ -36,6 +36,7 @@ from workstation.jobs import CancelToken, Job
 from workstation.review import audit
 from workstation.review.comparison import (Measured, NodulePair, ReaderEdit, apply_reader_edits, match_nodules,
                                            merged_edits)
+from workstation.review.same_patient import PatientIdentity, check_same_patient
 
 PRIOR_SOURCES = {
     "signed": "the prior's accepted findings (its signed read)",
@@ -134,9 +135,11 @@ class Comparison:
 
 
 def check_comparable(current: SeriesMetadata, prior: SeriesMetadata) -> tuple[int, list[str]]:
-    """(days between the scans, warnings); refuses another patient and a prior that is not earlier."""
-    if not current.patient_id or current.patient_id != prior.patient_id:
-        raise ComparisonError("The two studies have different Patient IDs: not comparing different patients")
+    """(days between the scans, warnings); refuses another patient (another Patient ID, or the same
+    one from another issuer: review/same_patient.py) and a prior that is not earlier."""
+    patient = check_same_patient(PatientIdentity.from_metadata(current), PatientIdentity.from_metadata(prior))
+    if not patient.same:
+        raise ComparisonError(patient.refusal)
     if current.study_uid == prior.study_uid:
         raise ComparisonError("That is the current study itself; choose an earlier one")
     try:
@@ -147,10 +150,7 @@ def check_comparable(current: SeriesMetadata, prior: SeriesMetadata) -> tuple[in
             from None
     if second <= first:
         raise ComparisonError("The prior must have an earlier study date than the current study")
-    warnings = [f"The prior has the same Patient ID but another {label}: check it is the same patient"
-                for name, label in (("patient_name", "name"), ("patient_birth_date", "birth date"))
-                if (getattr(current, name) or "") != (getattr(prior, name) or "")]
-    return (second - first).days, warnings
+    return (second - first).days, list(patient.warnings)
 
 
 def prior_nodules_of(store, study_uid: str) -> tuple[list, str]:

@@ -32,6 +32,7 @@ from workstation.imaging.volume import Volume
 from workstation.jobs import CancelToken, Job, Progress
 from workstation.review.comparison import NodulePair, priors_of
 from workstation.review.comparison_record import Comparison, PriorNodule, compare_job, recorded_comparison
+from workstation.review.same_patient import PatientIdentity, check_same_patient
 
 MIN_SLICES = 16  # a study whose largest series is thinner (a scout, a few slices) is not offered for comparison
 STAGES = 100  # the job's progress: loading the prior 0-40, aligning it 40-100 (a reused alignment: loading only)
@@ -138,7 +139,8 @@ def describe_pair(pair: NodulePair) -> str:
     """One line for the reader: status, sizes then -> now, volume ratio and doubling time, named as the
     report's table names them (P3: the prior's finding 3)."""
     if pair.status == "new":
-        return f"#{pair.current.number}: new (no prior nodule within reach)"
+        why = "set by the reader: not any prior nodule" if pair.by_reader else "no prior nodule within reach"
+        return f"#{pair.current.number}: new ({why})"
     if pair.status == "resolved":
         return f"P{pair.prior.number}: resolved"
     text = (f"#{pair.current.number}: {pair.status}{' (set by the reader)' if pair.by_reader else ''} "
@@ -217,15 +219,15 @@ def compare_with_prior_job(home: Path, current: Volume, prior_study: dict,
     """Load the prior study from the library and align it to `current` (`compare_job`: rigid then
     affine, its quality measured, the prior's findings by `prior_nodules_of`); or, when a comparison
     with this prior is recorded for the study, load the prior it registered and reuse that
-    comparison. Refuses another patient's study."""
+    comparison. Refuses another patient's study (review/same_patient.py)."""
     from workstation.library import StudyLibrary
     from workstation.review.store import ReviewStore
 
     cancel = cancel or CancelToken()
     meta = current.metadata
-    if not meta.patient_id or prior_study.get("patient_id") != meta.patient_id:
-        raise WorkstationError("The prior has another Patient ID than this study: different patients are not "
-                               "compared")
+    patient = check_same_patient(PatientIdentity.from_metadata(meta), PatientIdentity.from_study(prior_study))
+    if not patient.same:
+        raise WorkstationError(patient.refusal)
     if prior_study.get("study_uid") == meta.study_uid:
         raise WorkstationError("That is the open study itself; choose an earlier one")
     yield Progress(0, STAGES, "Loading the prior")
@@ -237,8 +239,10 @@ def compare_with_prior_job(home: Path, current: Volume, prior_study: dict,
             recorded = None  # another prior: nothing to reuse
         folder = _series_folder(library, store, prior_study, recorded.prior.series_uid if recorded else "")
         prior = yield from _staged(load_largest_series_job([folder], cancel), 0, 95 if recorded else 40, cancel)
-        if prior.metadata.patient_id != meta.patient_id:
-            raise WorkstationError("The prior's images carry another Patient ID than this study: not compared")
+        patient = check_same_patient(PatientIdentity.from_metadata(meta),
+                                     PatientIdentity.from_metadata(prior.metadata))
+        if not patient.same:
+            raise WorkstationError(f"The prior's images say otherwise than the library: {patient.refusal}")
         if recorded is not None:
             comparison = recorded
         else:
