@@ -55,7 +55,7 @@ def _match(case) -> tuple[object, list, float, float]:
     start, cpu = time.perf_counter(), time.process_time()
     registration = run_job(register_job(case.follow.volume, case.prior.volume))
     pairs = match_nodules(_seeded(case.truth["current_nodules"]), _seeded(case.truth["prior_nodules"]),
-                          registration.prior_to_current, case.truth["days"],
+                          registration.to_current, case.truth["days"],
                           current_voxel_mm=max(case.follow.volume.spacing_mm),
                           prior_voxel_mm=max(case.prior.volume.spacing_mm))
     return registration, pairs, time.perf_counter() - start, time.process_time() - cpu

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
 from workstation.errors import WorkstationError
+
+ToCurrent = Callable[[Sequence[float]], np.ndarray]  # a prior point (patient mm) -> the current scan's
 
 GROWTH_MM = 1.5
 MATCH_MM = 10.0  # a prior nodule this far (after alignment) or farther is not the same nodule
@@ -93,13 +95,14 @@ def relative_volume_error(diameter_mm: float, voxel_mm: float) -> float:
     return min(0.9, 3 * max(0.5, voxel_mm / 2) / max(diameter_mm, 1e-3))
 
 
-def match_nodules(current: list[Measured], prior: list[Measured], prior_to_current: np.ndarray, days: float, *,
+def match_nodules(current: list[Measured], prior: list[Measured], to_current: ToCurrent, days: float, *,
                   current_voxel_mm: float = 1.0, prior_voxel_mm: float = 1.0) -> list[NodulePair]:
     """Pairs by the smallest total distance (Hungarian) after mapping the prior's centres through
-    the registration; unpaired current nodules are new, unpaired prior ones resolved."""
+    the registration (`to_current`: a prior point -> the current one); unpaired current nodules are
+    new, unpaired prior ones resolved."""
     from scipy.optimize import linear_sum_assignment
 
-    aligned = [(prior_to_current @ np.array([*p.center_mm, 1.0]))[:3] for p in prior]
+    aligned = [to_current(p.center_mm) for p in prior]
     pairs: list[NodulePair] = []
     used_current, used_prior = set(), set()
     if current and prior:
@@ -203,7 +206,7 @@ def merged_edits(earlier: tuple[ReaderEdit, ...], later: tuple[ReaderEdit, ...])
     return tuple(kept.values())
 
 
-def apply_reader_edits(pairs: list[NodulePair], edits: tuple[ReaderEdit, ...], prior_to_current: np.ndarray,
+def apply_reader_edits(pairs: list[NodulePair], edits: tuple[ReaderEdit, ...], to_current: ToCurrent,
                        days: float, *, current_voxel_mm: float = 1.0, prior_voxel_mm: float = 1.0
                        ) -> tuple[list[NodulePair], list[str]]:
     """The pairs after the reader's edits, and a sentence for each edit that no longer applies
@@ -239,7 +242,7 @@ def apply_reader_edits(pairs: list[NodulePair], edits: tuple[ReaderEdit, ...], p
             result.append(NodulePair("new", finding, None, by_reader=number in reader_set))
             continue
         then = prior[partner[number]]
-        aligned = (prior_to_current @ np.array([*then.center_mm, 1.0]))[:3]
+        aligned = to_current(then.center_mm)
         pair = _pair(finding, then, float(np.linalg.norm(np.array(finding.center_mm) - aligned)), days,
                      current_voxel_mm, prior_voxel_mm)
         result.append(replace(pair, status=status.get(number, pair.status), by_reader=number in reader_set))

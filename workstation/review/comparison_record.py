@@ -115,7 +115,7 @@ class Comparison:
 
     def matched(self, current: Sequence[Measured]) -> tuple[list[NodulePair], list[str]]:
         """(pairs, a sentence for each reader edit that no longer fits `current`, e.g. its finding rejected)."""
-        transform = self.registration.prior_to_current
+        transform = self.registration.to_current
         sizes = {"current_voxel_mm": self.current_voxel_mm, "prior_voxel_mm": self.prior_voxel_mm}
         automatic = match_nodules(list(current), list(self.prior_nodules), transform, self.days, **sizes)
         return apply_reader_edits(automatic, self.edits, transform, self.days, **sizes)
@@ -216,7 +216,8 @@ def record_comparison(session, comparison: Comparison, *, reason: str = "") -> C
                json.dumps({"prior_to_current": registration.prior_to_current.round(6).tolist(),
                            "lung_overlap": registration.lung_overlap,
                            "lung_overlap_before": registration.lung_overlap_before,
-                           "quality": registration.quality, "current_voxel_mm": comparison.current_voxel_mm}),
+                           "quality": registration.quality, "current_voxel_mm": comparison.current_voxel_mm,
+                           "deformation": registration.deformation}),
                json.dumps([n.to_dict() for n in comparison.prior_nodules]), comparison.prior_source,
                json.dumps(matches), json.dumps([e.to_dict() for e in comparison.edits]), int(addendum),
                session.addendum_reason if addendum else None, session.user.username, now)
@@ -264,7 +265,8 @@ def _from_row(row: tuple) -> Comparison:
                               prior.get("description", ""), prior.get("accession", "")),
         int(prior["days"]), Registration(np.array(registration["prior_to_current"], dtype=float),
                                          float(registration["lung_overlap"]),
-                                         float(registration["lung_overlap_before"])),
+                                         float(registration["lung_overlap_before"]),
+                                         registration.get("deformation")),
         tuple(PriorNodule(int(n["number"]), tuple(n["center_mm"]), float(n["diameter_mm"]), n.get("volume_mm3"),
                           n.get("type") or "solid") for n in json.loads(findings_text)),
         source, float(registration.get("current_voxel_mm", 1.0)), float(prior.get("voxel_mm", 1.0)),
