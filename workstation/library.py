@@ -20,7 +20,7 @@ import sqlite_utils
 from workstation.dicom.series import ScanResult, SeriesGroup, scan_job
 from workstation.dicom.sources import DicomSource, safe_join
 from workstation.errors import LibraryError, NoSeriesError
-from workstation.files import write_atomically
+from workstation.files import make_durable, write_atomically
 from workstation.jobs import CancelToken, Job, Progress
 
 SCHEMA_VERSION = 2  # 2: studies.issuer_of_patient_id
@@ -129,35 +129,47 @@ class StudyLibrary:
         sources: dict[DicomSource, str] = {}
         for header in series.slices:
             sources.setdefault(header.source, header.sop_instance_uid)
+        # The series' files are written first and made durable together (one filesystem sync where
+        # the system has it), then indexed in one transaction: the index never names a file that a
+        # power cut could lose, and 300 slices no longer cost 300 fsyncs and 300 commits.
+        pending: dict[str, dict] = {}
         for source, sop_uid in sources.items():
             cancel.check()
             data = source.read_bytes()
             digest = hashlib.sha256(data).hexdigest()
             key = _hash("sop:" + sop_uid, 40) if sop_uid else _hash("sha:" + digest, 40)
-            stored = self._stored_digest(key)
+            stored = self._digest_of(key, pending)
             if stored is not None and stored != digest:  # another file under the same UID: keep both, say so
                 report.shared_uids.append((source.label, sop_uid))
                 key = _hash(f"sop:{sop_uid}:sha:{digest}", 40)
-                stored = self._stored_digest(key)
+                stored = self._digest_of(key, pending)
             target = safe_join(folder, key + ".dcm")
-            if stored == digest and target.is_file():
+            if stored == digest and (key in pending or target.is_file()):
                 present += 1
                 continue
-            _atomic_write(target, data)
-            self._upsert("instances", {"key": key, "series_key": series.key, "sop_instance_uid": sop_uid,
-                                       "path": str(target.relative_to(self.home)), "sha256": digest,
-                                       "size": len(data)})
+            _atomic_write(target, data, durable=False)
+            pending[key] = {"key": key, "series_key": series.key, "sop_instance_uid": sop_uid,
+                            "path": str(target.relative_to(self.home)), "sha256": digest, "size": len(data)}
             copied += 1
+        if pending:
+            _made_durable([self.home / row["path"] for row in pending.values()])
+            self._upsert_all("instances", list(pending.values()))
         return copied, present
+
+    def _digest_of(self, key: str, pending: dict[str, dict]) -> str | None:
+        return pending[key]["sha256"] if key in pending else self._stored_digest(key)
 
     def _stored_digest(self, key: str) -> str | None:
         row = self.db.execute("SELECT sha256 FROM instances WHERE key = ?", [key]).fetchone()
         return row[0] if row else None
 
     def _upsert(self, table: str, row: dict) -> None:
+        self._upsert_all(table, [row])
+
+    def _upsert_all(self, table: str, rows: list[dict]) -> None:
         try:
             with self.db.conn:
-                self.db[table].upsert(row, pk="key")
+                self.db[table].upsert_all(rows, pk="key")
         except sqlite3.Error as exc:
             raise LibraryError(f"The library index cannot be written: {exc}") from exc
 
@@ -188,11 +200,18 @@ class StudyLibrary:
         return safe_join(self.home, *Path(series_row["folder"]).parts)
 
 
-def _atomic_write(target: Path, data: bytes) -> None:
+def _atomic_write(target: Path, data: bytes, *, durable: bool = True) -> None:
     try:
-        write_atomically(target, data)
+        write_atomically(target, data, durable=durable)
     except OSError as exc:
         raise LibraryError(f"Cannot write into the data folder: {exc}", path=str(target)) from exc
+
+
+def _made_durable(paths: list[Path]) -> None:
+    try:
+        make_durable(paths)
+    except OSError as exc:
+        raise LibraryError(f"Cannot write into the data folder: {exc}", path=str(paths[0].parent)) from exc
 
 
 def thumbnail_path(home: Path, study_key: str) -> Path:

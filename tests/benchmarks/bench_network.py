@@ -1,8 +1,10 @@
 """DICOM networking against a local Orthanc (issue #23), ratios measured in the same run:
 
 - retrieve of a 300-slice study by our C-GET (into the library) against dcmtk's getscu;
-- retrieve by our WADO-RS (into the library) against a plain download of the same study's
-  multipart DICOMweb response;
+- retrieve by our WADO-RS (into the library) against a plain DICOMweb download of the same study
+  into files by dicomweb-client's own command line (`dicomweb_client retrieve studies --save`:
+  the like-for-like baseline, as getscu is for C-GET), and - for scale - against reading the
+  multipart response's bytes into memory (nothing parsed or written);
 - our Storage SCP's receive rate from storescu against Orthanc receiving the same files.
 
 Needs Debian's orthanc, orthanc-dicomweb and dcmtk (installer/dev-setup.sh test).
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -89,9 +92,18 @@ def main() -> list[tuple[str, float, float, str]]:
             ours_web = _seconds(lambda: run_job(web_retrieve_job(root / "home-web", node, str(study_uid))))
             request = urllib.request.Request(f"{node.dicomweb_url}/studies/{study_uid}",
                                              headers={"Accept": 'multipart/related; type="application/dicom"'})
-            plain = _seconds(lambda: urllib.request.urlopen(request, timeout=300).read())
-            rows.append((f"retrieve {len(files)} slices: our WADO-RS into the library / plain download",
-                         ours_web / plain, -1.2, f"ours {ours_web:.1f} s, plain {plain:.1f} s (bytes only)"))
+            (root / "plain").mkdir()
+            plain = _seconds(lambda: subprocess.run(
+                [str(Path(sys.executable).with_name("dicomweb_client")), "--url", node.dicomweb_url, "retrieve",
+                 "studies", "--study", str(study_uid), "full", "--save", "--output-dir", str(root / "plain")],
+                check=True, capture_output=True))
+            rows.append((f"retrieve {len(files)} slices: our WADO-RS into the library / plain DICOMweb download",
+                         ours_web / plain, -1.2, f"ours {ours_web:.1f} s, dicomweb_client --save {plain:.1f} s "
+                         "(files only)"))
+            in_memory = _seconds(lambda: urllib.request.urlopen(request, timeout=300).read())
+            rows.append((f"retrieve {len(files)} slices: our WADO-RS into the library / the response's bytes",
+                         ours_web / in_memory, float("nan"), f"bytes into memory {in_memory:.1f} s, nothing "
+                         "parsed or written"))
             done = threading.Event()
             receiver = StorageReceiver(root / "home-scp", "WORKSTATION", free_port(), host="127.0.0.1",
                                        on_imported=lambda _batch: done.set())
