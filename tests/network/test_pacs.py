@@ -256,3 +256,48 @@ def test_priors_on_the_pacs_are_listed_with_how_to_retrieve_them(orthanc: Orthan
     assert main(["priors", follow, "--pacs", "pacs"]) == 0
     out = capsys.readouterr().out
     assert "(offered)" in out and "(in the library)" in out
+
+
+def _with_issuer(files: list[Path], out: Path, issuer: str, *, new_uids: str = "") -> list[Path]:
+    """Copies of `files` naming `issuer` as the Issuer of Patient ID; with `new_uids`, as another study."""
+    from pydicom.uid import generate_uid
+
+    out.mkdir(parents=True)
+    study, series = (generate_uid(entropy_srcs=[new_uids, part]) for part in ("study", "series"))
+    written = []
+    for number, path in enumerate(files):
+        dataset = pydicom.dcmread(path)
+        dataset.IssuerOfPatientID = issuer
+        if new_uids:
+            dataset.StudyInstanceUID, dataset.SeriesInstanceUID = study, series
+            dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = \
+                generate_uid(entropy_srcs=[new_uids, str(number)])
+        dataset.save_as(out / path.name)
+        written.append(out / path.name)
+    return written
+
+
+def test_a_pacs_study_of_the_same_patient_id_from_another_issuer_is_not_offered(
+        orthanc: OrthancServer, home: Path, tmp_path: Path, capsys) -> None:
+    """#24 item 1 on the PACS: the same Patient ID issued by another hospital is another patient;
+    the prior of the same issuer is offered, the other is named and not offered."""
+    from tests.prior_pair import write_pair
+
+    pair = write_pair(tmp_path / "pair")
+    orthanc.clear()
+    prior = _with_issuer(sorted(pair["prior"].iterdir()), tmp_path / "prior-a", "HOSPITAL_A")
+    impostor = _with_issuer(sorted(pair["prior"].iterdir()), tmp_path / "prior-b", "HOSPITAL_B", new_uids="b")
+    orthanc.upload(prior + impostor)
+    follow = _with_issuer(sorted(pair["follow"].iterdir()), tmp_path / "follow-a", "HOSPITAL_A")
+    assert main(["pacs", "nodes", "local", "--aet", WORKSTATION_AE, "--port", str(orthanc.move_port)]) == 0
+    assert main(["pacs", "nodes", "add", "pacs", "--aet", orthanc.ae_title, "--host", "127.0.0.1",
+                 "--port", str(orthanc.dicom_port), "--dicomweb", orthanc.dicomweb_url]) == 0
+    assert main(["import", str(follow[0].parent)]) == 0
+    capsys.readouterr()
+    key = StudyLibrary(home).studies()[0]["key"]
+    for via in ("dimse", "web"):
+        assert main(["priors", key, "--pacs", "pacs", "--via", via]) == 0
+        out = capsys.readouterr().out
+        offered = [line for line in out.splitlines() if line.startswith("pacs:")]
+        assert len(offered) == 1 and _uid(prior) in offered[0] and _uid(impostor) not in out, (via, out)
+        assert "from another issuer (HOSPITAL_B)" in out, (via, out)

@@ -41,7 +41,7 @@ MAX_INSTANCES_PER_BATCH = 100_000  # one retrieve or one association: more than 
 RETURN_KEYS = {
     "PATIENT": ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
                 "NumberOfPatientRelatedStudies"),
-    "STUDY": ("PatientName", "PatientID", "StudyDate", "StudyTime", "StudyDescription", "AccessionNumber",
+    "STUDY": ("PatientName", "PatientID", "IssuerOfPatientID", "StudyDate", "StudyTime", "StudyDescription", "AccessionNumber",
               "ModalitiesInStudy", "StudyInstanceUID", "NumberOfStudyRelatedInstances"),
     "SERIES": ("StudyInstanceUID", "SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription",
                "NumberOfSeriesRelatedInstances"),

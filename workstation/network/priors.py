@@ -1,9 +1,11 @@
 """The patient's earlier CT studies on a PACS (#24 item 1): what the library does not hold yet,
-found by C-FIND (or QIDO-RS) on the same Patient ID, so the reader can retrieve the right prior."""
+found by C-FIND (or QIDO-RS) on the same Patient ID, so the reader can retrieve the right prior.
+Whether a study found is the same patient's is review/same_patient.py's rule, as for the library."""
 
 from __future__ import annotations
 
 from workstation.network.nodes import RemoteNode
+from workstation.review.same_patient import PatientIdentity, check_same_patient
 
 
 def pacs_priors(node: RemoteNode, local_ae: str, study: dict, held_uids: set[str],
@@ -23,12 +25,21 @@ def pacs_priors(node: RemoteNode, local_ae: str, study: dict, held_uids: set[str
         from workstation.network.dimse import find
 
         matches = find(node, local_ae, "study", query)
-    earlier = [{**match, "in_library": match["StudyInstanceUID"] in held_uids} for match in matches
-               if match.get("PatientID") == patient_id and match["StudyInstanceUID"] != study["study_uid"]
-               and (not date or (match.get("StudyDate") or "") < date)]
-    warnings = [f"The prior of {match['StudyDate'] or 'unknown date'} on {node.name} has the same Patient ID but "
-                "another name: check it is the same patient" for match in earlier
-                if _name(match.get("PatientName")) != _name(study.get("patient_name"))]
+    current = PatientIdentity(patient_id, study.get("issuer_of_patient_id") or "", _name(study.get("patient_name")))
+    earlier, warnings = [], []
+    for match in matches:
+        if match["StudyInstanceUID"] == study["study_uid"] or (date and (match.get("StudyDate") or "") >= date):
+            continue
+        which = f"The prior of {match.get('StudyDate') or 'unknown date'} on {node.name}"
+        check = check_same_patient(current, PatientIdentity(match.get("PatientID") or "",
+                                                            match.get("IssuerOfPatientID") or "",
+                                                            _name(match.get("PatientName"))), which)
+        if check.same:
+            earlier.append({**match, "in_library": match["StudyInstanceUID"] in held_uids})
+            warnings += check.warnings
+        elif match.get("PatientID") == patient_id:  # the same ID from another issuer: another patient's
+            warnings.append(f"{which} has the same Patient ID from another issuer "
+                            f"({match.get('IssuerOfPatientID')}): another patient's, not offered")
     return sorted(earlier, key=lambda m: m.get("StudyDate") or "", reverse=True), warnings
 
 
