@@ -117,7 +117,7 @@ def comparison_story(story, report: ComparisonReport | None, images: Mapping[tup
 def _alignment_sentence(comparison: Comparison) -> str:
     registration = comparison.registration
     text = (f"{registration.quality}: the lungs overlap {registration.lung_overlap:.0%} after registration "
-            f"({registration.lung_overlap_before:.0%} before; rigid then affine)")
+            f"({registration.lung_overlap_before:.0%} before; {registration.stages})")
     if registration.quality == "poor":
         text += (". The alignment is poor: nodules may be paired wrongly and their growth misstated; compare the "
                  "images by eye")
