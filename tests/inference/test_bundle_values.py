@@ -59,3 +59,41 @@ def test_each_operating_point_says_what_it_was_measured_on(bundle_copy: Path) ->
                                                "evaluation": "inserted nodules in held-out real CT"}])
     point = ModelBundle.from_folder(bundle_copy).operating_points[0]
     assert point.measured_on == "inserted nodules in held-out real CT"
+
+
+def _own_large_lesion_weights(folder: Path) -> bytes:
+    """The large-lesion pass given its own weights file (here a copy of the main ones, last bias changed)."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(folder / "weights.safetensors")
+    last_bias = [name for name in tensors if name.endswith("bias")][-1]
+    tensors[last_bias] = tensors[last_bias] - 5.0
+    save_file(tensors, folder / "large-lesion-weights.safetensors")
+    return (folder / "large-lesion-weights.safetensors").read_bytes()
+
+
+def test_a_large_lesion_pass_with_its_own_weights_loads_them_checked(bundle_copy: Path) -> None:
+    import hashlib
+
+    import torch
+
+    data = _own_large_lesion_weights(bundle_copy)
+    meta = json.loads((bundle_copy / "metadata.json").read_text())
+    _set(bundle_copy, ("large_lesion_pass",), {**meta["large_lesion_pass"], "weights": {
+        "file": "large-lesion-weights.safetensors", "sha256": hashlib.sha256(data).hexdigest()}})
+    bundle = ModelBundle.from_folder(bundle_copy)
+    main, large = bundle.load_network(), bundle.load_large_lesion_network()
+    assert large is not None and bundle.large_lesion_pass.weights_file == "large-lesion-weights.safetensors"
+    differs = [name for name, value in large.state_dict().items()
+               if not torch.equal(value, main.state_dict()[name])]
+    assert len(differs) == 1 and differs[0].endswith("bias")
+
+    _set(bundle_copy, ("large_lesion_pass", "weights", "sha256"), "0" * 64)  # tampered with, or the wrong file
+    with pytest.raises(ModelBundleError, match="sha256"):
+        ModelBundle.from_folder(bundle_copy)
+
+
+def test_without_its_own_weights_the_large_lesion_pass_uses_the_main_network(bundle_copy: Path) -> None:
+    meta = json.loads((bundle_copy / "metadata.json").read_text())
+    _set(bundle_copy, ("large_lesion_pass",), {k: v for k, v in meta["large_lesion_pass"].items() if k != "weights"})
+    assert ModelBundle.from_folder(bundle_copy).load_large_lesion_network() is None

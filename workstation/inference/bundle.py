@@ -53,6 +53,11 @@ class LargeLesionPass:
     spacing_mm: tuple[float, float, float]  # (x, y, z)
     min_diameter_mm: float
     min_aerated_border: float = 0.0
+    # Its own detector weights (same architecture), checked like the main ones; "" = the main
+    # network's. A detector fine-tuned for small real nodules can lose the large masses an
+    # earlier one finds at this spacing: the pass keeps the one that finds them.
+    weights_file: str = ""
+    weights_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -146,8 +151,8 @@ class ModelBundle:
                 fp_reduction=_fp_reduction(folder, meta["false_positive_reduction"])
                 if "false_positive_reduction" in meta else None,
                 test_time_flips=_test_time_flips(meta.get("test_time_flips", [[]])),
-                large_lesion_pass=_large_lesion_pass(meta["large_lesion_pass"]) if "large_lesion_pass" in meta
-                else None,
+                large_lesion_pass=_large_lesion_pass(folder, meta["architecture"], meta["large_lesion_pass"])
+                if "large_lesion_pass" in meta else None,
                 max_distance_from_lung_mm=_non_negative("max_distance_from_lung_mm",
                                                         meta.get("max_distance_from_lung_mm")),
             )
@@ -170,6 +175,15 @@ class ModelBundle:
         """The network with its checked weights, in eval mode (torch and MONAI imported here)."""
         return _load_network(self.folder, self.architecture, self.architecture_args, self.weights_file,
                              self.weights_sha256)
+
+    def load_large_lesion_network(self):
+        """The large-lesion pass's own network, checked like the main one; None when the pass uses
+        the main network (or there is no such pass)."""
+        large = self.large_lesion_pass
+        if large is None or not large.weights_file:
+            return None
+        return _load_network(self.folder, self.architecture, self.architecture_args, large.weights_file,
+                             large.weights_sha256)
 
     def load_fp_reduction(self):
         """The second-stage classifier, checked like the network; None when the bundle has none."""
@@ -216,14 +230,19 @@ def _test_time_flips(flips: list) -> tuple[tuple[int, ...], ...]:
     return parsed
 
 
-def _large_lesion_pass(settings: dict) -> LargeLesionPass:
+def _large_lesion_pass(folder: Path, architecture: dict, settings: dict) -> LargeLesionPass:
     spacing = tuple(float(v) for v in settings["spacing_mm"])
     if len(spacing) != 3 or min(spacing) <= 0:
         raise ValueError(f"large_lesion_pass spacing_mm must be three positive numbers, not {spacing!r}")
     share = float(settings.get("min_aerated_border", 0.0))
     if not 0 <= share <= 1:
         raise ValueError(f"large_lesion_pass min_aerated_border must lie within 0-1, not {share}")
-    return LargeLesionPass(spacing, float(settings["min_diameter_mm"]), share)  # type: ignore[arg-type]
+    weights_file = digest = ""
+    if "weights" in settings:
+        _, _, digest = _checked_network(folder, architecture, settings["weights"])
+        weights_file = str(settings["weights"]["file"])
+    return LargeLesionPass(spacing, float(settings["min_diameter_mm"]), share,  # type: ignore[arg-type]
+                           weights_file, digest)
 
 
 def _measured_on(point: dict, evaluation: dict) -> str:

@@ -120,6 +120,7 @@ def _heatmap_findings(volume: Volume, crop: LungCrop, bundle: ModelBundle, netwo
                       threshold: float, cancel: CancelToken, notes: list[str], clock: "StageClock") -> Job:
     """(findings, heat over the crop, device) of a heatmap network: its passes, merged."""
     passes = _passes(bundle)
+    large_network = bundle.load_large_lesion_network()
     heat = np.zeros(crop.shape, dtype=np.float32)  # the passes' maximum, over the lung crop
     found: list[list[Finding]] = []
     for number, (spacing, large, span) in enumerate(passes, start=1):
@@ -127,8 +128,9 @@ def _heatmap_findings(volume: Volume, crop: LungCrop, bundle: ModelBundle, netwo
         label = "Running the model" if len(passes) == 1 else f"Running the model, pass {number} of {len(passes)}"
         image = model_grid_image(volume, crop, spacing, bundle.hu_window)
         clock.lap("resampling")
-        pass_heat, device = yield from _network_output(network, image, crop.shape, bundle, device, cancel, notes,
-                                                       span, label)
+        pass_network = large_network if large is not None and large_network is not None else network
+        pass_heat, device = yield from _network_output(pass_network, image, crop.shape, bundle, device, cancel,
+                                                       notes, span, label)
         clock.lap("network")
         found.append(_pass_findings(volume, pass_heat, image, crop, bundle, classifier, threshold, large))
         if large is not None:  # its heat shows only on the lesions it kept, not on what it left out
