@@ -33,7 +33,9 @@ def _edit(folder: Path, change) -> None:
 def test_shipped_demo_bundle_is_valid_and_says_what_it_is() -> None:
     bundle = ModelBundle.from_folder(DEMO)
     assert bundle.name == "lung-nodule-demo" and bundle.architecture == "monai.networks.nets.UNet"
-    assert "not for diagnosis" in bundle.notice and "synthetic data only" in bundle.intended_use
+    # 0.8.0: phantoms and three real patients' CT; the notice and intended use say both, and what it is not for
+    assert "not for diagnosis" in bundle.notice and "real patients' CT" in bundle.notice
+    assert "synthetic" in bundle.intended_use and "real CT of three patients" in bundle.intended_use
     assert bundle.operating_points and all(0 <= p.sensitivity <= 1 for p in bundle.operating_points)
     assert (DEMO / "weights.safetensors").stat().st_size < 5 * 1024**2  # a few MB at most
     network = bundle.load_network()

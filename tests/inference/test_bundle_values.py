@@ -54,7 +54,7 @@ def test_the_shipped_values_pass(bundle_copy: Path) -> None:
 
 def test_each_operating_point_says_what_it_was_measured_on(bundle_copy: Path) -> None:
     assert {p.measured_on for p in ModelBundle.from_folder(bundle_copy).operating_points} == {
-        "50 synthetic phantoms, not real CT"}
+        "real CT of 4 held-out patients with synthetic nodules inserted (real_split.json), not real annotated nodules"}
     _set(bundle_copy, ("operating_points",), [{"threshold": 0.3, "sensitivity": 0.4, "false_positives_per_scan": 2,
                                                "evaluation": "inserted nodules in held-out real CT"}])
     point = ModelBundle.from_folder(bundle_copy).operating_points[0]

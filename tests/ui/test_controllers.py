@@ -160,7 +160,7 @@ def test_ai_refuses_to_run_without_a_volume_then_shows_an_analysis(parts, phanto
     ai.bundle = find_model()
     parts["state"].set_overlay(threshold=ai.bundle.operating_points[0].threshold)
     assert ai.operating_label.text().startswith(f"Model card at threshold {ai.bundle.operating_points[0].threshold:g}")
-    assert ai.operating_label.text().endswith("measured on 50 synthetic phantoms, not real CT")  # #19: which data
+    assert ai.operating_label.text().endswith("not real annotated nodules")  # #19: which data
 
 
 def test_teaching_quiz_hides_the_ai_then_scores_the_marks(parts, phantom, small_phantom_dir, monkeypatch) -> None:
