@@ -154,8 +154,9 @@ def test_cli_analyze_writes_the_promised_json(small_phantom_dir: Path, tmp_path:
 def test_thick_real_chest_ct_is_flagged_outside_scope_and_its_lesion_measured_across_a_slice(bundle,
                                                                                                real_ct: Path) -> None:
     """The 14 mm lesion (14.8 mm across its largest slice, on 3 of the 5 mm slices): its heat runs
-    a slice beyond it each way, so in 3D it reaches about 31 mm; the reported diameter is taken
-    across one slice, as a reader measures it."""
+    beyond it through the thick slices, so in 3D it reaches further (about 31 mm under 0.7.0, 21 mm
+    under the tighter heat of 0.8.0); the reported diameter is taken across one slice, as a reader
+    measures it."""
     from workstation.dicom.load import load_volume
 
     volume = load_volume(real_ct / "chest-5mm-lesion14mm")
@@ -164,7 +165,7 @@ def test_thick_real_chest_ct_is_flagged_outside_scope_and_its_lesion_measured_ac
     truth = json.loads((real_ct / "chest-5mm-lesion14mm.truth.json").read_text())["lesions"][0]
     (lesion,) = [f for f in analysis.findings if np.linalg.norm(np.array(f.center_mm) - truth["center_mm"]) <= 7]
     assert 0.8 <= lesion.diameter_mm / truth["max_inplane_extent_mm"] <= 1.25, lesion
-    assert lesion.extent_mm > 1.5 * lesion.diameter_mm
+    assert lesion.extent_mm > 1.2 * lesion.diameter_mm
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +235,8 @@ def test_findings_away_from_the_lungs_are_left_out_with_their_heat(bundle, real_
 
     assert (excess(analysis.findings) <= limit).all()
     away = [f for f, e in zip(unruled.findings, excess(unruled.findings)) if e > limit]
-    assert len(away) >= 3 and len(analysis.findings) == len(unruled.findings) - len(away)
+    # 0.7.0 put three or more findings there at its 0.3; 0.8.0, at its 0.8, one (p 1.0, 16 mm)
+    assert len(away) >= 1 and len(analysis.findings) == len(unruled.findings) - len(away)
     kept = {f.center_mm for f in analysis.findings}
     assert kept == {f.center_mm for f in unruled.findings} - {f.center_mm for f in away}
     for finding in away:

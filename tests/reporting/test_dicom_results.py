@@ -18,7 +18,9 @@ import pytest
 from tests.network.conftest import orthanc  # noqa: F401 - the real-Orthanc fixture
 from workstation.cli import main
 from workstation.imaging.phantom import write_demo_case
+from workstation.inference.bundle import ModelBundle
 from workstation.inference.findings import Finding
+from workstation.inference.registry import SHIPPED_MODELS
 from workstation.inference.runner import Analysis
 from workstation.library import StudyLibrary
 from workstation.review.session import ReviewSession
@@ -35,16 +37,20 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+# the shipped demo model's version: the monitor judges a run against that installed model's scope
+DEMO_VERSION = ModelBundle.from_folder(SHIPPED_MODELS / "lung-nodule-demo").version
+
+
 def _analysis(truth: list[dict], shape: tuple[int, int, int]) -> Analysis:
     """Three AI candidates: two at real nodules, one far off (to be rejected), plus one left undecided."""
     findings = [Finding(i + 1, tuple(n["centre_mm"]), (1.0, 1.0, 1.0), n["diameter_mm"], 4 / 3 * np.pi *
-                        (n["diameter_mm"] / 2) ** 3, 20.0, 0.9 - i / 10, "solid", "lung-nodule-demo", "0.7.0")
+                        (n["diameter_mm"] / 2) ** 3, 20.0, 0.9 - i / 10, "solid", "lung-nodule-demo", DEMO_VERSION)
                 for i, n in enumerate(truth[:2])]
     for number, centre in ((3, (0.0, 0.0, 0.0)), (4, (30.0, 30.0, 0.0))):
         findings.append(Finding(number, centre, (1.0, 1.0, 1.0), 6.0, 113.0, 20.0, 0.35, "ground-glass",
-                                "lung-nodule-demo", "0.7.0"))
+                                "lung-nodule-demo", DEMO_VERSION))
     heatmap = np.zeros(shape, dtype=np.float32)
-    return Analysis("lung-nodule-demo", "0.7.0", "ab" * 32, "CPU", 0.3, 1.0, heatmap, findings, [], "Demo only.")
+    return Analysis("lung-nodule-demo", DEMO_VERSION, "ab" * 32, "CPU", 0.3, 1.0, heatmap, findings, [], "Demo only.")
 
 
 def imported_case(home: Path, case: Path) -> tuple[dict, dict, Analysis, list[dict]]:
