@@ -13,7 +13,8 @@ import subprocess
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QInputDialog
 
-from tests.ui.test_prior_compare import PASSWORD, _compare, opened, pair  # noqa: F401 (fixtures)
+from tests.ui.test_prior_compare import PASSWORD, _compare, _read_with_truth_findings  # noqa: I001
+from tests.ui.test_prior_compare import opened, pair  # noqa: F401 (fixtures)
 from ui.controllers.nodule_matches import NO_REASON
 from ui.main_window import MainWindow
 from workstation.reporting.content import content_from_store
@@ -43,9 +44,7 @@ def test_the_reader_corrects_the_matches_in_the_viewer(opened: MainWindow, pair:
                                                        monkeypatch) -> None:
     window, truth, prior = opened, pair["truth"], opened.prior
     uid = truth["study_uid"]
-    for nodule in truth["current_nodules"]:
-        window.review.session.add(tuple(nodule["centre_mm"]), nodule["diameter_mm"], "solid")
-    window.review.refresh_findings()
+    _read_with_truth_findings(window, truth)
     _compare(window, qtbot)
     automatic = recorded_comparison(window.store, uid)
     assert automatic is not None and automatic.edits == ()

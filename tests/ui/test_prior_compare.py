@@ -89,6 +89,13 @@ def _on_screen(view, point_mm) -> tuple[float, float]:
     return (x - width / 2) / ratio, view.mapToGlobal(QPoint(0, 0)).y() + (height - y) / ratio
 
 
+def _read_with_truth_findings(window: MainWindow, truth: dict) -> None:
+    """The current read: the nodules where the follow-up's truth has them, added by the reader."""
+    for nodule in truth["current_nodules"]:
+        window.review.session.add(tuple(nodule["centre_mm"]), nodule["diameter_mm"], "solid")
+    window.review.refresh_findings()
+
+
 def _compare(window: MainWindow, qtbot) -> None:
     """Ctrl+Shift+P, the offered prior accepted; the alignment job run to its end."""
     qtbot.keyClick(window.views["axial"], Qt.Key.Key_P,
@@ -106,9 +113,7 @@ def _compare(window: MainWindow, qtbot) -> None:
 
 def test_the_prior_is_linked_beside_the_current(opened: MainWindow, pair: dict, qtbot) -> None:
     window, truth = opened, pair["truth"]
-    for nodule in truth["current_nodules"]:  # the current read: the nodules where the truth has them
-        window.review.session.add(tuple(nodule["centre_mm"]), nodule["diameter_mm"], "solid")
-    window.review.refresh_findings()
+    _read_with_truth_findings(window, truth)
 
     # Esc cancels the alignment; None compares nothing
     window.prior.choose_prior()
@@ -227,9 +232,7 @@ def test_the_recorded_comparison_is_the_one_the_report_prints(opened: MainWindow
                                                                monkeypatch) -> None:
     window, truth, prior = opened, pair["truth"], opened.prior
     uid = truth["study_uid"]
-    for nodule in truth["current_nodules"]:
-        window.review.session.add(tuple(nodule["centre_mm"]), nodule["diameter_mm"], "solid")
-    window.review.refresh_findings()
+    _read_with_truth_findings(window, truth)
     _compare(window, qtbot)
     shown = prior.comparison
     assert shown.recorded and not shown.reused
